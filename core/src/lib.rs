@@ -1,0 +1,19 @@
+//! edxs-core: the EDXS physics model and physics-guided NMF, `no_std` and allocation-free.
+//!
+//! Every routine works on caller-provided slices and reports how much buffer and scratch it
+//! needs first, so the same code runs on a workstation and inside detector firmware.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod element;
+pub mod error;
+pub mod float;
+pub mod model;
+
+pub use element::Element;
+pub use error::ModelError;
+pub use float::Float;
+pub use model::{
+    Absorption, Column, ColumnKind, Compat, EdxsModel, EnergyAxis, ModelParams, Normalisation,
+};

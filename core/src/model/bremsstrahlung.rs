@@ -1,0 +1,80 @@
+//! The two bremsstrahlung columns, with absorption and detector efficiency on the whole axis.
+//!
+//! As espm: b0(E) = A·D·(E0 − E)/(E0·E)·(1 − (E0 − E)/E0) (linear in E once the 1/E cancels)
+//! and b1(E) = A·D·(E0 − E)²/(E0²·E), with A computed for the given composition.
+
+use super::absorption::{Absorption, Mac};
+use super::axis::EnergyAxis;
+use super::detector::Detector;
+use crate::error::ModelError;
+use crate::float::Float;
+
+/// Scratch regions the bremsstrahlung needs.
+pub(crate) struct BremsScratch<'s, T> {
+    /// Mixture attenuation on the axis (length L).
+    pub mu: &'s mut [T],
+    /// Spline second derivatives of one MAC table.
+    pub mac_m: &'s mut [T],
+    /// Spline solver work space.
+    pub work: &'s mut [T],
+}
+
+/// Writes b0/div0 and b1/div1 into columns `stride−2` and `stride−1` of the row-major `g`.
+///
+/// `composition` yields `(Z, amount)`; amounts are atomic or weight fractions as
+/// `absorption.atomic_fraction` says, in any scale.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_columns<T: Float, I>(
+    g: &mut [T],
+    stride: usize,
+    axis: &EnergyAxis,
+    e0: T,
+    absorption: Option<&Absorption>,
+    composition: I,
+    detector: &Detector<'_, T>,
+    scratch: BremsScratch<'_, T>,
+    div: (T, T),
+) -> Result<(), ModelError>
+where
+    I: Iterator<Item = (u8, T)> + Clone,
+{
+    let l = axis.channels;
+    let mu = &mut scratch.mu[..l];
+    let mut rho = T::ZERO;
+    if let Some(abs) = absorption {
+        mu.iter_mut().for_each(|v| *v = T::ZERO);
+        let total: T = composition
+            .clone()
+            .fold(T::ZERO, |s, (z, c)| s + abs.weight(z, c));
+        if !(total > T::ZERO && total.is_finite()) {
+            return Err(ModelError::InvalidComposition);
+        }
+        for (z, c) in composition.clone() {
+            let w = abs.weight(z, c);
+            let mac = Mac::new(z, &mut *scratch.mac_m, &mut *scratch.work)?;
+            for (i, m) in mu.iter_mut().enumerate() {
+                *m += w * mac.at(T::from_f64(axis.energy(i)))? / total;
+            }
+        }
+        rho = abs.density_of(composition.map(|(z, c)| (z, abs.weight(z, c))));
+        if !(rho > T::ZERO && rho.is_finite()) {
+            return Err(ModelError::NonFinite {
+                what: "mixture density",
+            });
+        }
+    }
+    for (i, row) in g.chunks_exact_mut(stride).take(l).enumerate() {
+        let x = T::from_f64(axis.energy(i));
+        let a = match absorption {
+            Some(abs) => abs.factor(mu[i], rho),
+            None => T::ONE,
+        };
+        let ad = a * detector.efficiency(x)?;
+        let d0 = e0 - x;
+        let b0 = ad * (d0 / (e0 * x) * (T::ONE - d0 / e0));
+        let b1 = ad * (d0 * d0 / (e0 * e0 * x));
+        row[stride - 2] = b0 / div.0;
+        row[stride - 1] = b1 / div.1;
+    }
+    Ok(())
+}
