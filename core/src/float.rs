@@ -54,10 +54,12 @@ pub trait Float:
     fn floor(self) -> Self;
     /// True when neither NaN nor infinite.
     fn is_finite(self) -> bool;
+    /// True for NaN.
+    fn is_nan(self) -> bool;
     /// Larger of two values (NaN-ignoring as `fmax`).
     #[inline]
     fn max(self, other: Self) -> Self {
-        if self >= other || other != other {
+        if self >= other || other.is_nan() {
             self
         } else {
             other
@@ -66,7 +68,7 @@ pub trait Float:
     /// Smaller of two values (NaN-ignoring as `fmin`).
     #[inline]
     fn min(self, other: Self) -> Self {
-        if self <= other || other != other {
+        if self <= other || other.is_nan() {
             self
         } else {
             other
@@ -128,6 +130,10 @@ macro_rules! impl_float {
             #[inline]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
+            }
+            #[inline]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
             }
         }
     };

@@ -103,9 +103,8 @@ impl<'a> EdxsModel<'a> {
         g.iter_mut().for_each(|v| *v = T::ZERO);
         let det = Detector::new(r.sdd_m, &mut *r.work);
         for (j, col) in self.columns().enumerate() {
-            if let Some(el) = col.element {
+            if col.is_characteristic() {
                 self.fill_characteristic(g, j, col, &det, &mut *r.mac_m, &mut *r.work)?;
-                let _ = el;
             }
         }
         let mut norm = Normalisation {
@@ -192,7 +191,14 @@ impl<'a> EdxsModel<'a> {
                 None => T::ONE,
             };
             let fwhm = T::from_f64(p.width_slope) * e + T::from_f64(p.width_intercept);
-            peaks::add_peak(g, m, j, &p.axis, e, fwhm, T::from_f64(line.cs), d, a);
+            let peak = peaks::Peak {
+                energy: e,
+                fwhm,
+                cs: T::from_f64(line.cs),
+                d,
+                a,
+            };
+            peaks::add_peak(g, m, j, &p.axis, &peak);
         }
         Ok(())
     }

@@ -229,7 +229,7 @@ impl<'a> EdxsModel<'a> {
             };
             let low = in_axis().any(|l| l.energy < *cut);
             let high = in_axis().any(|l| l.energy >= *cut);
-            if !(low && high) || !cut.is_finite() {
+            if !(low && high && cut.is_finite()) {
                 return Err(ModelError::EmptySplitColumn {
                     z: el.z(),
                     cut: *cut,

@@ -1,0 +1,41 @@
+//! The `edxs` command line: one file per subcommand.
+
+mod model;
+
+use clap::{Parser, Subcommand};
+
+/// edxs: STEM-EDX spectrum images into phases, abundance maps and compositions.
+#[derive(Debug, Parser)]
+#[command(name = "edxs", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the EDXS model G (channels × columns) and print its columns and lines.
+    #[command(allow_negative_numbers = true)]
+    Model(model::ModelCmd),
+}
+
+/// Runs the program on the process arguments and returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("edxs: error: {e:#}");
+            1
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Model(cmd) => cmd.run(),
+    }
+}

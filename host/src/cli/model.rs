@@ -1,0 +1,109 @@
+//! `edxs model`: build G, print its columns with their lines, optionally write G.npy + G.json.
+
+use crate::io::{atomic, npy};
+use crate::model_args::ModelArgs;
+use anyhow::{Context, Result};
+use clap::Args;
+use edxs_core::EdxsModel;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Options of `edxs model`.
+#[derive(Debug, Args)]
+pub struct ModelCmd {
+    /// Model options.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Write G (L×M, float64, C order) here, and the column names and energy axis beside it
+    /// as a .json file of the same stem.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl ModelCmd {
+    /// Builds G and reports it.
+    pub fn run(&self) -> Result<()> {
+        let spec = self.model.spec()?;
+        let model = spec.model()?;
+        let mut g = vec![0.0f64; model.g_len()];
+        let mut scratch = vec![0.0f64; model.scratch_len()];
+        let norm = model
+            .build_g(&mut g, &mut scratch)
+            .map_err(|e| anyhow::anyhow!("model: {e}"))?;
+        print!("{}", describe(&model, &g));
+        if let Some(out) = &self.out {
+            let (l, m) = (model.n_channels(), model.n_columns());
+            npy::write_f64(out, &[l, m], &g)?;
+            let json_path = out.with_extension("json");
+            let p = model.params();
+            let doc = serde_json::json!({
+                "columns": model.columns().map(|c| c.to_string()).collect::<Vec<_>>(),
+                "espm_columns": model.columns().map(|c| c.espm_name().to_string()).collect::<Vec<_>>(),
+                "simplex_rows": model.simplex_rows().collect::<Vec<_>>(),
+                "norm": (0..m).map(|j| norm.divisor(j, m, p.bremsstrahlung)).collect::<Vec<_>>(),
+                "energy_kev": (0..l).map(|i| model.energy(i)).collect::<Vec<_>>(),
+                "shape": [l, m],
+                "e0_kev": p.e0,
+                "line_table_kev": model.line_table().beam_energy_kev,
+                "width_slope": p.width_slope,
+                "width_intercept": p.width_intercept,
+                "absorption": p.absorption.map(|a| serde_json::json!({
+                    "thickness_cm": a.thickness, "density": a.density, "toa_deg": a.toa,
+                    "atomic_fraction": a.atomic_fraction})),
+                "compat": "espm",
+                "edxs_version": env!("CARGO_PKG_VERSION"),
+            });
+            let text = serde_json::to_string_pretty(&doc).context("serialising G.json")?;
+            atomic::write_bytes(&json_path, text.as_bytes())?;
+            println!("wrote {} and {}", out.display(), json_path.display());
+        }
+        Ok(())
+    }
+}
+
+/// A human-readable table of the columns of G and the lines in each.
+pub fn describe(model: &EdxsModel<'_>, g: &[f64]) -> String {
+    let (l, m) = (model.n_channels(), model.n_columns());
+    let p = model.params();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "G: {l} channels x {m} columns, {:.4}..{:.4} keV, E0 {} keV ({} keV line table)",
+        model.energy(0),
+        model.energy(l - 1),
+        p.e0,
+        model.line_table().beam_energy_kev
+    );
+    let _ = writeln!(
+        s,
+        "{:>4}  {:<9} {:<7} {:>8}  {:>9}  lines (IUPAC energy/keV)",
+        "col", "name", "simplex", "peak/keV", "max"
+    );
+    for (j, col) in model.columns().enumerate() {
+        let (mut best, mut at) = (f64::MIN, 0);
+        for (i, row) in g.chunks_exact(m).enumerate() {
+            if row[j] > best {
+                best = row[j];
+                at = i;
+            }
+        }
+        let lines: Vec<String> = model
+            .lines_of_column(col)
+            .map(|ln| format!("{} {:.4}", ln.iupac(), ln.energy))
+            .collect();
+        let lines = if col.is_characteristic() {
+            lines.join(", ")
+        } else {
+            "bremsstrahlung".to_string()
+        };
+        let _ = writeln!(
+            s,
+            "{j:>4}  {:<9} {:<7} {:>8.3}  {:>9.3e}  {lines}",
+            col.to_string(),
+            if col.in_simplex() { "yes" } else { "no" },
+            model.energy(at),
+            best
+        );
+    }
+    s
+}

@@ -1,0 +1,4 @@
+//! Reading and writing files; every writer goes through a temporary name and a rename.
+
+pub mod atomic;
+pub mod npy;

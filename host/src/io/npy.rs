@@ -1,0 +1,82 @@
+//! NumPy `.npy` files (format v1, little-endian, C order) via the npyz crate.
+
+use super::atomic;
+use anyhow::{Context, Result};
+use npyz::WriterBuilder;
+use std::path::Path;
+
+/// Writes a float64 array of the given shape (C order) to `path`, atomically.
+pub fn write_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
+    let expected: usize = shape.iter().product();
+    anyhow::ensure!(
+        expected == data.len(),
+        "internal: shape {shape:?} does not match {} values",
+        data.len()
+    );
+    atomic::write_with(path, |w| {
+        let shape: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
+        let mut writer = npyz::WriteOptions::<f64>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(w)
+            .begin_nd()
+            .with_context(|| format!("writing {}", path.display()))?;
+        writer
+            .extend(data.iter().copied())
+            .with_context(|| format!("writing {}", path.display()))?;
+        writer
+            .finish()
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    })
+}
+
+/// Reads a `.npy` file of any integer or float dtype as f64, with its shape.
+pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let npy = npyz::NpyFile::new(&bytes[..])
+        .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+    anyhow::ensure!(
+        npy.order() == npyz::Order::C,
+        "{}: Fortran-order arrays are not supported; save with C order",
+        path.display()
+    );
+    let dtype = npy.dtype();
+    let descr = match &dtype {
+        npyz::DType::Plain(t) => t.to_string(),
+        other => anyhow::bail!("{}: unsupported dtype {other:?}", path.display()),
+    };
+    let kind = descr.as_bytes().get(1).copied().unwrap_or(b'?');
+    let size: usize = descr.get(2..).and_then(|s| s.parse().ok()).unwrap_or(0);
+    macro_rules! read_as {
+        ($t:ty) => {
+            npy.into_vec::<$t>()
+                .with_context(|| format!("{}: truncated or corrupt data", path.display()))?
+                .into_iter()
+                .map(|v| v as f64)
+                .collect::<Vec<f64>>()
+        };
+    }
+    let data = match (kind, size) {
+        (b'f', 8) => read_as!(f64),
+        (b'f', 4) => read_as!(f32),
+        (b'i', 8) => read_as!(i64),
+        (b'i', 4) => read_as!(i32),
+        (b'i', 2) => read_as!(i16),
+        (b'i', 1) => read_as!(i8),
+        (b'u', 8) => read_as!(u64),
+        (b'u', 4) => read_as!(u32),
+        (b'u', 2) => read_as!(u16),
+        (b'u', 1) => read_as!(u8),
+        _ => anyhow::bail!("{}: unsupported dtype '{descr}'", path.display()),
+    };
+    let n: usize = shape.iter().product();
+    anyhow::ensure!(
+        data.len() == n,
+        "{}: truncated data: {} values for shape {shape:?}",
+        path.display(),
+        data.len()
+    );
+    Ok((shape, data))
+}

@@ -1,0 +1,6 @@
+//! The std side of edxs: command-line interface, file I/O and everything that needs threads.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod io;
+pub mod model_args;

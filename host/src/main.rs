@@ -1,0 +1,5 @@
+//! The `edxs` command-line program.
+
+fn main() {
+    std::process::exit(edxs::cli::main());
+}

@@ -1,0 +1,180 @@
+//! Model options shared by every subcommand that builds G, named after espm's parameters.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use edxs_core::{Absorption, Compat, EdxsModel, Element, EnergyAxis, ModelParams};
+
+/// Which reference behaviour to reproduce (`--compat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum CompatArg {
+    /// espm 1.1.3 exactly (energy axis, normalisation, absorption).
+    #[default]
+    Espm,
+}
+
+/// Command-line options that define the EDXS model G.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Modelled elements, comma separated symbols or atomic numbers (e.g. Fe,Pt,O).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub elements: Vec<String>,
+    /// Beam energy in keV; selects the line table (100, 200 or 300).
+    #[arg(long, default_value_t = 200.0)]
+    pub e0: f64,
+    /// Energy of the first channel, keV.
+    #[arg(long, default_value_t = 0.2)]
+    pub offset: f64,
+    /// Channel width, keV.
+    #[arg(long, default_value_t = 0.01)]
+    pub scale: f64,
+    /// Number of channels.
+    #[arg(long, default_value_t = 1980)]
+    pub channels: usize,
+    /// FWHM slope: FWHM(E) = width_slope·E + width_intercept.
+    #[arg(long, default_value_t = 0.01)]
+    pub width_slope: f64,
+    /// FWHM at 0 keV, keV.
+    #[arg(long, default_value_t = 0.065)]
+    pub width_intercept: f64,
+    /// Sample thickness in cm (absorption).
+    #[arg(long, default_value_t = 100e-7)]
+    pub thickness: f64,
+    /// Sample density in g/cm³; estimated from the composition when omitted.
+    #[arg(long)]
+    pub density: Option<f64>,
+    /// Take-off angle in degrees.
+    #[arg(long, default_value_t = 22.0)]
+    pub toa: f64,
+    /// Treat compositions as atomic fractions for absorption (espm's atomic_fraction).
+    #[arg(long)]
+    pub atomic_fraction: bool,
+    /// Do not model absorption in the sample (espm's thickness 0).
+    #[arg(long)]
+    pub no_absorption: bool,
+    /// Elements modelled line by line outside the simplex (e.g. Cu from the grid).
+    #[arg(long, value_delimiter = ',')]
+    pub ignored: Vec<String>,
+    /// Split an element's lines into two columns at an energy, e.g. Pt=5.0 (repeatable).
+    #[arg(long, value_delimiter = ',')]
+    pub split: Vec<String>,
+    /// Leave out the two bremsstrahlung columns.
+    #[arg(long)]
+    pub no_bremsstrahlung: bool,
+    /// Reference behaviour to reproduce.
+    #[arg(long, value_enum, default_value_t = CompatArg::Espm)]
+    pub compat: CompatArg,
+}
+
+/// Parsed element lists that a [`ModelParams`] can borrow.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// Modelled elements.
+    pub elements: Vec<Element>,
+    /// Ignored elements.
+    pub ignored: Vec<Element>,
+    /// Split elements with cut energies.
+    pub split: Vec<(Element, f64)>,
+    /// Everything else, with empty element lists (filled by [`ModelSpec::params`]).
+    pub base: ModelParamsOwned,
+}
+
+/// The scalar part of [`ModelParams`].
+#[derive(Debug, Clone, Copy)]
+pub struct ModelParamsOwned {
+    /// Beam energy (keV).
+    pub e0: f64,
+    /// Energy axis.
+    pub axis: EnergyAxis,
+    /// FWHM slope.
+    pub width_slope: f64,
+    /// FWHM intercept (keV).
+    pub width_intercept: f64,
+    /// Absorption, if modelled.
+    pub absorption: Option<Absorption>,
+    /// Whether G has the bremsstrahlung columns.
+    pub bremsstrahlung: bool,
+}
+
+fn parse_elements(what: &str, list: &[String]) -> Result<Vec<Element>> {
+    list.iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| Element::parse(s).map_err(|e| anyhow::anyhow!("--{what}: {e}")))
+        .collect()
+}
+
+impl ModelArgs {
+    /// Parses and checks the options (the model itself validates the physics).
+    pub fn spec(&self) -> Result<ModelSpec> {
+        let elements = parse_elements("elements", &self.elements)?;
+        if elements.is_empty() {
+            bail!("--elements: no element given");
+        }
+        let ignored = parse_elements("ignored", &self.ignored)?;
+        let mut split = Vec::new();
+        for s in self.split.iter().filter(|s| !s.trim().is_empty()) {
+            let (el, cut) = s
+                .split_once('=')
+                .with_context(|| format!("--split: expected ELEMENT=keV, got '{s}'"))?;
+            let el = Element::parse(el).map_err(|e| anyhow::anyhow!("--split: {e}"))?;
+            let cut: f64 = cut
+                .trim()
+                .parse()
+                .with_context(|| format!("--split: '{cut}' is not an energy in keV"))?;
+            split.push((el, cut));
+        }
+        let absorption = if self.no_absorption {
+            None
+        } else {
+            Some(Absorption {
+                thickness: self.thickness,
+                density: self.density,
+                toa: self.toa,
+                atomic_fraction: self.atomic_fraction,
+            })
+        };
+        Ok(ModelSpec {
+            elements,
+            ignored,
+            split,
+            base: ModelParamsOwned {
+                e0: self.e0,
+                axis: EnergyAxis {
+                    offset: self.offset,
+                    scale: self.scale,
+                    channels: self.channels,
+                    compat: match self.compat {
+                        CompatArg::Espm => Compat::Espm,
+                    },
+                },
+                width_slope: self.width_slope,
+                width_intercept: self.width_intercept,
+                absorption,
+                bremsstrahlung: !self.no_bremsstrahlung,
+            },
+        })
+    }
+}
+
+impl ModelSpec {
+    /// The core parameters, borrowing the element lists.
+    pub fn params(&self) -> ModelParams<'_> {
+        let b = self.base;
+        ModelParams {
+            elements: &self.elements,
+            split: &self.split,
+            ignored: &self.ignored,
+            e0: b.e0,
+            axis: b.axis,
+            width_slope: b.width_slope,
+            width_intercept: b.width_intercept,
+            absorption: b.absorption,
+            bremsstrahlung: b.bremsstrahlung,
+        }
+    }
+
+    /// The validated model.
+    pub fn model(&self) -> Result<EdxsModel<'_>> {
+        EdxsModel::new(self.params()).map_err(|e| anyhow::anyhow!("model: {e}"))
+    }
+}
