@@ -235,3 +235,143 @@ impl fmt::Display for ModelError {
 }
 
 impl core::error::Error for ModelError {}
+
+/// Why the solver refused its inputs or could not proceed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SolverError {
+    /// A buffer has the wrong length.
+    DimensionMismatch {
+        /// Which buffer (`"g"`, `"w"`, `"h"`, `"counts"`, `"workspace"`, …).
+        buffer: &'static str,
+        /// Required length.
+        expected: usize,
+        /// Given length.
+        got: usize,
+    },
+    /// A count is negative or not finite.
+    InvalidCount {
+        /// Pixel index.
+        pixel: usize,
+        /// Channel index.
+        channel: usize,
+        /// The value.
+        value: f64,
+    },
+    /// Sparse counts are malformed (indptr not monotone, channel out of range or unsorted).
+    MalformedSparse {
+        /// Pixel index where the problem was found.
+        pixel: usize,
+    },
+    /// The number of components must be at least one.
+    ZeroComponents,
+    /// The data has no pixel or no channel.
+    EmptyData,
+    /// The scan shape does not match the number of pixels.
+    ShapeMismatch {
+        /// Rows of the scan.
+        rows: usize,
+        /// Columns of the scan.
+        cols: usize,
+        /// Number of pixels.
+        pixels: usize,
+    },
+    /// A parameter is out of range (negative μ or λ, ε_reg ≤ 0, non-finite values…).
+    InvalidParameter {
+        /// Parameter name.
+        name: &'static str,
+        /// The value.
+        value: f64,
+    },
+    /// `mu` must have 1 or K entries.
+    MuLength {
+        /// Given length.
+        got: usize,
+        /// Number of components.
+        k: usize,
+    },
+    /// A simplex row index is outside W.
+    SimplexRowOutOfRange {
+        /// The row.
+        row: usize,
+    },
+    /// ε·(number of simplex rows) ≥ 1: no point of the simplex satisfies the lower bound.
+    SimplexInfeasible {
+        /// Number of rows in the simplex.
+        rows: usize,
+    },
+    /// Fixed W entries of a component already exceed 1 on the simplex rows (or leave no free row
+    /// while summing to less than 1).
+    FixedWBreaksSimplex {
+        /// Component index.
+        component: usize,
+        /// Sum of its fixed simplex entries.
+        sum: f64,
+    },
+    /// An initial W or H entry is negative or not finite.
+    InvalidInitial {
+        /// `"w"` or `"h"`.
+        buffer: &'static str,
+        /// Flat index.
+        index: usize,
+    },
+    /// The G update failed.
+    Model(ModelError),
+}
+
+impl From<ModelError> for SolverError {
+    fn from(e: ModelError) -> Self {
+        SolverError::Model(e)
+    }
+}
+
+impl fmt::Display for SolverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use SolverError::*;
+        match *self {
+            DimensionMismatch {
+                buffer,
+                expected,
+                got,
+            } => write!(
+                f,
+                "buffer '{buffer}' has {got} elements, expected {expected}"
+            ),
+            InvalidCount {
+                pixel,
+                channel,
+                value,
+            } => write!(
+                f,
+                "count at pixel {pixel}, channel {channel} is {value}; counts must be finite and >= 0"
+            ),
+            MalformedSparse { pixel } => write!(
+                f,
+                "sparse counts malformed at pixel {pixel} (indptr not increasing, or channels out of range or unsorted)"
+            ),
+            ZeroComponents => write!(f, "the number of components must be at least 1"),
+            EmptyData => write!(f, "the data has no pixel or no channel"),
+            ShapeMismatch { rows, cols, pixels } => write!(
+                f,
+                "scan shape {rows}x{cols} does not match {pixels} pixels"
+            ),
+            InvalidParameter { name, value } => write!(f, "invalid {name}: {value}"),
+            MuLength { got, k } => write!(f, "mu has {got} values; give 1 or {k}"),
+            SimplexRowOutOfRange { row } => write!(f, "simplex row {row} is outside W"),
+            SimplexInfeasible { rows } => write!(
+                f,
+                "no solution: {rows} simplex rows times the lower bound epsilon is >= 1"
+            ),
+            FixedWBreaksSimplex { component, sum } => write!(
+                f,
+                "fixed W entries of component {component} sum to {sum} on the simplex rows; they must leave room to sum to 1"
+            ),
+            InvalidInitial { buffer, index } => write!(
+                f,
+                "initial {buffer}[{index}] is negative or not finite"
+            ),
+            Model(e) => write!(f, "model update: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for SolverError {}

@@ -12,10 +12,13 @@ pub mod element;
 pub mod error;
 pub mod float;
 pub mod model;
+pub mod physics;
+pub mod solver;
 
 pub use element::Element;
-pub use error::ModelError;
+pub use error::{ModelError, SolverError};
 pub use float::Float;
 pub use model::{
     Absorption, Column, ColumnKind, Compat, EdxsModel, EnergyAxis, ModelParams, Normalisation,
 };
+pub use solver::{Counts, Solver, SolverParams};

@@ -1,0 +1,317 @@
+//! ESpM-NMF: multiplicative updates of W and H for Y ≈ G·W·H over caller buffers.
+//!
+//! Plan once with [`Solver::new`] (validates parameters and sizes), ask for
+//! [`Solver::workspace_len`], then call [`Solver::iterate`] per iteration or [`Solver::run`].
+//! Per iteration the work is O(nnz·K + L·M·K + P·K): the data are only touched at non-zero
+//! counts, Gᵀ[(Y⊘GWH)Hᵀ] is reduced to L×K before multiplying by Gᵀ, and the denominators are
+//! rank one.
+
+mod data;
+mod driver;
+mod h_step;
+mod laplacian;
+mod loss;
+mod params;
+mod simplex;
+mod w_step;
+
+pub use data::Counts;
+pub use driver::{GUpdate, IterReport, NoGUpdate, RunSummary, StopReason};
+pub use loss::LossTerms;
+pub use params::{Laplacian, SimplexSolver, SolverParams, Stopping};
+
+use crate::error::SolverError;
+use crate::float::Float;
+
+/// A planned solver for fixed dimensions: L channels, M model columns, K components, P pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct Solver<'a, T> {
+    params: SolverParams<'a, T>,
+    l: usize,
+    m: usize,
+    k: usize,
+    p: usize,
+}
+
+/// The workspace carved into its regions.
+pub(crate) struct Work<'w, T> {
+    pub d: &'w mut [T],
+    pub r: &'w mut [T],
+    pub colsum_d: &'w mut [T],
+    pub colsum_g: &'w mut [T],
+    pub rowsum_h: &'w mut [T],
+    pub max_h: &'w mut [T],
+    pub h_new: &'w mut [T],
+    pub h_den: &'w mut [T],
+    pub num_w: &'w mut [T],
+    pub num_s: &'w mut [T],
+    pub den_s: &'w mut [T],
+    pub bis: &'w mut [T],
+    pub w_prev: &'w mut [T],
+    pub h_prev: &'w mut [T],
+    pub w_best: &'w mut [T],
+    pub h_best: &'w mut [T],
+}
+
+impl<'a, T: Float> Solver<'a, T> {
+    /// Plans a solver for `channels` × `columns` G and `pixels` pixels.
+    pub fn new(
+        params: SolverParams<'a, T>,
+        channels: usize,
+        columns: usize,
+        pixels: usize,
+    ) -> Result<Self, SolverError> {
+        let k = params.n_components;
+        if k == 0 {
+            return Err(SolverError::ZeroComponents);
+        }
+        if channels == 0 || pixels == 0 || columns == 0 {
+            return Err(SolverError::EmptyData);
+        }
+        let check = |name: &'static str, v: T, positive: bool| {
+            let ok = v.is_finite() && if positive { v > T::ZERO } else { v >= T::ZERO };
+            if ok {
+                Ok(())
+            } else {
+                Err(SolverError::InvalidParameter {
+                    name,
+                    value: v.to_f64(),
+                })
+            }
+        };
+        check("epsilon_reg", params.epsilon_reg, true)?;
+        check("lambda_l", params.lambda_l, false)?;
+        check("sigma_l", params.sigma_l, true)?;
+        check("log_shift", params.log_shift, false)?;
+        check("tol", params.tol, false)?;
+        if !(params.mu.len() <= 1 || params.mu.len() == k) {
+            return Err(SolverError::MuLength {
+                got: params.mu.len(),
+                k,
+            });
+        }
+        for &mu in params.mu {
+            check("mu", mu, false)?;
+        }
+        if let Laplacian::Grid { rows, cols } = params.laplacian {
+            if rows.checked_mul(cols) != Some(pixels) {
+                return Err(SolverError::ShapeMismatch { rows, cols, pixels });
+            }
+        }
+        let simplex_w = params.simplex_w;
+        if simplex_w {
+            for (i, &row) in params.simplex_rows.iter().enumerate() {
+                if row >= columns || params.simplex_rows[..i].contains(&row) {
+                    return Err(SolverError::SimplexRowOutOfRange { row });
+                }
+            }
+            let n = params.simplex_rows.len();
+            if n == 0 || T::from_usize(n) * params.log_shift >= T::ONE {
+                return Err(SolverError::SimplexInfeasible { rows: n });
+            }
+        } else if params.simplex_h && T::from_usize(k) * params.log_shift >= T::ONE {
+            return Err(SolverError::SimplexInfeasible { rows: k });
+        }
+        if let Some(fw) = params.fixed_w {
+            if fw.len() != columns * k {
+                return Err(SolverError::DimensionMismatch {
+                    buffer: "fixed_w",
+                    expected: columns * k,
+                    got: fw.len(),
+                });
+            }
+            if simplex_w {
+                for c in 0..k {
+                    let (mut sum, mut free) = (0.0f64, 0usize);
+                    for &row in params.simplex_rows {
+                        let v = fw[row * k + c];
+                        if v >= T::ZERO {
+                            sum += v.to_f64();
+                        } else {
+                            free += 1;
+                        }
+                    }
+                    let bad = sum > 1.0 + 1e-9
+                        || (free == 0 && (sum - 1.0).abs() > 1e-9)
+                        || !sum.is_finite()
+                        || (free > 0 && 1.0 - sum <= free as f64 * params.log_shift.to_f64());
+                    if bad {
+                        return Err(SolverError::FixedWBreaksSimplex { component: c, sum });
+                    }
+                }
+            }
+        }
+        if let Some(fh) = params.fixed_h {
+            if fh.len() != k * pixels {
+                return Err(SolverError::DimensionMismatch {
+                    buffer: "fixed_h",
+                    expected: k * pixels,
+                    got: fh.len(),
+                });
+            }
+        }
+        Ok(Solver {
+            params,
+            l: channels,
+            m: columns,
+            k,
+            p: pixels,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &SolverParams<'a, T> {
+        &self.params
+    }
+
+    /// Dimensions (L, M, K, P).
+    pub fn dims(&self) -> (usize, usize, usize, usize) {
+        (self.l, self.m, self.k, self.p)
+    }
+
+    /// Length of the workspace every call needs.
+    pub fn workspace_len(&self) -> usize {
+        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
+        2 * l * k + m + 3 * k + 2 * k * p + 3 * m * k + 4 * p.max(k) + 2 * (m * k + k * p)
+    }
+
+    pub(crate) fn work<'w>(&self, ws: &'w mut [T]) -> Result<Work<'w, T>, SolverError> {
+        let need = self.workspace_len();
+        if ws.len() < need {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "workspace",
+                expected: need,
+                got: ws.len(),
+            });
+        }
+        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
+        let (d, ws) = ws.split_at_mut(l * k);
+        let (r, ws) = ws.split_at_mut(l * k);
+        let (colsum_d, ws) = ws.split_at_mut(k);
+        let (colsum_g, ws) = ws.split_at_mut(m);
+        let (rowsum_h, ws) = ws.split_at_mut(k);
+        let (max_h, ws) = ws.split_at_mut(k);
+        let (h_new, ws) = ws.split_at_mut(k * p);
+        let (h_den, ws) = ws.split_at_mut(k * p);
+        let (num_w, ws) = ws.split_at_mut(m * k);
+        let (num_s, ws) = ws.split_at_mut(m * k);
+        let (den_s, ws) = ws.split_at_mut(m * k);
+        let (bis, ws) = ws.split_at_mut(4 * p.max(k));
+        let (w_prev, ws) = ws.split_at_mut(m * k);
+        let (h_prev, ws) = ws.split_at_mut(k * p);
+        let (w_best, ws) = ws.split_at_mut(m * k);
+        let (h_best, _) = ws.split_at_mut(k * p);
+        Ok(Work {
+            d,
+            r,
+            colsum_d,
+            colsum_g,
+            rowsum_h,
+            max_h,
+            h_new,
+            h_den,
+            num_w,
+            num_s,
+            den_s,
+            bis,
+            w_prev,
+            h_prev,
+            w_best,
+            h_best,
+        })
+    }
+
+    /// Checks the buffers of one call.
+    pub(crate) fn check_buffers(
+        &self,
+        y: &Counts<'_, T>,
+        g: &[T],
+        w: &[T],
+        h: &[T],
+    ) -> Result<(), SolverError> {
+        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
+        if y.channels() != l {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "counts (channels)",
+                expected: l,
+                got: y.channels(),
+            });
+        }
+        if y.pixels() != p {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "counts (pixels)",
+                expected: p,
+                got: y.pixels(),
+            });
+        }
+        for (name, buf, n) in [("g", g, l * m), ("w", w, m * k), ("h", h, k * p)] {
+            if buf.len() != n {
+                return Err(SolverError::DimensionMismatch {
+                    buffer: name,
+                    expected: n,
+                    got: buf.len(),
+                });
+            }
+        }
+        for (name, buf) in [("w", w), ("h", h)] {
+            if let Some(i) = buf.iter().position(|v| !(*v >= T::ZERO && v.is_finite())) {
+                return Err(SolverError::InvalidInitial {
+                    buffer: name,
+                    index: i,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// D = G·W (L×K) and its column sums.
+    pub(crate) fn compute_d(&self, g: &[T], w: &[T], work: &mut Work<'_, T>) {
+        let (m, k) = (self.m, self.k);
+        for (grow, drow) in g.chunks_exact(m).zip(work.d.chunks_exact_mut(k)) {
+            drow.iter_mut().for_each(|v| *v = T::ZERO);
+            for (gv, wrow) in grow.iter().zip(w.chunks_exact(k)) {
+                if *gv != T::ZERO {
+                    for (dv, wv) in drow.iter_mut().zip(wrow) {
+                        *dv += *gv * *wv;
+                    }
+                }
+            }
+        }
+        work.colsum_d.iter_mut().for_each(|v| *v = T::ZERO);
+        for drow in work.d.chunks_exact(k) {
+            for (s, v) in work.colsum_d.iter_mut().zip(drow) {
+                *s += *v;
+            }
+        }
+    }
+
+    /// One ESpM iteration as espm orders it: H, then W with the new H. Validates inputs.
+    pub fn iterate(
+        &self,
+        y: &Counts<'_, T>,
+        g: &[T],
+        w: &mut [T],
+        h: &mut [T],
+        ws: &mut [T],
+    ) -> Result<(), SolverError> {
+        y.validate()?;
+        self.check_buffers(y, g, w, h)?;
+        let mut work = self.work(ws)?;
+        self.step(y, g, w, h, &mut work);
+        Ok(())
+    }
+
+    /// One iteration on validated inputs.
+    pub(crate) fn step(
+        &self,
+        y: &Counts<'_, T>,
+        g: &[T],
+        w: &mut [T],
+        h: &mut [T],
+        work: &mut Work<'_, T>,
+    ) {
+        self.compute_d(g, w, work);
+        self.h_step(y, h, work);
+        self.w_step(y, g, w, h, work);
+    }
+}

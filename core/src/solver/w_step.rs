@@ -1,0 +1,138 @@
+//! The W update (espm's `multiplicative_step_w`).
+//!
+//! W ← max(W ⊙ Gᵀ[(Y⊘GWH)Hᵀ] / ((Gᵀ1)(H1)ᵀ + ν), ε) with ν per component on the simplex rows;
+//! (Y⊘GWH)Hᵀ is accumulated as an L×K matrix over the non-zeros only.
+
+use super::data::Counts;
+use super::params::SimplexSolver;
+use super::{simplex, Solver, Work};
+use crate::float::Float;
+
+impl<T: Float> Solver<'_, T> {
+    pub(crate) fn w_step(
+        &self,
+        y: &Counts<'_, T>,
+        g: &[T],
+        w: &mut [T],
+        h: &[T],
+        work: &mut Work<'_, T>,
+    ) {
+        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
+        let prm = &self.params;
+        let eps = prm.log_shift;
+        work.r.iter_mut().for_each(|v| *v = T::ZERO);
+        for (c, s) in work.rowsum_h.iter_mut().enumerate() {
+            *s = h[c * p..(c + 1) * p].iter().fold(T::ZERO, |a, &v| a + v);
+        }
+        let d = &*work.d;
+        let r = &mut *work.r;
+        for px in 0..p {
+            y.for_each_nz(px, |li, yv| {
+                let drow = &d[li * k..(li + 1) * k];
+                let mut dh = T::ZERO;
+                for (c, dv) in drow.iter().enumerate() {
+                    dh += *dv * h[c * p + px];
+                }
+                let q = yv / dh.max(eps);
+                for (c, rv) in r[li * k..(li + 1) * k].iter_mut().enumerate() {
+                    *rv += q * h[c * p + px];
+                }
+            });
+        }
+        // num = W ⊙ (Gᵀ R), colsum_g = Gᵀ1.
+        work.num_w.iter_mut().for_each(|v| *v = T::ZERO);
+        work.colsum_g.iter_mut().for_each(|v| *v = T::ZERO);
+        for li in 0..l {
+            let grow = &g[li * m..(li + 1) * m];
+            let rrow = &work.r[li * k..(li + 1) * k];
+            for (j, gv) in grow.iter().enumerate() {
+                work.colsum_g[j] += *gv;
+                if *gv != T::ZERO {
+                    for (nv, rv) in work.num_w[j * k..(j + 1) * k].iter_mut().zip(rrow) {
+                        *nv += *gv * *rv;
+                    }
+                }
+            }
+        }
+        for (nv, wv) in work.num_w.iter_mut().zip(w.iter()) {
+            *nv *= *wv;
+        }
+        // ν per component, added to the denominators of the simplex rows.
+        let nu = &mut work.bis[..4 * k];
+        nu.iter_mut().for_each(|v| *v = T::ZERO);
+        let rows = prm.simplex_rows;
+        let den = |j: usize, c: usize| work.colsum_g[j] * work.rowsum_h[c];
+        if prm.simplex_w {
+            match prm.simplex_solver {
+                SimplexSolver::EspmBisection => {
+                    let s = rows.len();
+                    for (i, &j) in rows.iter().enumerate() {
+                        for c in 0..k {
+                            work.num_s[i * k + c] = work.num_w[j * k + c];
+                            work.den_s[i * k + c] = den(j, c);
+                        }
+                    }
+                    let (nu_k, rest) = nu.split_at_mut(k);
+                    let (a, rest) = rest.split_at_mut(k);
+                    let (b, f) = rest.split_at_mut(k);
+                    simplex::espm_bisection(
+                        &work.num_s[..s * k],
+                        &work.den_s[..s * k],
+                        s,
+                        k,
+                        eps,
+                        T::from_f64(1e-5),
+                        nu_k,
+                        a,
+                        b,
+                        &mut f[..k],
+                    );
+                }
+                SimplexSolver::Newton => {
+                    // Fixed entries are imposed, so only the free rows share what they leave.
+                    let fixed = |j: usize, c: usize| {
+                        prm.fixed_w.map(|f| f[j * k + c]).filter(|v| *v >= T::ZERO)
+                    };
+                    for (c, nu_c) in nu[..k].iter_mut().enumerate() {
+                        let target = T::ONE
+                            - rows
+                                .iter()
+                                .filter_map(|&j| fixed(j, c))
+                                .fold(T::ZERO, |a, v| a + v);
+                        let free = rows.iter().filter(|&&j| fixed(j, c).is_none());
+                        let n_free = free.clone().count();
+                        if n_free == 0 {
+                            continue;
+                        }
+                        let col = free.clone().map(|&j| (work.num_w[j * k + c], den(j, c)));
+                        match simplex::newton(col, n_free, eps, target) {
+                            Some(v) => *nu_c = v,
+                            None => {
+                                // No evidence for this component: spread its fraction evenly.
+                                let share = target / T::from_usize(n_free);
+                                for &j in free {
+                                    work.num_w[j * k + c] = share * den(j, c);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let in_simplex = |j: usize| prm.simplex_w && rows.contains(&j);
+        for j in 0..m {
+            let s = in_simplex(j);
+            for (c, &nu_k) in nu[..k].iter().enumerate() {
+                let i = j * k + c;
+                let nu_c = if s { nu_k } else { T::ZERO };
+                let mut v = (work.num_w[i] / (den(j, c) + nu_c)).max(eps);
+                if let Some(fw) = prm.fixed_w {
+                    if fw[i] >= T::ZERO {
+                        v = fw[i];
+                    }
+                }
+                w[i] = v;
+            }
+        }
+    }
+}
