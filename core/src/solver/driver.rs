@@ -96,9 +96,8 @@ impl<T: Float> Solver<'_, T> {
         let c = y.kl_constant();
         let initial = self.loss_terms(y, g, w, h, c, &mut work).total();
         let mut before = f64::INFINITY;
-        let mut best = initial;
-        work.w_best.copy_from_slice(w);
-        work.h_best.copy_from_slice(h);
+        // The start may violate the constraints, so only iterates compete for "best".
+        let mut best = f64::INFINITY;
         let mut reason = StopReason::MaxIter;
         let mut it = 0;
         while it < prm.max_iter {
@@ -159,7 +158,7 @@ impl<T: Float> Solver<'_, T> {
             }
         }
         let mut final_loss = self.loss_terms(y, g, w, h, c, &mut work).total();
-        if prm.stopping == Stopping::Relative && !(final_loss <= best) {
+        if prm.stopping == Stopping::Relative && it > 0 && !(final_loss <= best) {
             w.copy_from_slice(work.w_best);
             h.copy_from_slice(work.h_best);
             final_loss = self.loss_terms(y, g, w, h, c, &mut work).total();
