@@ -13,6 +13,7 @@ pub mod error;
 pub mod float;
 pub mod model;
 pub mod physics;
+pub mod rng;
 pub mod solver;
 
 pub use element::Element;

@@ -2,5 +2,6 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod init;
 pub mod io;
 pub mod model_args;
