@@ -11,6 +11,7 @@
 pub mod element;
 pub mod error;
 pub mod float;
+pub mod init;
 pub mod model;
 pub mod physics;
 pub mod rng;
