@@ -5,3 +5,4 @@ pub mod cli;
 pub mod init;
 pub mod io;
 pub mod model_args;
+pub mod quant;

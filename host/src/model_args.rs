@@ -5,11 +5,13 @@ use clap::{Args, ValueEnum};
 use edxs_core::{Absorption, Compat, EdxsModel, Element, EnergyAxis, ModelParams};
 
 /// Which reference behaviour to reproduce (`--compat`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CompatArg {
-    /// espm 1.1.3 exactly (energy axis, normalisation, absorption).
-    #[default]
+    /// espm 1.1.3 exactly: its model and its solver (bisection to 1e-5, its stopping rules).
     Espm,
+    /// espm's model with edxs's solver: exact simplex solve, relative-change stopping that
+    /// keeps the best iterate (the default of `decompose`).
+    Edxs,
 }
 
 /// Command-line options that define the EDXS model G.
@@ -27,9 +29,9 @@ pub struct ModelArgs {
     /// Channel width, keV.
     #[arg(long, default_value_t = 0.01)]
     pub scale: f64,
-    /// Number of channels.
-    #[arg(long, default_value_t = 1980)]
-    pub channels: usize,
+    /// Number of channels (default: 1980 for `model`, the data's for `decompose`).
+    #[arg(long)]
+    pub channels: Option<usize>,
     /// FWHM slope: FWHM(E) = width_slope·E + width_intercept.
     #[arg(long, default_value_t = 0.01)]
     pub width_slope: f64,
@@ -60,9 +62,10 @@ pub struct ModelArgs {
     /// Leave out the two bremsstrahlung columns.
     #[arg(long)]
     pub no_bremsstrahlung: bool,
-    /// Reference behaviour to reproduce.
-    #[arg(long, value_enum, default_value_t = CompatArg::Espm)]
-    pub compat: CompatArg,
+    /// Reference behaviour: `espm` (espm 1.1.3 exactly) or `edxs` (espm's model, edxs's solver;
+    /// the default of `decompose`). G is espm's in both.
+    #[arg(long, value_enum)]
+    pub compat: Option<CompatArg>,
 }
 
 /// Parsed element lists that a [`ModelParams`] can borrow.
@@ -104,8 +107,9 @@ fn parse_elements(what: &str, list: &[String]) -> Result<Vec<Element>> {
 }
 
 impl ModelArgs {
-    /// Parses and checks the options (the model itself validates the physics).
-    pub fn spec(&self) -> Result<ModelSpec> {
+    /// Parses and checks the options (the model itself validates the physics); `channels`
+    /// is used when `--channels` is not given.
+    pub fn spec(&self, default_channels: usize) -> Result<ModelSpec> {
         let elements = parse_elements("elements", &self.elements)?;
         if elements.is_empty() {
             bail!("--elements: no element given");
@@ -142,10 +146,9 @@ impl ModelArgs {
                 axis: EnergyAxis {
                     offset: self.offset,
                     scale: self.scale,
-                    channels: self.channels,
-                    compat: match self.compat {
-                        CompatArg::Espm => Compat::Espm,
-                    },
+                    channels: self.channels.unwrap_or(default_channels),
+                    // Both modes build espm's G; they differ in the solver only.
+                    compat: Compat::Espm,
                 },
                 width_slope: self.width_slope,
                 width_intercept: self.width_intercept,

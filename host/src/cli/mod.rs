@@ -1,5 +1,6 @@
 //! The `edxs` command line: one file per subcommand.
 
+mod decompose;
 mod model;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,9 @@ pub enum Command {
     /// Build the EDXS model G (channels × columns) and print its columns and lines.
     #[command(allow_negative_numbers = true)]
     Model(model::ModelCmd),
+    /// Decompose a spectrum image into phases, abundance maps and compositions (ESpM-NMF).
+    #[command(allow_negative_numbers = true)]
+    Decompose(decompose::DecomposeCmd),
 }
 
 /// Runs the program on the process arguments and returns the exit code.
@@ -37,5 +41,6 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Model(cmd) => cmd.run(),
+        Command::Decompose(cmd) => cmd.run(),
     }
 }

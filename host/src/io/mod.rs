@@ -1,4 +1,5 @@
 //! Reading and writing files; every writer goes through a temporary name and a rename.
 
 pub mod atomic;
+pub mod counts;
 pub mod npy;

@@ -37,11 +37,7 @@ pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
     let npy = npyz::NpyFile::new(&bytes[..])
         .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
-    anyhow::ensure!(
-        npy.order() == npyz::Order::C,
-        "{}: Fortran-order arrays are not supported; save with C order",
-        path.display()
-    );
+    let fortran = npy.order() == npyz::Order::Fortran;
     let dtype = npy.dtype();
     let descr = match &dtype {
         npyz::DType::Plain(t) => t.to_string(),
@@ -78,5 +74,38 @@ pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
         path.display(),
         data.len()
     );
+    let data = if fortran {
+        fortran_to_c(&shape, &data)
+    } else {
+        data
+    };
     Ok((shape, data))
+}
+
+/// Reorders a column-major (Fortran) array into row-major order.
+fn fortran_to_c(shape: &[usize], data: &[f64]) -> Vec<f64> {
+    let n = shape.len();
+    let mut f_strides = vec![1usize; n];
+    for d in 1..n {
+        f_strides[d] = f_strides[d - 1] * shape[d - 1];
+    }
+    let mut out = Vec::with_capacity(data.len());
+    let mut idx = vec![0usize; n];
+    for _ in 0..data.len() {
+        out.push(
+            data[idx
+                .iter()
+                .zip(&f_strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>()],
+        );
+        for d in (0..n).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    out
 }

@@ -1,0 +1,443 @@
+//! `edxs decompose`: ESpM-NMF of a spectrum image into phases (W), maps (H) and compositions.
+
+use crate::init::{nndsvd, NndsvdVariant};
+use crate::io::counts::SpectrumImage;
+use crate::io::{atomic, npy};
+use crate::model_args::{CompatArg, ModelArgs};
+use crate::quant;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use edxs_core::physics::BremsstrahlungUpdate;
+use edxs_core::solver::{GUpdate, Laplacian, NoGUpdate, SimplexSolver, Stopping};
+use edxs_core::{EdxsModel, Solver, SolverParams};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// How W and H start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitArg {
+    /// Random spectra and maps (sklearn's "random"), W from the spectra via G.
+    Random,
+    /// sklearn's NNDSVD (zeros kept).
+    Nndsvd,
+    /// NNDSVD with zeros filled by the mean count.
+    Nndsvda,
+    /// NNDSVD with zeros filled by small random values.
+    Nndsvdar,
+    /// W0 and H0 from files (`--w0`, `--h0`).
+    Custom,
+}
+
+/// Options of `edxs decompose`.
+#[derive(Debug, Args)]
+pub struct DecomposeCmd {
+    /// Counts: .npy of Y×X×L, or P×L with `--shape ROWSxCOLS`; any integer or float dtype.
+    pub input: PathBuf,
+    /// Model options (the channel count defaults to the data's).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Number of phases K (espm's n_components).
+    #[arg(short = 'k', long = "n-components", default_value_t = 3)]
+    pub n_components: usize,
+    /// Weight μ of the log sparsity term (one value, or one per phase, comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub mu: Vec<f64>,
+    /// Weight λ of the Laplacian smoothness term.
+    #[arg(long = "lambda-l", default_value_t = 0.0)]
+    pub lambda_l: f64,
+    /// ε_reg inside the log term.
+    #[arg(long, default_value_t = 1.0)]
+    pub epsilon_reg: f64,
+    /// Initialisation.
+    #[arg(long, value_enum, default_value_t = InitArg::Nndsvda)]
+    pub init: InitArg,
+    /// Initial W (M×K .npy) for `--init custom`.
+    #[arg(long)]
+    pub w0: Option<PathBuf>,
+    /// Initial H (K×P .npy) for `--init custom`.
+    #[arg(long)]
+    pub h0: Option<PathBuf>,
+    /// Seed of the random initialisations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Iteration cap.
+    #[arg(long, default_value_t = 1000)]
+    pub max_iter: usize,
+    /// Stopping tolerance.
+    #[arg(long, default_value_t = 1e-6)]
+    pub tol: f64,
+    /// Scan shape ROWSxCOLS for P×L input (enables the Laplacian on the scan grid).
+    #[arg(long)]
+    pub shape: Option<String>,
+    /// Impose a W entry: COMPONENT:COLUMN=VALUE (component from 0; column an element symbol,
+    /// b0, b1 or an ignored line such as Cu_ign3), repeatable.
+    #[arg(long)]
+    pub fix: Vec<String>,
+    /// Put each pixel's abundances on the simplex instead of the phases' compositions.
+    #[arg(long)]
+    pub simplex_h: bool,
+    /// Keep G fixed (no bremsstrahlung update from W every 3 iterations).
+    #[arg(long)]
+    pub no_g_update: bool,
+    /// Output folder.
+    #[arg(long, default_value = "edxs-out")]
+    pub out: PathBuf,
+}
+
+/// Parses "ROWSxCOLS".
+pub fn parse_shape(s: &str) -> Result<(usize, usize)> {
+    let (r, c) = s
+        .split_once(['x', 'X'])
+        .with_context(|| format!("--shape: expected ROWSxCOLS, got '{s}'"))?;
+    let r: usize = r
+        .trim()
+        .parse()
+        .with_context(|| format!("--shape: bad row count '{r}'"))?;
+    let c: usize = c
+        .trim()
+        .parse()
+        .with_context(|| format!("--shape: bad column count '{c}'"))?;
+    if r == 0 || c == 0 {
+        bail!("--shape: {r}x{c} has no pixel");
+    }
+    Ok((r, c))
+}
+
+/// The result of a decomposition.
+pub struct Decomposition {
+    /// Final G (L×M).
+    pub g: Vec<f64>,
+    /// W (M×K).
+    pub w: Vec<f64>,
+    /// H (K×P).
+    pub h: Vec<f64>,
+    /// Loss terms per iteration: (total, kl, log_reg, laplacian, rel_w, rel_h).
+    pub history: Vec<[f64; 6]>,
+    /// Solver summary.
+    pub summary: edxs_core::solver::RunSummary,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+fn parse_fixes(specs: &[String], model: &EdxsModel<'_>, k: usize) -> Result<Option<Vec<f64>>> {
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let m = model.n_columns();
+    let mut fixed = vec![-1.0; m * k];
+    for s in specs {
+        let bad = || format!("--fix: expected COMPONENT:COLUMN=VALUE, got '{s}'");
+        let (comp, rest) = s.split_once(':').with_context(bad)?;
+        let (col, val) = rest.split_once('=').with_context(bad)?;
+        let comp: usize = comp.trim().parse().with_context(bad)?;
+        if comp >= k {
+            bail!("--fix {s}: component {comp} does not exist (K = {k}, components count from 0)");
+        }
+        let val: f64 = val.trim().parse().with_context(bad)?;
+        if !(val >= 0.0 && val.is_finite()) {
+            bail!("--fix {s}: value must be finite and >= 0");
+        }
+        let col = col.trim();
+        let j = model
+            .columns()
+            .position(|c| {
+                c.to_string() == col
+                    || (c.in_simplex() && c.element.map(|e| e.symbol()) == Some(col))
+            })
+            .with_context(|| {
+                format!(
+                    "--fix {s}: '{col}' is not a column of the model (columns: {})",
+                    model
+                        .columns()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+        fixed[j * k + comp] = val;
+    }
+    Ok(Some(fixed))
+}
+
+impl DecomposeCmd {
+    /// Loads, decomposes, writes the outputs and prints the compositions.
+    pub fn run(&self) -> Result<()> {
+        let shape = self.shape.as_deref().map(parse_shape).transpose()?;
+        let data = SpectrumImage::read_npy(&self.input, shape)?;
+        let spec = self.model.spec(data.channels)?;
+        if spec.base.axis.channels != data.channels {
+            bail!(
+                "--channels {} does not match the {} channels of {}",
+                spec.base.axis.channels,
+                data.channels,
+                self.input.display()
+            );
+        }
+        let model = spec.model()?;
+        let result = self.decompose(&model, &data)?;
+        self.write(&model, &data, &result)?;
+        print!("{}", self.report(&model, &result));
+        Ok(())
+    }
+
+    /// Runs the decomposition on loaded data.
+    pub fn decompose(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<Decomposition> {
+        let (l, m, k, p) = (
+            data.channels,
+            model.n_columns(),
+            self.n_components,
+            data.pixels,
+        );
+        if k == 0 {
+            bail!("-k/--n-components must be at least 1");
+        }
+        if k > l.min(p) {
+            bail!("-k {k} is larger than the data allows ({p} pixels x {l} channels)");
+        }
+        let mut g = vec![0.0; l * m];
+        let mut model_scratch = vec![0.0; model.scratch_len()];
+        let norm = model
+            .build_g(&mut g, &mut model_scratch)
+            .map_err(|e| anyhow::anyhow!("model: {e}"))?;
+        let rows: Vec<usize> = model.simplex_rows().collect();
+        let fixed_w = parse_fixes(&self.fix, model, k)?;
+        let espm = self.model.compat == Some(CompatArg::Espm);
+        let mut params = SolverParams::new(k, &rows);
+        params.mu = &self.mu;
+        params.epsilon_reg = self.epsilon_reg;
+        params.lambda_l = self.lambda_l;
+        params.laplacian = match data.shape {
+            Some((rows, cols)) => Laplacian::Grid { rows, cols },
+            None => Laplacian::Identity,
+        };
+        params.simplex_w = !self.simplex_h;
+        params.simplex_h = self.simplex_h;
+        params.fixed_w = fixed_w.as_deref();
+        params.tol = self.tol;
+        params.max_iter = self.max_iter;
+        params.simplex_solver = if espm {
+            SimplexSolver::EspmBisection
+        } else {
+            SimplexSolver::Newton
+        };
+        params.stopping = if espm {
+            Stopping::Espm
+        } else {
+            Stopping::Relative
+        };
+        let brems = model.params().bremsstrahlung;
+        params.g_update_every = if self.no_g_update || !brems { 0 } else { 3 };
+        let solver = Solver::new(params, l, m, p).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+        let (mut w, mut h) = self.initial(model, &g, data, &rows, k)?;
+        let mut ws = vec![0.0; solver.workspace_len()];
+        let mut history = Vec::new();
+        let start = std::time::Instant::now();
+        let mut update: Box<dyn GUpdate<f64>> = if brems {
+            Box::new(BremsstrahlungUpdate {
+                model,
+                norm,
+                scratch: &mut model_scratch,
+            })
+        } else {
+            Box::new(NoGUpdate)
+        };
+        let summary = solver
+            .run(
+                &data.counts(),
+                &mut g,
+                &mut w,
+                &mut h,
+                &mut ws,
+                update.as_mut(),
+                &mut |r| {
+                    history.push([
+                        r.loss.total(),
+                        r.loss.kl,
+                        r.loss.log_reg,
+                        r.loss.laplacian,
+                        r.rel_w,
+                        r.rel_h,
+                    ])
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Decomposition {
+            g,
+            w,
+            h,
+            history,
+            summary,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn initial(
+        &self,
+        model: &EdxsModel<'_>,
+        g: &[f64],
+        data: &SpectrumImage,
+        rows: &[usize],
+        k: usize,
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        let (l, m, p) = (data.channels, model.n_columns(), data.pixels);
+        let eps = 1e-14;
+        if self.init == InitArg::Custom {
+            let (Some(w0), Some(h0)) = (&self.w0, &self.h0) else {
+                bail!("--init custom needs --w0 W0.npy and --h0 H0.npy");
+            };
+            let w = read_matrix(w0, m, k, "W0 (M x K)")?;
+            let h = read_matrix(h0, k, p, "H0 (K x P)")?;
+            return Ok((
+                w.iter().map(|v| v.max(eps)).collect(),
+                h.iter().map(|v| v.max(eps)).collect(),
+            ));
+        }
+        if self.w0.is_some() || self.h0.is_some() {
+            bail!("--w0/--h0 are only used with --init custom");
+        }
+        let (d, h) = match self.init {
+            InitArg::Random => {
+                let mut d = vec![0.0; l * k];
+                let mut h = vec![0.0; k * p];
+                let mut rng = edxs_core::rng::Rng::new(self.seed);
+                edxs_core::init::random_start(data.mean(), &mut rng, &mut d, &mut h, k);
+                (d, h)
+            }
+            variant => {
+                let v = match variant {
+                    InitArg::Nndsvd => NndsvdVariant::Nndsvd,
+                    InitArg::Nndsvda => NndsvdVariant::Nndsvda,
+                    _ => NndsvdVariant::Nndsvdar,
+                };
+                nndsvd(&data.as_ref(), k, v, self.seed)?
+            }
+        };
+        let mut w = vec![0.0; m * k];
+        let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
+        let simplex_rows: &[usize] = if self.simplex_h { &[] } else { rows };
+        edxs_core::init::physics_w(g, &d, l, m, k, simplex_rows, eps, &mut w, &mut scratch)
+            .map_err(|e| anyhow::anyhow!("initialisation: {e}"))?;
+        let mut h: Vec<f64> = h.iter().map(|v| v.max(eps)).collect();
+        if self.simplex_h {
+            for px in 0..p {
+                let s: f64 = (0..k).map(|c| h[c * p + px]).sum();
+                for c in 0..k {
+                    h[c * p + px] /= s;
+                }
+            }
+        }
+        Ok((w, h))
+    }
+
+    fn write(&self, model: &EdxsModel<'_>, data: &SpectrumImage, r: &Decomposition) -> Result<()> {
+        let (l, m, k, p) = (
+            data.channels,
+            model.n_columns(),
+            self.n_components,
+            data.pixels,
+        );
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
+        let path = |f: &str| self.out.join(f);
+        npy::write_f64(&path("W.npy"), &[m, k], &r.w)?;
+        npy::write_f64(&path("H.npy"), &[k, p], &r.h)?;
+        npy::write_f64(&path("G.npy"), &[l, m], &r.g)?;
+        let mut csv = String::from("iteration,loss,kl,log_reg,laplacian,rel_w,rel_h\n");
+        for (i, row) in r.history.iter().enumerate() {
+            let _ = writeln!(csv, "{},{}", i + 1, row.map(|v| format!("{v:e}")).join(","));
+        }
+        atomic::write_bytes(&path("losses.csv"), csv.as_bytes())?;
+        let shares = quant::quantify(model, &r.g, &r.w, &r.h, k);
+        let mut q = String::from("phase,element,at_percent,wt_percent,std_percent\n");
+        for (c, phase) in shares.iter().enumerate() {
+            for s in phase {
+                let _ = writeln!(
+                    q,
+                    "{c},{},{},{},{}",
+                    s.element, s.at_percent, s.wt_percent, s.std_percent
+                );
+            }
+        }
+        atomic::write_bytes(&path("quant.csv"), q.as_bytes())?;
+        let summary = serde_json::json!({
+            "input": self.input.display().to_string(),
+            "channels": l, "pixels": p, "shape": data.shape, "nnz": data.values.len(),
+            "columns": model.columns().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "n_components": k, "mu": self.mu, "lambda_l": self.lambda_l,
+            "epsilon_reg": self.epsilon_reg, "init": format!("{:?}", self.init).to_lowercase(),
+            "seed": self.seed, "max_iter": self.max_iter, "tol": self.tol,
+            "simplex_h": self.simplex_h, "fix": self.fix,
+            "compat": format!("{:?}", self.model.compat.unwrap_or(CompatArg::Edxs)).to_lowercase(),
+            "iterations": r.summary.iterations,
+            "stop_reason": format!("{:?}", r.summary.reason),
+            "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
+            "seconds": r.seconds,
+            "phases": shares,
+            "edxs_version": env!("CARGO_PKG_VERSION"),
+        });
+        let text = serde_json::to_string_pretty(&summary).context("serialising summary.json")?;
+        atomic::write_bytes(&path("summary.json"), text.as_bytes())
+    }
+
+    fn report(&self, model: &EdxsModel<'_>, r: &Decomposition) -> String {
+        let k = self.n_components;
+        let shares = quant::quantify(model, &r.g, &r.w, &r.h, k);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} iterations ({:?}) in {:.2} s, loss {:.6e} -> {:.6e}",
+            r.summary.iterations,
+            r.summary.reason,
+            r.seconds,
+            r.summary.initial_loss,
+            r.summary.final_loss
+        );
+        let _ = write!(s, "{:<8}", "element");
+        for c in 0..k {
+            let _ = write!(s, " {:>10} {:>7}", format!("p{c} at.%"), "std%");
+        }
+        s.push('\n');
+        for (i, share) in shares
+            .first()
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let _ = write!(s, "{:<8}", share.element);
+            for phase in &shares {
+                let _ = write!(
+                    s,
+                    " {:>10.3} {:>7.3}",
+                    phase[i].at_percent, phase[i].std_percent
+                );
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(
+            s,
+            "wrote W.npy, H.npy, G.npy, losses.csv, quant.csv, summary.json to {}",
+            self.out.display()
+        );
+        s
+    }
+}
+
+fn read_matrix(path: &Path, rows: usize, cols: usize, what: &str) -> Result<Vec<f64>> {
+    let (shape, data) = npy::read_f64(path)?;
+    if shape != [rows, cols] {
+        bail!(
+            "{}: {what} must have shape {rows}x{cols}, got {shape:?}",
+            path.display()
+        );
+    }
+    if let Some(i) = data.iter().position(|v| !(*v >= 0.0 && v.is_finite())) {
+        bail!(
+            "{}: entry {i} is {}; {what} must be finite and >= 0",
+            path.display(),
+            data[i]
+        );
+    }
+    Ok(data)
+}

@@ -1,0 +1,141 @@
+//! Spectrum images as the solver wants them: per-pixel sparse counts plus the scan shape.
+
+use super::npy;
+use crate::init::SparseCountsRef;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// Counts of P pixels × L channels kept per pixel as non-zeros, with the scan shape if known.
+#[derive(Debug, Clone)]
+pub struct SpectrumImage {
+    /// Channels L.
+    pub channels: usize,
+    /// Pixels P.
+    pub pixels: usize,
+    /// Scan shape (rows, cols), row-major pixels.
+    pub shape: Option<(usize, usize)>,
+    /// P+1 offsets.
+    pub indptr: Vec<usize>,
+    /// Channel of each non-zero.
+    pub indices: Vec<u32>,
+    /// Count of each non-zero.
+    pub values: Vec<f64>,
+}
+
+impl SpectrumImage {
+    /// Builds from a pixel-major dense array (P×L), rejecting negative or non-finite counts with
+    /// the pixel and channel named; `what` names the source in messages.
+    pub fn from_dense(
+        what: &str,
+        data: &[f64],
+        pixels: usize,
+        channels: usize,
+        shape: Option<(usize, usize)>,
+    ) -> Result<Self> {
+        if pixels == 0 || channels == 0 {
+            bail!("{what}: no data ({pixels} pixels x {channels} channels)");
+        }
+        if data.len() != pixels * channels {
+            bail!(
+                "{what}: {} values for {pixels} pixels x {channels} channels",
+                data.len()
+            );
+        }
+        if channels > u32::MAX as usize {
+            bail!("{what}: {channels} channels is too many");
+        }
+        let mut indptr = Vec::with_capacity(pixels + 1);
+        indptr.push(0);
+        let (mut indices, mut values) = (Vec::new(), Vec::new());
+        for (p, row) in data.chunks_exact(channels).enumerate() {
+            for (l, &v) in row.iter().enumerate() {
+                if !(v >= 0.0 && v.is_finite()) {
+                    let (r, c) = shape.map_or((0, p), |(_, cols)| (p / cols, p % cols));
+                    bail!("{what}: count at pixel {p} (row {r}, col {c}), channel {l} is {v}; counts must be finite and >= 0");
+                }
+                if v != 0.0 {
+                    indices.push(l as u32);
+                    values.push(v);
+                }
+            }
+            indptr.push(indices.len());
+        }
+        Ok(SpectrumImage {
+            channels,
+            pixels,
+            shape,
+            indptr,
+            indices,
+            values,
+        })
+    }
+
+    /// Reads a `.npy` file: Y×X×L (carries its shape) or P×L (with `shape` = ROWS×COLS, or none).
+    pub fn read_npy(path: &Path, shape: Option<(usize, usize)>) -> Result<Self> {
+        let what = path.display().to_string();
+        let (dims, data) = npy::read_f64(path)?;
+        match (dims.as_slice(), shape) {
+            ([rows, cols, l], None) => {
+                Self::from_dense(&what, &data, rows * cols, *l, Some((*rows, *cols)))
+            }
+            ([rows, cols, l], Some(s)) => {
+                if s != (*rows, *cols) {
+                    bail!(
+                        "{what}: --shape {}x{} does not match the file's {rows}x{cols}",
+                        s.0,
+                        s.1
+                    );
+                }
+                Self::from_dense(&what, &data, rows * cols, *l, Some(s))
+            }
+            ([p, l], s) => {
+                if let Some((r, c)) = s {
+                    if r * c != *p {
+                        bail!(
+                            "{what}: --shape {r}x{c} has {} pixels but the file has {p}",
+                            r * c
+                        );
+                    }
+                }
+                Self::from_dense(&what, &data, *p, *l, s)
+            }
+            (other, _) => bail!("{what}: expected a P x L or Y x X x L array, got shape {other:?}"),
+        }
+    }
+
+    /// A borrowed view for the initialisations.
+    pub fn as_ref(&self) -> SparseCountsRef<'_> {
+        SparseCountsRef {
+            channels: self.channels,
+            pixels: self.pixels,
+            indptr: &self.indptr,
+            indices: &self.indices,
+            values: &self.values,
+        }
+    }
+
+    /// The counts for the core solver.
+    pub fn counts(&self) -> edxs_core::Counts<'_, f64> {
+        edxs_core::Counts::Sparse {
+            channels: self.channels,
+            pixels: self.pixels,
+            indptr: &self.indptr,
+            indices: &self.indices,
+            values: &self.values,
+        }
+    }
+
+    /// Mean count over all P·L entries.
+    pub fn mean(&self) -> f64 {
+        self.values.iter().sum::<f64>() / (self.pixels * self.channels) as f64
+    }
+
+    /// Summed spectrum (L).
+    pub fn sum_spectrum(&self) -> Vec<f64> {
+        let mut s = vec![0.0; self.channels];
+        for (&c, &v) in self.indices.iter().zip(&self.values) {
+            s[c as usize] += v;
+        }
+        s
+    }
+}

@@ -1,0 +1,304 @@
+//! End-to-end tests of `edxs decompose`: espm parity through the CLI, input layouts, errors.
+
+use edxs::io::npy;
+use edxs_suite::{fixtures_dir, read_json, read_npy_f64};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn edxs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edxs"))
+        .args(args)
+        .output()
+        .expect("running edxs")
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edxs-dec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The solver fixture's counts written as P×L and Y×X×L .npy files.
+fn write_inputs(dir: &Path) -> (PathBuf, PathBuf) {
+    let (shape, x) = read_npy_f64(&fixtures_dir().join("solver/data/X.npy"));
+    let (l, p) = (shape[0] as usize, shape[1] as usize);
+    let mut pl = vec![0.0; l * p];
+    for li in 0..l {
+        for px in 0..p {
+            pl[px * l + li] = x[li * p + px];
+        }
+    }
+    let a = dir.join("x_pl.npy");
+    let b = dir.join("x_yxl.npy");
+    npy::write_f64(&a, &[p, l], &pl).unwrap();
+    npy::write_f64(&b, &[10, 12, l], &pl).unwrap();
+    (a, b)
+}
+
+const MODEL: &[&str] = &[
+    "--elements",
+    "Fe,Pt,O",
+    "--offset",
+    "0.2",
+    "--scale",
+    "0.04",
+    "--density",
+    "5.0",
+];
+
+fn rel_err(got: &[f64], want: &[f64]) -> f64 {
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs() / w.abs().max(1e-12 * scale))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn custom_start_in_espm_mode_matches_espm() {
+    let dir = tempdir("parity");
+    let (_, yxl) = write_inputs(&dir);
+    let fx = fixtures_dir().join("solver");
+    let out = dir.join("out");
+    let w0 = fx.join("data/W0.npy").display().to_string();
+    let h0 = fx.join("data/H0.npy").display().to_string();
+    for (run, extra) in [
+        ("espm_000", vec![]),
+        (
+            "espm_smooth",
+            vec!["--mu", "0.004", "--lambda-l", "1", "--epsilon-reg", "0.01"],
+        ),
+        ("fixed_w", vec!["--fix", "0:Pt=0", "--fix", "1:Fe=0"]),
+        ("simplex_h", vec!["--lambda-l", "1", "--simplex-h"]),
+    ] {
+        let mut args = vec!["decompose", yxl.to_str().unwrap()];
+        args.extend_from_slice(MODEL);
+        args.extend([
+            "-k", "3", "--init", "custom", "--w0", &w0, "--h0", &h0, "--compat", "espm",
+        ]);
+        args.extend([
+            "--max-iter",
+            "25",
+            "--tol",
+            "1e-12",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        args.extend(extra.iter().copied());
+        let o = edxs(&args);
+        assert!(
+            o.status.success(),
+            "{run}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let (_, w) = read_npy_f64(&out.join("W.npy"));
+        let (_, h) = read_npy_f64(&out.join("H.npy"));
+        let (_, want_w) = read_npy_f64(&fx.join(run).join("W.npy"));
+        let (_, want_h) = read_npy_f64(&fx.join(run).join("H.npy"));
+        assert!(
+            rel_err(&w, &want_w) < 1e-8,
+            "{run}: W {}",
+            rel_err(&w, &want_w)
+        );
+        assert!(
+            rel_err(&h, &want_h) < 1e-8,
+            "{run}: H {}",
+            rel_err(&h, &want_h)
+        );
+        let csv = std::fs::read_to_string(out.join("losses.csv")).unwrap();
+        let losses: Vec<f64> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        let (_, want_l) = read_npy_f64(&fx.join(run).join("losses.npy"));
+        assert_eq!(losses.len(), want_l.len(), "{run}");
+        assert!(
+            rel_err(&losses, &want_l) < 1e-10,
+            "{run}: losses {}",
+            rel_err(&losses, &want_l)
+        );
+        let summary = read_json(&out.join("summary.json"));
+        assert_eq!(summary["iterations"], 25);
+        // at.% of every phase sums to 100.
+        let quant = std::fs::read_to_string(out.join("quant.csv")).unwrap();
+        for c in 0..3 {
+            let s: f64 = quant
+                .lines()
+                .skip(1)
+                .filter(|l| l.starts_with(&format!("{c},")))
+                .map(|l| l.split(',').nth(2).unwrap().parse::<f64>().unwrap())
+                .sum();
+            assert!((s - 100.0).abs() < 1e-6, "{run}: phase {c} sums to {s}");
+        }
+    }
+}
+
+#[test]
+fn both_layouts_and_every_init_give_finite_results() {
+    let dir = tempdir("layouts");
+    let (pl, yxl) = write_inputs(&dir);
+    let mut results = vec![];
+    for (input, shape) in [(&yxl, None), (&pl, Some("10x12"))] {
+        let out = dir.join(format!("out{}", results.len()));
+        let mut args = vec!["decompose", input.to_str().unwrap()];
+        args.extend_from_slice(MODEL);
+        args.extend([
+            "-k",
+            "3",
+            "--max-iter",
+            "60",
+            "--lambda-l",
+            "0.5",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        if let Some(s) = shape {
+            args.extend(["--shape", s]);
+        }
+        let o = edxs(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        results.push(read_npy_f64(&out.join("W.npy")).1);
+    }
+    assert_eq!(
+        results[0], results[1],
+        "Y×X×L and P×L --shape must agree exactly"
+    );
+    for init in ["random", "nndsvd", "nndsvda", "nndsvdar"] {
+        let out = dir.join(format!("init-{init}"));
+        let mut args = vec!["decompose", yxl.to_str().unwrap()];
+        args.extend_from_slice(MODEL);
+        args.extend([
+            "-k",
+            "3",
+            "--init",
+            init,
+            "--seed",
+            "294",
+            "--max-iter",
+            "40",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let o = edxs(&args);
+        assert!(
+            o.status.success(),
+            "{init}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let (_, w) = read_npy_f64(&out.join("W.npy"));
+        let (_, h) = read_npy_f64(&out.join("H.npy"));
+        assert!(
+            w.iter().chain(&h).all(|v| v.is_finite() && *v >= 0.0),
+            "{init}"
+        );
+        for c in 0..3 {
+            let s: f64 = (0..3).map(|j| w[j * 3 + c]).sum();
+            assert!(
+                (s - 1.0).abs() < 1e-12,
+                "{init}: component {c} element rows sum to {s}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_give_one_line_and_no_output() {
+    let dir = tempdir("bad");
+    let (pl, yxl) = write_inputs(&dir);
+    let neg = dir.join("neg.npy");
+    let mut data = vec![1.0; 4 * 512];
+    data[3 * 512 + 7] = -1.0;
+    npy::write_f64(&neg, &[4, 512], &data).unwrap();
+    let nan = dir.join("nan.npy");
+    data[3 * 512 + 7] = f64::NAN;
+    npy::write_f64(&nan, &[4, 512], &data).unwrap();
+    let truncated = dir.join("trunc.npy");
+    let bytes = std::fs::read(&pl).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = dir.join("garbage.npy");
+    std::fs::write(&garbage, b"this is not a numpy file").unwrap();
+    let one_d = dir.join("one_d.npy");
+    npy::write_f64(&one_d, &[512], &vec![1.0; 512]).unwrap();
+    let (pl, yxl) = (pl.to_str().unwrap(), yxl.to_str().unwrap());
+    let w_bad = dir.join("w_bad.npy");
+    npy::write_f64(&w_bad, &[4, 3], &[0.3; 12]).unwrap();
+    let out = dir.join("out");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["/nonexistent/x.npy"], "cannot read /nonexistent/x.npy"),
+        (
+            vec![neg.to_str().unwrap()],
+            "pixel 3 (row 0, col 3), channel 7 is -1",
+        ),
+        (vec![nan.to_str().unwrap()], "channel 7 is NaN"),
+        (vec![truncated.to_str().unwrap()], "trunc.npy"),
+        (vec![garbage.to_str().unwrap()], "not a valid .npy file"),
+        (
+            vec![one_d.to_str().unwrap()],
+            "expected a P x L or Y x X x L array",
+        ),
+        (
+            vec![pl, "--shape", "10x11"],
+            "--shape 10x11 has 110 pixels but the file has 120",
+        ),
+        (vec![pl, "--shape", "ax3"], "--shape: bad row count"),
+        (
+            vec![yxl, "--shape", "12x10"],
+            "does not match the file's 10x12",
+        ),
+        (vec![yxl, "-k", "0"], "at least 1"),
+        (vec![yxl, "-k", "121"], "larger than the data allows"),
+        (
+            vec![yxl, "--fix", "0:Cu=0"],
+            "'Cu' is not a column of the model",
+        ),
+        (vec![yxl, "--fix", "5:Fe=0"], "component 5 does not exist"),
+        (
+            vec![yxl, "--fix", "0:Fe=0.8", "--fix", "0:O=0.5"],
+            "sum to 1.3",
+        ),
+        (
+            vec![yxl, "--fix", "0-Fe"],
+            "expected COMPONENT:COLUMN=VALUE",
+        ),
+        (vec![yxl, "--init", "custom"], "needs --w0"),
+        (
+            vec![
+                yxl,
+                "--init",
+                "custom",
+                "--w0",
+                w_bad.to_str().unwrap(),
+                "--h0",
+                w_bad.to_str().unwrap(),
+            ],
+            "must have shape 5x3",
+        ),
+        (
+            vec![yxl, "--channels", "500"],
+            "--channels 500 does not match the 512 channels",
+        ),
+        (vec![yxl, "--mu", "-1"], "invalid mu"),
+        (vec![yxl, "--epsilon-reg", "0"], "invalid epsilon_reg"),
+        (vec![yxl, "--mu", "0.1,0.2"], "mu has 2 values"),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["decompose"];
+        args.push(extra[0]);
+        if !extra.contains(&"--elements") {
+            args.extend_from_slice(MODEL);
+        }
+        args.extend_from_slice(&extra[1..]);
+        args.extend(["--max-iter", "2", "--out", out.to_str().unwrap()]);
+        let o = edxs(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains(want),
+            "{extra:?}: expected '{want}' in: {stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{extra:?}: {stderr}");
+        assert!(!out.join("W.npy").exists(), "{extra:?}: wrote a result");
+    }
+}
