@@ -213,3 +213,157 @@ pub fn model_fixture_dirs() -> Vec<PathBuf> {
     dirs.sort();
     dirs
 }
+
+/// A paper-like synthetic spectrum image for benchmarks and scaling tests: the paper's G
+/// (12 elements + Cu lines + bremsstrahlung, 1980 channels), three phases, two spherical
+/// particles in a matrix, Poisson counts with `counts_per_pixel` on average.
+pub struct Synthetic {
+    /// G, L×M row-major.
+    pub g: Vec<f64>,
+    /// Simplex rows of W.
+    pub simplex_rows: Vec<usize>,
+    /// Channels L.
+    pub l: usize,
+    /// Columns M.
+    pub m: usize,
+    /// Scan rows.
+    pub rows: usize,
+    /// Scan columns.
+    pub cols: usize,
+    /// Dense counts, pixel-major P×L.
+    pub dense: Vec<f64>,
+    /// Sparse counts: offsets.
+    pub indptr: Vec<usize>,
+    /// Sparse counts: channels.
+    pub indices: Vec<u32>,
+    /// Sparse counts: values.
+    pub values: Vec<f64>,
+    /// True W (M×3).
+    pub w_true: Vec<f64>,
+    /// True H (3×P).
+    pub h_true: Vec<f64>,
+}
+
+/// Builds a [`Synthetic`] image of `rows`×`cols` pixels with a fixed seed.
+pub fn synthetic(rows: usize, cols: usize, counts_per_pixel: f64, seed: u64) -> Synthetic {
+    use edxs_core::{Absorption, EdxsModel, Element, ModelParams};
+    let el = |s: &[&str]| {
+        s.iter()
+            .map(|x| Element::parse(x).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let elements = el(&[
+        "O", "Ca", "Si", "Fe", "Mg", "Al", "Cu", "Hf", "Ti", "Sm", "Lu", "Nd",
+    ]);
+    let cu = el(&["Cu"]);
+    let mut params = ModelParams::new(&elements);
+    params.ignored = &cu;
+    params.axis.offset = 0.3;
+    params.absorption = Some(Absorption {
+        thickness: 1e-5,
+        density: Some(4.5),
+        toa: 35.0,
+        atomic_fraction: false,
+    });
+    let model = EdxsModel::new(params).unwrap();
+    let (l, m) = (model.n_channels(), model.n_columns());
+    let mut g = vec![0.0; model.g_len()];
+    let mut s = vec![0.0; model.scratch_len()];
+    model.build_g(&mut g, &mut s).unwrap();
+    // Brg, Fp, CaPv compositions (spec §3.7) on the element rows; modest bremsstrahlung.
+    let comps: [[f64; 12]; 3] = [
+        [
+            0.436, 0.031, 0.219, 0.035, 0.245, 0.024, 0.05, 0.01, 0.0, 0.0, 0.0, 0.0,
+        ],
+        [
+            0.374, 0.0, 0.0, 0.104, 0.522, 0.0, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0,
+        ],
+        [
+            0.572, 0.188, 0.173, 0.018, 0.020, 0.010, 0.05, 0.0, 0.004, 0.007, 0.006, 0.006,
+        ],
+    ];
+    let k = 3;
+    let mut w_true = vec![0.0; m * k];
+    for (c, comp) in comps.iter().enumerate() {
+        for (j, v) in comp.iter().enumerate() {
+            w_true[j * k + c] = *v;
+        }
+        w_true[(m - 2) * k + c] = 0.3;
+        w_true[(m - 1) * k + c] = 0.3;
+    }
+    let p = rows * cols;
+    let mut h_true = vec![0.0; k * p];
+    let centres = [(0.73, 0.39), (0.54, 0.62)];
+    let radius = 0.2 * rows.min(cols) as f64;
+    for px in 0..p {
+        let (r, c) = ((px / cols) as f64, (px % cols) as f64);
+        let mut rest = 1.0;
+        for (i, (cr, cc)) in centres.iter().enumerate() {
+            let (dr, dc) = (r - cr * rows as f64, c - cc * cols as f64);
+            let q = (radius * radius - dr * dr - dc * dc).max(0.0);
+            let v = 0.5 * q.sqrt() / radius;
+            h_true[(i + 1) * p + px] = v;
+            rest -= v;
+        }
+        h_true[px] = rest.max(0.0);
+    }
+    // Expected spectra D = G·W, each normalised to unit sum.
+    let mut d = vec![0.0; l * k];
+    for li in 0..l {
+        for j in 0..m {
+            for c in 0..k {
+                d[li * k + c] += g[li * m + j] * w_true[j * k + c];
+            }
+        }
+    }
+    for c in 0..k {
+        let s: f64 = (0..l).map(|li| d[li * k + c]).sum();
+        (0..l).for_each(|li| d[li * k + c] /= s);
+    }
+    let mut rng = edxs_core::rng::Rng::new(seed);
+    let mut poisson = |lam: f64| -> f64 {
+        if lam <= 0.0 {
+            return 0.0;
+        }
+        if lam > 30.0 {
+            return (lam + lam.sqrt() * rng.normal()).round().max(0.0);
+        }
+        let (limit, mut n, mut prod) = ((-lam).exp(), 0.0, rng.uniform());
+        while prod > limit {
+            n += 1.0;
+            prod *= rng.uniform();
+        }
+        n
+    };
+    let mut dense = vec![0.0; p * l];
+    let (mut indptr, mut indices, mut values) = (vec![0usize], vec![], vec![]);
+    for px in 0..p {
+        for li in 0..l {
+            let lam: f64 = (0..k)
+                .map(|c| d[li * k + c] * h_true[c * p + px])
+                .sum::<f64>()
+                * counts_per_pixel;
+            let y = poisson(lam);
+            dense[px * l + li] = y;
+            if y != 0.0 {
+                indices.push(li as u32);
+                values.push(y);
+            }
+        }
+        indptr.push(indices.len());
+    }
+    Synthetic {
+        g,
+        simplex_rows: model.simplex_rows().collect(),
+        l,
+        m,
+        rows,
+        cols,
+        dense,
+        indptr,
+        indices,
+        values,
+        w_true,
+        h_true,
+    }
+}
