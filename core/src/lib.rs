@@ -16,6 +16,7 @@ pub mod model;
 pub mod physics;
 pub mod rng;
 pub mod solver;
+pub mod stream;
 
 pub use element::Element;
 pub use error::{ModelError, SolverError};

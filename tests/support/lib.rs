@@ -214,9 +214,11 @@ pub fn model_fixture_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// A paper-like synthetic spectrum image for benchmarks and scaling tests: the paper's G
-/// (12 elements + Cu lines + bremsstrahlung, 1980 channels), three phases, two spherical
-/// particles in a matrix, Poisson counts with `counts_per_pixel` on average.
+/// A paper-like synthetic spectrum image for benchmarks and scaling tests: the paper's model
+/// (11 elements, Cu from the grid as 11 line columns, bremsstrahlung; 1980 channels; unlike
+/// espm's paper run Cu is not also an element column, which would make W unidentifiable), three
+/// phases, two spherical particles in a matrix, Poisson counts with `counts_per_pixel` on
+/// average.
 pub struct Synthetic {
     /// G, L×M row-major.
     pub g: Vec<f64>,
@@ -244,18 +246,64 @@ pub struct Synthetic {
     pub h_true: Vec<f64>,
 }
 
-/// Builds a [`Synthetic`] image of `rows`×`cols` pixels with a fixed seed.
+/// Builds the paper-like [`Synthetic`] image of `rows`×`cols` pixels with a fixed seed.
 pub fn synthetic(rows: usize, cols: usize, counts_per_pixel: f64, seed: u64) -> Synthetic {
+    // Brg, Fp, CaPv compositions (spec §3.7) on the element rows.
+    let comps = [
+        vec![
+            0.436, 0.031, 0.219, 0.035, 0.245, 0.024, 0.01, 0.0, 0.0, 0.0, 0.0,
+        ],
+        vec![0.374, 0.0, 0.0, 0.104, 0.522, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        vec![
+            0.572, 0.188, 0.173, 0.018, 0.020, 0.010, 0.0, 0.004, 0.007, 0.006, 0.006,
+        ],
+    ];
+    let elements = [
+        "O", "Ca", "Si", "Fe", "Mg", "Al", "Hf", "Ti", "Sm", "Lu", "Nd",
+    ];
+    synthetic_from(
+        rows,
+        cols,
+        counts_per_pixel,
+        seed,
+        &elements,
+        &["Cu"],
+        &comps,
+        Maps::Particles,
+    )
+}
+
+/// The abundance maps of a [`Synthetic`] image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Maps {
+    /// A matrix with two spherical particles of at most 0.5 (the paper's geometry).
+    Particles,
+    /// Three vertical bands of pure phases with short linear blends between them, so that W is
+    /// well determined.
+    Bands,
+}
+
+/// A [`Synthetic`] image for these elements (paper axis and absorption), ignored elements
+/// modelled line by line at 0.005 in every phase, and one composition per phase (K = 3).
+#[allow(clippy::too_many_arguments)]
+pub fn synthetic_from(
+    rows: usize,
+    cols: usize,
+    counts_per_pixel: f64,
+    seed: u64,
+    elements: &[&str],
+    ignored: &[&str],
+    comps: &[Vec<f64>; 3],
+    maps: Maps,
+) -> Synthetic {
     use edxs_core::{Absorption, EdxsModel, Element, ModelParams};
     let el = |s: &[&str]| {
         s.iter()
             .map(|x| Element::parse(x).unwrap())
             .collect::<Vec<_>>()
     };
-    let elements = el(&[
-        "O", "Ca", "Si", "Fe", "Mg", "Al", "Cu", "Hf", "Ti", "Sm", "Lu", "Nd",
-    ]);
-    let cu = el(&["Cu"]);
+    let elements = el(elements);
+    let cu = el(ignored);
     let mut params = ModelParams::new(&elements);
     params.ignored = &cu;
     params.axis.offset = 0.3;
@@ -270,42 +318,52 @@ pub fn synthetic(rows: usize, cols: usize, counts_per_pixel: f64, seed: u64) -> 
     let mut g = vec![0.0; model.g_len()];
     let mut s = vec![0.0; model.scratch_len()];
     model.build_g(&mut g, &mut s).unwrap();
-    // Brg, Fp, CaPv compositions (spec §3.7) on the element rows; modest bremsstrahlung.
-    let comps: [[f64; 12]; 3] = [
-        [
-            0.436, 0.031, 0.219, 0.035, 0.245, 0.024, 0.05, 0.01, 0.0, 0.0, 0.0, 0.0,
-        ],
-        [
-            0.374, 0.0, 0.0, 0.104, 0.522, 0.0, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0,
-        ],
-        [
-            0.572, 0.188, 0.173, 0.018, 0.020, 0.010, 0.05, 0.0, 0.004, 0.007, 0.006, 0.006,
-        ],
-    ];
     let k = 3;
     let mut w_true = vec![0.0; m * k];
     for (c, comp) in comps.iter().enumerate() {
         for (j, v) in comp.iter().enumerate() {
             w_true[j * k + c] = *v;
         }
+        // Cu from the grid, line by line, in every phase.
+        for j in comp.len()..m - 2 {
+            w_true[j * k + c] = 0.005;
+        }
         w_true[(m - 2) * k + c] = 0.3;
         w_true[(m - 1) * k + c] = 0.3;
     }
     let p = rows * cols;
     let mut h_true = vec![0.0; k * p];
-    let centres = [(0.73, 0.39), (0.54, 0.62)];
-    let radius = 0.2 * rows.min(cols) as f64;
-    for px in 0..p {
-        let (r, c) = ((px / cols) as f64, (px % cols) as f64);
-        let mut rest = 1.0;
-        for (i, (cr, cc)) in centres.iter().enumerate() {
-            let (dr, dc) = (r - cr * rows as f64, c - cc * cols as f64);
-            let q = (radius * radius - dr * dr - dc * dc).max(0.0);
-            let v = 0.5 * q.sqrt() / radius;
-            h_true[(i + 1) * p + px] = v;
-            rest -= v;
+    match maps {
+        Maps::Particles => {
+            let centres = [(0.73, 0.39), (0.54, 0.62)];
+            let radius = 0.2 * rows.min(cols) as f64;
+            for px in 0..p {
+                let (r, c) = ((px / cols) as f64, (px % cols) as f64);
+                let mut rest = 1.0;
+                for (i, (cr, cc)) in centres.iter().enumerate() {
+                    let (dr, dc) = (r - cr * rows as f64, c - cc * cols as f64);
+                    let q = (radius * radius - dr * dr - dc * dc).max(0.0);
+                    let v = 0.5 * q.sqrt() / radius;
+                    h_true[(i + 1) * p + px] = v;
+                    rest -= v;
+                }
+                h_true[px] = rest.max(0.0);
+            }
         }
-        h_true[px] = rest.max(0.0);
+        Maps::Bands => {
+            for px in 0..p {
+                // Position across the bands in units of a band; blend over the last 20 %.
+                let x = (px % cols) as f64 * k as f64 / cols as f64;
+                let band = (x.floor() as usize).min(k - 1);
+                let t = ((x - band as f64 - 0.8) / 0.2).clamp(0.0, 1.0);
+                h_true[band * p + px] = 1.0 - t;
+                if band + 1 < k {
+                    h_true[(band + 1) * p + px] = t;
+                } else {
+                    h_true[band * p + px] = 1.0;
+                }
+            }
+        }
     }
     // Expected spectra D = G·W, each normalised to unit sum.
     let mut d = vec![0.0; l * k];

@@ -9,6 +9,51 @@ use super::{laplacian, simplex, Solver, Work};
 use crate::float::Float;
 
 impl<T: Float> Solver<'_, T> {
+    /// The multiplicative numerator H⊙(Dᵀ(y⊘Dh) + λσm) and denominator of pixel `px`, handed
+    /// to `out(component, num, den)`; `acc` holds K values of scratch.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn pixel_terms(
+        &self,
+        y: &Counts<'_, T>,
+        d: &[T],
+        colsum_d: &[T],
+        max_h: &[T],
+        h: &[T],
+        px: usize,
+        acc: &mut [T],
+        mut out: impl FnMut(usize, T, T),
+    ) {
+        let (k, p) = (self.k, self.p);
+        let prm = &self.params;
+        let eps = prm.log_shift;
+        let lambda = prm.lambda_l;
+        let acc = &mut acc[..k];
+        acc.iter_mut().for_each(|v| *v = T::ZERO);
+        y.for_each_nz(px, |l, yv| {
+            let drow = &d[l * k..(l + 1) * k];
+            let mut dh = T::ZERO;
+            for (c, dv) in drow.iter().enumerate() {
+                dh += *dv * h[c * p + px];
+            }
+            let q = yv / dh.max(eps);
+            for (a, dv) in acc.iter_mut().zip(drow) {
+                *a += *dv * q;
+            }
+        });
+        for (c, &a) in acc.iter().enumerate() {
+            let hv = h[c * p + px];
+            let mut num = a;
+            let mut den = colsum_d[c] + prm.mu_of(c) / (hv + prm.epsilon_reg);
+            if lambda != T::ZERO {
+                let reg = lambda * prm.sigma_l * max_h[c];
+                num += reg;
+                den += reg + lambda * laplacian::apply(prm.laplacian, &h[c * p..(c + 1) * p], px);
+            }
+            out(c, hv * num, den);
+        }
+    }
+
     pub(crate) fn h_step(&self, y: &Counts<'_, T>, h: &mut [T], work: &mut Work<'_, T>) {
         let (k, p) = (self.k, self.p);
         let prm = &self.params;
@@ -21,37 +66,21 @@ impl<T: Float> Solver<'_, T> {
                 *mh = h[c * p..(c + 1) * p].iter().fold(-T::MAX, |a, &v| a.max(v));
             }
         }
-        let d = &*work.d;
         for px in 0..p {
-            for c in 0..k {
-                work.h_new[c * p + px] = T::ZERO;
-            }
-            let h_new = &mut *work.h_new;
-            y.for_each_nz(px, |l, yv| {
-                let drow = &d[l * k..(l + 1) * k];
-                let mut dh = T::ZERO;
-                for (c, dv) in drow.iter().enumerate() {
-                    dh += *dv * h[c * p + px];
-                }
-                let q = yv / dh.max(eps);
-                for (c, dv) in drow.iter().enumerate() {
-                    h_new[c * p + px] += *dv * q;
-                }
-            });
-            for c in 0..k {
-                let i = c * p + px;
-                let hv = h[i];
-                let mut num = work.h_new[i];
-                let mut den = work.colsum_d[c] + prm.mu_of(c) / (hv + prm.epsilon_reg);
-                if smooth {
-                    let reg = lambda * prm.sigma_l * work.max_h[c];
-                    num += reg;
-                    den +=
-                        reg + lambda * laplacian::apply(prm.laplacian, &h[c * p..(c + 1) * p], px);
-                }
-                work.h_new[i] = hv * num;
-                work.h_den[i] = den;
-            }
+            let (h_new, h_den) = (&mut *work.h_new, &mut *work.h_den);
+            self.pixel_terms(
+                y,
+                work.d,
+                work.colsum_d,
+                work.max_h,
+                h,
+                px,
+                work.acc,
+                |c, num, den| {
+                    h_new[c * p + px] = num;
+                    h_den[c * p + px] = den;
+                },
+            );
         }
         if simplex_h {
             match prm.simplex_solver {

@@ -20,6 +20,15 @@ pub use driver::{GUpdate, IterReport, NoGUpdate, RunSummary, StopReason};
 pub use loss::LossTerms;
 pub use params::{Laplacian, SimplexSolver, SolverParams, Stopping};
 
+/// Per-column simplex multiplier to machine precision (shared with the stream).
+pub(crate) fn newton_simplex<T: Float>(
+    col: impl Iterator<Item = (T, T)> + Clone,
+    rows: usize,
+    eps: T,
+) -> Option<T> {
+    simplex::newton(col, rows, eps, T::ONE)
+}
+
 use crate::error::SolverError;
 use crate::float::Float;
 
@@ -47,6 +56,7 @@ pub(crate) struct Work<'w, T> {
     pub num_s: &'w mut [T],
     pub den_s: &'w mut [T],
     pub bis: &'w mut [T],
+    pub acc: &'w mut [T],
     pub w_prev: &'w mut [T],
     pub h_prev: &'w mut [T],
     pub w_best: &'w mut [T],
@@ -172,7 +182,7 @@ impl<'a, T: Float> Solver<'a, T> {
     /// Length of the workspace every call needs.
     pub fn workspace_len(&self) -> usize {
         let (l, m, k, p) = (self.l, self.m, self.k, self.p);
-        2 * l * k + m + 3 * k + 2 * k * p + 3 * m * k + 4 * p.max(k) + 2 * (m * k + k * p)
+        2 * l * k + m + 4 * k + 2 * k * p + 3 * m * k + 4 * p.max(k) + 2 * (m * k + k * p)
     }
 
     pub(crate) fn work<'w>(&self, ws: &'w mut [T]) -> Result<Work<'w, T>, SolverError> {
@@ -197,6 +207,7 @@ impl<'a, T: Float> Solver<'a, T> {
         let (num_s, ws) = ws.split_at_mut(m * k);
         let (den_s, ws) = ws.split_at_mut(m * k);
         let (bis, ws) = ws.split_at_mut(4 * p.max(k));
+        let (acc, ws) = ws.split_at_mut(k);
         let (w_prev, ws) = ws.split_at_mut(m * k);
         let (h_prev, ws) = ws.split_at_mut(k * p);
         let (w_best, ws) = ws.split_at_mut(m * k);
@@ -214,6 +225,7 @@ impl<'a, T: Float> Solver<'a, T> {
             num_s,
             den_s,
             bis,
+            acc,
             w_prev,
             h_prev,
             w_best,

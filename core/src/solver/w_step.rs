@@ -17,28 +17,48 @@ impl<T: Float> Solver<'_, T> {
         h: &[T],
         work: &mut Work<'_, T>,
     ) {
-        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
-        let prm = &self.params;
-        let eps = prm.log_shift;
+        let p = self.p;
         work.r.iter_mut().for_each(|v| *v = T::ZERO);
         for (c, s) in work.rowsum_h.iter_mut().enumerate() {
             *s = h[c * p..(c + 1) * p].iter().fold(T::ZERO, |a, &v| a + v);
         }
-        let d = &*work.d;
-        let r = &mut *work.r;
         for px in 0..p {
-            y.for_each_nz(px, |li, yv| {
-                let drow = &d[li * k..(li + 1) * k];
-                let mut dh = T::ZERO;
-                for (c, dv) in drow.iter().enumerate() {
-                    dh += *dv * h[c * p + px];
-                }
-                let q = yv / dh.max(eps);
-                for (c, rv) in r[li * k..(li + 1) * k].iter_mut().enumerate() {
-                    *rv += q * h[c * p + px];
-                }
-            });
+            self.add_pixel_stats(y, work.d, h, px, work.r);
         }
+        self.w_from_stats(g, w, work);
+    }
+
+    /// Adds pixel `px`'s share of R = (Y⊘DH)Hᵀ to `r` (L×K): one pass over its non-zeros.
+    #[inline]
+    pub(crate) fn add_pixel_stats(
+        &self,
+        y: &Counts<'_, T>,
+        d: &[T],
+        h: &[T],
+        px: usize,
+        r: &mut [T],
+    ) {
+        let (k, p) = (self.k, self.p);
+        let eps = self.params.log_shift;
+        y.for_each_nz(px, |li, yv| {
+            let drow = &d[li * k..(li + 1) * k];
+            let mut dh = T::ZERO;
+            for (c, dv) in drow.iter().enumerate() {
+                dh += *dv * h[c * p + px];
+            }
+            let q = yv / dh.max(eps);
+            for (c, rv) in r[li * k..(li + 1) * k].iter_mut().enumerate() {
+                *rv += q * h[c * p + px];
+            }
+        });
+    }
+
+    /// The W update from the statistics R = (Y⊘GWH)Hᵀ in `work.r` (L×K) and H1 in
+    /// `work.rowsum_h`, however they were gathered (a batch pass or a stream).
+    pub(crate) fn w_from_stats(&self, g: &[T], w: &mut [T], work: &mut Work<'_, T>) {
+        let (l, m, k) = (self.l, self.m, self.k);
+        let prm = &self.params;
+        let eps = prm.log_shift;
         // num = W ⊙ (Gᵀ R), colsum_g = Gᵀ1.
         work.num_w.iter_mut().for_each(|v| *v = T::ZERO);
         work.colsum_g.iter_mut().for_each(|v| *v = T::ZERO);

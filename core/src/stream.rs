@@ -1,0 +1,425 @@
+//! Streaming ESpM-NMF: update the decomposition as frames of counts arrive.
+//!
+//! A frame is the counts of some pixels: one scan line, or a whole pass at a fraction of the
+//! dose. [`Stream::accumulate`] adds a frame to the caller's count buffer and updates H of the
+//! pixels it touched (one multiplicative step each, W fixed, in frame order);
+//! [`Stream::commit`] folds the touched pixels' share of the W statistics
+//! R = (Y⊘GWH)Hᵀ (L×K) and s = H1 (K) into running sums and takes a W step from them;
+//! [`Stream::full_pass`] runs batch iterations over everything accumulated and makes the
+//! statistics exact again.
+//!
+//! **Update rule.** With ρ the forgetting factor, at each commit
+//! R ← ρ·R + R_touched, s ← ρ·s + s_touched (later rounds of the same commit replace the
+//! touched pixels' previous share instead of adding it again), then
+//! W ← max(W ⊙ GᵀR / ((G1)sᵀ + ν), ε) with ν putting W's element rows on the simplex.
+//! Choose ρ = 1 when frames tile the scan (each pixel's share enters once), ρ < 1 to let
+//! early, low-dose passes fade, and ρ = 0 when every frame revisits every pixel.
+//!
+//! **When the loss decreases.** The H step of `accumulate` is the batch majorise–minimise step
+//! restricted to the touched pixels, so (with λ = 0) it never increases the loss on the counts
+//! accumulated so far. The W step of `commit` is exactly the batch W step — and so also never
+//! increases that loss — when its statistics are exact: ρ = 0 and the frame touched every pixel,
+//! or right after a full pass. Otherwise the statistics mix pixels evaluated at earlier W and
+//! H and the step is a stochastic approximation without that guarantee; `full_pass` restores
+//! it.
+//!
+//! **Cost.** `accumulate`: O(nnz of the frame) to add the counts, O(L·M·K) for GW, and
+//! O(nnz of the touched pixels' accumulated counts · K) for their H. `commit`: the same pass
+//! over the touched pixels plus O(L·M·K). Nothing allocates; the caller owns every buffer.
+
+use crate::error::SolverError;
+use crate::float::Float;
+use crate::solver::{Counts, Solver, SolverParams};
+
+/// The counts of one frame: pixel `pixels[i]` received `counts[j]` in channel `channels[j]`
+/// for j in `indptr[i]..indptr[i+1]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a, T> {
+    /// Scan index (row-major) of each pixel in the frame.
+    pub pixels: &'a [u32],
+    /// `pixels.len() + 1` offsets into `channels`/`counts`.
+    pub indptr: &'a [usize],
+    /// Channel of each count.
+    pub channels: &'a [u32],
+    /// The counts.
+    pub counts: &'a [T],
+}
+
+/// A planned streaming solver (dimensions, parameters, forgetting factor).
+#[derive(Debug, Clone, Copy)]
+pub struct Stream<'a, T> {
+    solver: Solver<'a, T>,
+    forgetting: T,
+}
+
+/// The stream's buffers, carved from the caller's slices.
+struct State<'s, T> {
+    y: &'s mut [T],
+    r: &'s mut [T],
+    r_prev: &'s mut [T],
+    s: &'s mut [T],
+    s_prev: &'s mut [T],
+    max_h: &'s mut [T],
+    ws: &'s mut [T],
+}
+
+impl<'a, T: Float> Stream<'a, T> {
+    /// Plans a stream; `forgetting` (ρ) must lie in [0, 1]. The solver's simplex-on-H,
+    /// stopping and G-update settings apply to [`Stream::full_pass`].
+    pub fn new(
+        params: SolverParams<'a, T>,
+        channels: usize,
+        columns: usize,
+        pixels: usize,
+        forgetting: T,
+    ) -> Result<Self, SolverError> {
+        if !(forgetting >= T::ZERO && forgetting <= T::ONE) {
+            return Err(SolverError::InvalidParameter {
+                name: "forgetting",
+                value: forgetting.to_f64(),
+            });
+        }
+        Ok(Stream {
+            solver: Solver::new(params, channels, columns, pixels)?,
+            forgetting,
+        })
+    }
+
+    /// The batch solver behind the stream.
+    pub fn solver(&self) -> &Solver<'a, T> {
+        &self.solver
+    }
+
+    /// Length of the `state` buffer: the accumulated counts (P·L, pixel-major, readable by the
+    /// caller as the first P·L values), the statistics and the solver workspace.
+    pub fn state_len(&self) -> usize {
+        let (l, _, k, p) = self.solver.dims();
+        p * l + 2 * l * k + 3 * k + self.solver.workspace_len()
+    }
+
+    /// Length of the `touched` bitmap (one bit per pixel).
+    pub fn touched_len(&self) -> usize {
+        self.solver.dims().3.div_ceil(32)
+    }
+
+    fn state<'s>(&self, state: &'s mut [T]) -> Result<State<'s, T>, SolverError> {
+        let need = self.state_len();
+        if state.len() < need {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "state",
+                expected: need,
+                got: state.len(),
+            });
+        }
+        let (l, _, k, p) = self.solver.dims();
+        let (y, rest) = state.split_at_mut(p * l);
+        let (r, rest) = rest.split_at_mut(l * k);
+        let (r_prev, rest) = rest.split_at_mut(l * k);
+        let (s, rest) = rest.split_at_mut(k);
+        let (s_prev, rest) = rest.split_at_mut(k);
+        let (max_h, ws) = rest.split_at_mut(k);
+        Ok(State {
+            y,
+            r,
+            r_prev,
+            s,
+            s_prev,
+            max_h,
+            ws,
+        })
+    }
+
+    fn check_touched(&self, touched: &[u32]) -> Result<(), SolverError> {
+        if touched.len() < self.touched_len() {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "touched",
+                expected: self.touched_len(),
+                got: touched.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts an acquisition: no counts, empty statistics, nothing touched. W and H are the
+    /// caller's starting point.
+    pub fn reset(&self, state: &mut [T], touched: &mut [u32]) -> Result<(), SolverError> {
+        self.check_touched(touched)?;
+        let st = self.state(state)?;
+        for buf in [st.y, st.r, st.r_prev, st.s, st.s_prev, st.max_h] {
+            buf.iter_mut().for_each(|v| *v = T::ZERO);
+        }
+        touched.iter_mut().for_each(|v| *v = 0);
+        Ok(())
+    }
+
+    fn check_frame(&self, f: &Frame<'_, T>) -> Result<(), SolverError> {
+        let (l, _, _, p) = self.solver.dims();
+        if f.indptr.len() != f.pixels.len() + 1 {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "frame indptr",
+                expected: f.pixels.len() + 1,
+                got: f.indptr.len(),
+            });
+        }
+        if f.channels.len() != f.counts.len() {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "frame counts",
+                expected: f.channels.len(),
+                got: f.counts.len(),
+            });
+        }
+        if f.indptr[0] != 0 || f.indptr[f.pixels.len()] != f.counts.len() {
+            return Err(SolverError::MalformedSparse { pixel: 0 });
+        }
+        for (i, &px) in f.pixels.iter().enumerate() {
+            let (a, b) = (f.indptr[i], f.indptr[i + 1]);
+            if px as usize >= p || a > b || b > f.counts.len() {
+                return Err(SolverError::MalformedSparse { pixel: px as usize });
+            }
+            for j in a..b {
+                let (c, v) = (f.channels[j] as usize, f.counts[j]);
+                if c >= l {
+                    return Err(SolverError::MalformedSparse { pixel: px as usize });
+                }
+                if !(v >= T::ZERO && v.is_finite()) {
+                    return Err(SolverError::InvalidCount {
+                        pixel: px as usize,
+                        channel: c,
+                        value: v.to_f64(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a frame's counts and updates H of the pixels it touches (W fixed).
+    pub fn accumulate(
+        &self,
+        frame: &Frame<'_, T>,
+        g: &[T],
+        w: &[T],
+        h: &mut [T],
+        state: &mut [T],
+        touched: &mut [u32],
+    ) -> Result<(), SolverError> {
+        self.check_frame(frame)?;
+        self.check_touched(touched)?;
+        let (l, _, _, p) = self.solver.dims();
+        let st = self.state(state)?;
+        {
+            let y = Counts::Dense {
+                channels: l,
+                pixels: p,
+                data: &*st.y,
+            };
+            self.solver.check_buffers(&y, g, w, h)?;
+        }
+        for (i, &px) in frame.pixels.iter().enumerate() {
+            let px = px as usize;
+            for j in frame.indptr[i]..frame.indptr[i + 1] {
+                st.y[px * l + frame.channels[j] as usize] += frame.counts[j];
+            }
+            touched[px / 32] |= 1 << (px % 32);
+        }
+        let mut work = self.solver.work(st.ws)?;
+        self.solver.compute_d(g, w, &mut work);
+        let y = Counts::Dense {
+            channels: l,
+            pixels: p,
+            data: &*st.y,
+        };
+        for &px in frame.pixels {
+            self.update_pixel(&y, h, px as usize, st.max_h, &mut work);
+        }
+        Ok(())
+    }
+
+    /// One H step for pixel `px` with the current D, then the running maximum of H.
+    fn update_pixel(
+        &self,
+        y: &Counts<'_, T>,
+        h: &mut [T],
+        px: usize,
+        max_h: &mut [T],
+        work: &mut crate::solver::Work<'_, T>,
+    ) {
+        let (_, _, k, p) = self.solver.dims();
+        let prm = self.solver.params();
+        let eps = prm.log_shift;
+        // Keep the Laplacian bound valid: the running maximum only grows.
+        for (c, m) in max_h.iter_mut().enumerate() {
+            *m = m.max(h[c * p + px]);
+        }
+        let (num, rest) = work.num_s.split_at_mut(k);
+        let den = &mut rest[..k];
+        self.solver.pixel_terms(
+            y,
+            work.d,
+            work.colsum_d,
+            max_h,
+            h,
+            px,
+            work.acc,
+            |c, n, d| {
+                num[c] = n;
+                den[c] = d;
+            },
+        );
+        let mut nu = T::ZERO;
+        if prm.simplex_h && !prm.simplex_w {
+            let col = num.iter().copied().zip(den.iter().copied());
+            match crate::solver::newton_simplex(col, k, eps) {
+                Some(v) => nu = v,
+                None => {
+                    num.iter_mut().for_each(|v| *v = T::ONE);
+                    den.iter_mut().for_each(|v| *v = T::from_usize(k));
+                }
+            }
+        }
+        for c in 0..k {
+            let i = c * p + px;
+            let mut v = (num[c] / (den[c] + nu)).max(eps);
+            if let Some(fh) = prm.fixed_h {
+                if fh[i] >= T::ZERO {
+                    v = fh[i];
+                }
+            }
+            h[i] = v;
+            max_h[c] = max_h[c].max(v);
+        }
+    }
+
+    /// Folds the touched pixels into the W statistics and takes a W step; `rounds` > 1
+    /// alternates further H steps of the touched pixels with W steps.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit(
+        &self,
+        rounds: usize,
+        g: &[T],
+        w: &mut [T],
+        h: &mut [T],
+        state: &mut [T],
+        touched: &mut [u32],
+    ) -> Result<(), SolverError> {
+        self.check_touched(touched)?;
+        let (l, _, k, p) = self.solver.dims();
+        let st = self.state(state)?;
+        {
+            let y = Counts::Dense {
+                channels: l,
+                pixels: p,
+                data: &*st.y,
+            };
+            self.solver.check_buffers(&y, g, w, h)?;
+        }
+        let is_touched = |px: usize| touched[px / 32] & (1 << (px % 32)) != 0;
+        let mut work = self.solver.work(st.ws)?;
+        let y = Counts::Dense {
+            channels: l,
+            pixels: p,
+            data: &*st.y,
+        };
+        for round in 0..rounds.max(1) {
+            if round > 0 {
+                self.solver.compute_d(g, w, &mut work);
+                for px in (0..p).filter(|&px| is_touched(px)) {
+                    self.update_pixel(&y, h, px, st.max_h, &mut work);
+                }
+            } else {
+                self.solver.compute_d(g, w, &mut work);
+            }
+            // This round's share of the touched pixels, gathered in the solver's R buffer.
+            work.r.iter_mut().for_each(|v| *v = T::ZERO);
+            work.rowsum_h.iter_mut().for_each(|v| *v = T::ZERO);
+            for px in (0..p).filter(|&px| is_touched(px)) {
+                self.solver.add_pixel_stats(&y, work.d, h, px, work.r);
+                for c in 0..k {
+                    work.rowsum_h[c] += h[c * p + px];
+                }
+            }
+            let keep = if round == 0 { self.forgetting } else { T::ONE };
+            for i in 0..l * k {
+                let prev = if round == 0 { T::ZERO } else { st.r_prev[i] };
+                st.r[i] = keep * st.r[i] - prev + work.r[i];
+                st.r_prev[i] = work.r[i];
+            }
+            for c in 0..k {
+                let prev = if round == 0 { T::ZERO } else { st.s_prev[c] };
+                st.s[c] = keep * st.s[c] - prev + work.rowsum_h[c];
+                st.s_prev[c] = work.rowsum_h[c];
+            }
+            work.r.copy_from_slice(st.r);
+            work.rowsum_h.copy_from_slice(st.s);
+            self.solver.w_from_stats(g, w, &mut work);
+        }
+        touched.iter_mut().for_each(|v| *v = 0);
+        Ok(())
+    }
+
+    /// `iterations` batch iterations over everything accumulated, after which the statistics
+    /// are exact (as if one frame with ρ = 0 had touched every pixel).
+    pub fn full_pass(
+        &self,
+        iterations: usize,
+        g: &[T],
+        w: &mut [T],
+        h: &mut [T],
+        state: &mut [T],
+        touched: &mut [u32],
+    ) -> Result<(), SolverError> {
+        self.check_touched(touched)?;
+        let (l, _, k, p) = self.solver.dims();
+        let st = self.state(state)?;
+        let y = Counts::Dense {
+            channels: l,
+            pixels: p,
+            data: &*st.y,
+        };
+        self.solver.check_buffers(&y, g, w, h)?;
+        let mut work = self.solver.work(st.ws)?;
+        for _ in 0..iterations {
+            self.solver.step(&y, g, w, h, &mut work);
+        }
+        self.solver.compute_d(g, w, &mut work);
+        st.r.iter_mut().for_each(|v| *v = T::ZERO);
+        for px in 0..p {
+            self.solver.add_pixel_stats(&y, work.d, h, px, st.r);
+        }
+        for c in 0..k {
+            st.s[c] = h[c * p..(c + 1) * p].iter().fold(T::ZERO, |a, &v| a + v);
+            st.max_h[c] = h[c * p..(c + 1) * p].iter().fold(T::ZERO, |a, &v| a.max(v));
+        }
+        st.r_prev.iter_mut().for_each(|v| *v = T::ZERO);
+        st.s_prev.iter_mut().for_each(|v| *v = T::ZERO);
+        touched.iter_mut().for_each(|v| *v = 0);
+        Ok(())
+    }
+
+    /// The loss on the counts accumulated so far (averaged over L·P as espm reports it).
+    pub fn loss(
+        &self,
+        g: &[T],
+        w: &[T],
+        h: &[T],
+        state: &mut [T],
+    ) -> Result<crate::solver::LossTerms, SolverError> {
+        let (l, _, _, p) = self.solver.dims();
+        let st = self.state(state)?;
+        let y = Counts::Dense {
+            channels: l,
+            pixels: p,
+            data: &*st.y,
+        };
+        self.solver.check_buffers(&y, g, w, h)?;
+        let c = y.kl_constant();
+        let mut work = self.solver.work(st.ws)?;
+        Ok(self.solver.loss_terms(&y, g, w, h, c, &mut work))
+    }
+
+    /// The counts accumulated so far (P×L, pixel-major).
+    pub fn counts<'s>(&self, state: &'s [T]) -> &'s [T] {
+        let (l, _, _, p) = self.solver.dims();
+        &state[..(p * l).min(state.len())]
+    }
+}
