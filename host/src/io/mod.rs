@@ -2,4 +2,7 @@
 
 pub mod atomic;
 pub mod counts;
+pub mod hspy;
+pub mod input;
 pub mod npy;
+pub mod ripple;
