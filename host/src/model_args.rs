@@ -17,18 +17,19 @@ pub enum CompatArg {
 /// Command-line options that define the EDXS model G.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Modelled elements, comma separated symbols or atomic numbers (e.g. Fe,Pt,O).
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Modelled elements, comma separated symbols or atomic numbers (e.g. Fe,Pt,O); default:
+    /// the data file's list.
+    #[arg(long, value_delimiter = ',')]
     pub elements: Vec<String>,
-    /// Beam energy in keV; selects the line table (100, 200 or 300).
-    #[arg(long, default_value_t = 200.0)]
-    pub e0: f64,
-    /// Energy of the first channel, keV.
-    #[arg(long, default_value_t = 0.2)]
-    pub offset: f64,
-    /// Channel width, keV.
-    #[arg(long, default_value_t = 0.01)]
-    pub scale: f64,
+    /// Beam energy in keV; selects the line table (100, 200 or 300) [default: file, else 200].
+    #[arg(long)]
+    pub e0: Option<f64>,
+    /// Energy of the first channel, keV [default: file, else 0.2].
+    #[arg(long)]
+    pub offset: Option<f64>,
+    /// Channel width, keV [default: file, else 0.01].
+    #[arg(long)]
+    pub scale: Option<f64>,
     /// Number of channels (default: 1980 for `model`, the data's for `decompose`).
     #[arg(long)]
     pub channels: Option<usize>,
@@ -38,15 +39,15 @@ pub struct ModelArgs {
     /// FWHM at 0 keV, keV.
     #[arg(long, default_value_t = 0.065)]
     pub width_intercept: f64,
-    /// Sample thickness in cm (absorption).
-    #[arg(long, default_value_t = 100e-7)]
-    pub thickness: f64,
-    /// Sample density in g/cm³; estimated from the composition when omitted.
+    /// Sample thickness in cm (absorption) [default: file, else 1e-5].
+    #[arg(long)]
+    pub thickness: Option<f64>,
+    /// Sample density in g/cm³ [default: file, else estimated from the composition].
     #[arg(long)]
     pub density: Option<f64>,
-    /// Take-off angle in degrees.
-    #[arg(long, default_value_t = 22.0)]
-    pub toa: f64,
+    /// Take-off angle in degrees [default: file, else 22].
+    #[arg(long)]
+    pub toa: Option<f64>,
     /// Treat compositions as atomic fractions for absorption (espm's atomic_fraction).
     #[arg(long)]
     pub atomic_fraction: bool,
@@ -77,6 +78,8 @@ pub struct ModelSpec {
     pub ignored: Vec<Element>,
     /// Split elements with cut energies.
     pub split: Vec<(Element, f64)>,
+    /// Notes for the user (e.g. elements dropped from the file's list).
+    pub warnings: Vec<String>,
     /// Everything else, with empty element lists (filled by [`ModelSpec::params`]).
     pub base: ModelParamsOwned,
 }
@@ -106,13 +109,81 @@ fn parse_elements(what: &str, list: &[String]) -> Result<Vec<Element>> {
         .collect()
 }
 
+/// What a data file says about the acquisition; command-line options override it.
+#[derive(Debug, Clone, Default)]
+pub struct FileMeta {
+    /// Number of channels of the data.
+    pub channels: Option<usize>,
+    /// Energy of the first channel (keV).
+    pub offset: Option<f64>,
+    /// Channel width (keV).
+    pub scale: Option<f64>,
+    /// Beam energy (keV).
+    pub e0: Option<f64>,
+    /// Element symbols listed in the file.
+    pub elements: Vec<String>,
+    /// Take-off angle (degrees).
+    pub toa: Option<f64>,
+    /// Thickness (cm).
+    pub thickness: Option<f64>,
+    /// Density (g/cm³).
+    pub density: Option<f64>,
+    /// Name of the file, for messages.
+    pub source: String,
+}
+
 impl ModelArgs {
-    /// Parses and checks the options (the model itself validates the physics); `channels`
-    /// is used when `--channels` is not given.
-    pub fn spec(&self, default_channels: usize) -> Result<ModelSpec> {
-        let elements = parse_elements("elements", &self.elements)?;
+    /// Parses and checks the options (the model itself validates the physics), filling what is
+    /// not given from the file's metadata, then from espm's defaults.
+    pub fn spec(&self, meta: &FileMeta) -> Result<ModelSpec> {
+        let e0 = self.e0.or(meta.e0).unwrap_or(200.0);
+        let axis = EnergyAxis {
+            offset: self.offset.or(meta.offset).unwrap_or(0.2),
+            scale: self.scale.or(meta.scale).unwrap_or(0.01),
+            channels: self.channels.or(meta.channels).unwrap_or(1980),
+            // Both --compat modes build espm's G; they differ in the solver only.
+            compat: Compat::Espm,
+        };
+        let mut warnings = Vec::new();
+        let elements = if !self.elements.is_empty() {
+            parse_elements("elements", &self.elements)?
+        } else {
+            // Elements from the file that cannot be modelled on this axis are dropped, not fatal.
+            let table = edxs_tables::line_table(e0);
+            let mut kept = Vec::new();
+            let mut dropped = Vec::new();
+            for s in meta
+                .elements
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+            {
+                let el = Element::parse(s)
+                    .map_err(|e| anyhow::anyhow!("{}: Sample.elements: {e}", meta.source))?;
+                let has_line = table.is_some_and(|t| {
+                    t.lines_of(el.z())
+                        .iter()
+                        .any(|l| axis.contains_line(l.energy))
+                });
+                if has_line || table.is_none() {
+                    kept.push(el);
+                } else {
+                    dropped.push(el.symbol());
+                }
+            }
+            if !dropped.is_empty() {
+                warnings.push(format!(
+                    "{}: dropped element(s) {} listed in the file: no X-ray line on the energy axis {:.3}..{:.3} keV",
+                    meta.source,
+                    dropped.join(", "),
+                    axis.first(),
+                    axis.last()
+                ));
+            }
+            kept
+        };
         if elements.is_empty() {
-            bail!("--elements: no element given");
+            bail!("--elements: no element given and the data file lists none");
         }
         let ignored = parse_elements("ignored", &self.ignored)?;
         let mut split = Vec::new();
@@ -131,9 +202,9 @@ impl ModelArgs {
             None
         } else {
             Some(Absorption {
-                thickness: self.thickness,
-                density: self.density,
-                toa: self.toa,
+                thickness: self.thickness.or(meta.thickness).unwrap_or(100e-7),
+                density: self.density.or(meta.density),
+                toa: self.toa.or(meta.toa).unwrap_or(22.0),
                 atomic_fraction: self.atomic_fraction,
             })
         };
@@ -141,15 +212,10 @@ impl ModelArgs {
             elements,
             ignored,
             split,
+            warnings,
             base: ModelParamsOwned {
-                e0: self.e0,
-                axis: EnergyAxis {
-                    offset: self.offset,
-                    scale: self.scale,
-                    channels: self.channels.unwrap_or(default_channels),
-                    // Both modes build espm's G; they differ in the solver only.
-                    compat: Compat::Espm,
-                },
+                e0,
+                axis,
                 width_slope: self.width_slope,
                 width_intercept: self.width_intercept,
                 absorption,

@@ -226,7 +226,10 @@ fn bad_inputs_give_one_line_and_no_output() {
     npy::write_f64(&w_bad, &[4, 3], &[0.3; 12]).unwrap();
     let out = dir.join("out");
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["/nonexistent/x.npy"], "cannot read /nonexistent/x.npy"),
+        (
+            vec!["/nonexistent/x.npy"],
+            "/nonexistent/x.npy: no such file",
+        ),
         (
             vec![neg.to_str().unwrap()],
             "pixel 3 (row 0, col 3), channel 7 is -1",

@@ -143,9 +143,11 @@ fn bad_model_options_give_one_clear_line() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         assert!(o.stdout.is_empty(), "{args:?}: wrote to stdout");
     }
-    // Usage errors are clap's (exit 2).
+    // No element at all (model has no data file to take them from).
     let o = edxs(&["model"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no element given"));
+    // Usage errors are clap's (exit 2).
     let o = edxs(&["model", "--elements", "Fe", "--e0", "abc"]);
     assert_eq!(o.status.code(), Some(2));
 }

@@ -3,7 +3,7 @@
 use crate::init::{nndsvd, NndsvdVariant};
 use crate::io::counts::SpectrumImage;
 use crate::io::{atomic, npy};
-use crate::model_args::{CompatArg, ModelArgs};
+use crate::model_args::{CompatArg, FileMeta, ModelArgs};
 use crate::quant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -31,7 +31,8 @@ pub enum InitArg {
 /// Options of `edxs decompose`.
 #[derive(Debug, Args)]
 pub struct DecomposeCmd {
-    /// Counts: .npy of Y×X×L, or P×L with `--shape ROWSxCOLS`; any integer or float dtype.
+    /// Counts: .npy (Y×X×L, or P×L with `--shape ROWSxCOLS`; any integer or float dtype),
+    /// Ripple .rpl (+ .raw) or HyperSpy .hspy (build with `--features hdf5`).
     pub input: PathBuf,
     /// Model options (the channel count defaults to the data's).
     #[command(flatten)]
@@ -163,8 +164,23 @@ impl DecomposeCmd {
     /// Loads, decomposes, writes the outputs and prints the compositions.
     pub fn run(&self) -> Result<()> {
         let shape = self.shape.as_deref().map(parse_shape).transpose()?;
-        let data = SpectrumImage::read_npy(&self.input, shape)?;
-        let spec = self.model.spec(data.channels)?;
+        let loaded = crate::io::input::load(&self.input, shape)?;
+        let meta = FileMeta {
+            channels: Some(loaded.image.channels),
+            offset: loaded.offset_kev,
+            scale: loaded.scale_kev,
+            e0: loaded.e0_kev,
+            elements: loaded.elements.clone(),
+            toa: loaded.toa_deg,
+            thickness: loaded.thickness_cm,
+            density: loaded.density,
+            source: self.input.display().to_string(),
+        };
+        let data = loaded.image;
+        let spec = self.model.spec(&meta)?;
+        for w in &spec.warnings {
+            eprintln!("edxs: warning: {w}");
+        }
         if spec.base.axis.channels != data.channels {
             bail!(
                 "--channels {} does not match the {} channels of {}",

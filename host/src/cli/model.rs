@@ -23,7 +23,7 @@ pub struct ModelCmd {
 impl ModelCmd {
     /// Builds G and reports it.
     pub fn run(&self) -> Result<()> {
-        let spec = self.model.spec(1980)?;
+        let spec = self.model.spec(&Default::default())?;
         let model = spec.model()?;
         let mut g = vec![0.0f64; model.g_len()];
         let mut scratch = vec![0.0f64; model.scratch_len()];
