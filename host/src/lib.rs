@@ -5,4 +5,5 @@ pub mod cli;
 pub mod init;
 pub mod io;
 pub mod model_args;
+pub mod parallel;
 pub mod quant;

@@ -305,3 +305,36 @@ fn bad_inputs_give_one_line_and_no_output() {
         assert!(!out.join("W.npy").exists(), "{extra:?}: wrote a result");
     }
 }
+
+#[test]
+fn results_are_identical_for_every_thread_count() {
+    let dir = tempdir("threads");
+    let (_, yxl) = write_inputs(&dir);
+    let mut outs = vec![];
+    for threads in ["1", "2", "3"] {
+        let out = dir.join(format!("t{threads}"));
+        let mut args = vec!["decompose", yxl.to_str().unwrap()];
+        args.extend_from_slice(MODEL);
+        args.extend([
+            "-k",
+            "3",
+            "--max-iter",
+            "50",
+            "--mu",
+            "0.01",
+            "--lambda-l",
+            "0.5",
+        ]);
+        args.extend(["--threads", threads, "--out", out.to_str().unwrap()]);
+        let o = edxs(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let w = std::fs::read(out.join("W.npy")).unwrap();
+        let h = std::fs::read(out.join("H.npy")).unwrap();
+        let losses = std::fs::read_to_string(out.join("losses.csv")).unwrap();
+        outs.push((w, h, losses));
+    }
+    assert!(
+        outs.windows(2).all(|p| p[0] == p[1]),
+        "thread count changed the result"
+    );
+}

@@ -74,7 +74,59 @@ fn rel_change<T: Float>(new: &[T], old: &[T], tol: f64) -> f64 {
         .fold(0.0, f64::max)
 }
 
-impl<T: Float> Solver<'_, T> {
+/// How one iteration and the loss are computed: serially by [`SerialExec`], or by a host that
+/// spreads the pixel passes over threads with the block functions of [`Solver`].
+pub trait Exec<T> {
+    /// One iteration (H, then W with the new H), in place.
+    fn step(&mut self, g: &[T], w: &mut [T], h: &mut [T]);
+    /// The loss terms at (W, H).
+    fn loss(&mut self, g: &[T], w: &[T], h: &[T]) -> LossTerms;
+    /// espm's `const_KL_` of the data (Σ y ln y − Σ y).
+    fn kl_constant(&self) -> f64;
+}
+
+/// The single-threaded [`Exec`] over the solver's own buffers.
+pub struct SerialExec<'s, 'y, 'w, T> {
+    solver: &'s Solver<'s, T>,
+    y: Counts<'y, T>,
+    ws: &'w mut [T],
+    c: f64,
+}
+
+impl<'s, 'y, 'w, T: Float> SerialExec<'s, 'y, 'w, T> {
+    /// Validates the counts and takes `exec_len()` values of workspace.
+    pub fn new(
+        solver: &'s Solver<'s, T>,
+        y: Counts<'y, T>,
+        ws: &'w mut [T],
+    ) -> Result<Self, SolverError> {
+        y.validate()?;
+        solver.work(ws)?;
+        let c = y.kl_constant();
+        Ok(SerialExec { solver, y, ws, c })
+    }
+}
+
+impl<T: Float> Exec<T> for SerialExec<'_, '_, '_, T> {
+    fn step(&mut self, g: &[T], w: &mut [T], h: &mut [T]) {
+        if let Ok(mut work) = self.solver.work(self.ws) {
+            self.solver.step(&self.y, g, w, h, &mut work);
+        }
+    }
+
+    fn loss(&mut self, g: &[T], w: &[T], h: &[T]) -> LossTerms {
+        match self.solver.work(self.ws) {
+            Ok(mut work) => self.solver.loss_terms(&self.y, g, w, h, self.c, &mut work),
+            Err(_) => LossTerms::default(),
+        }
+    }
+
+    fn kl_constant(&self) -> f64 {
+        self.c
+    }
+}
+
+impl<'a, T: Float> Solver<'a, T> {
     /// Runs iterations from the W, H given until the stopping rule fires, updating G every
     /// `g_update_every` iterations through `g_update`; `on_iter` sees every iteration.
     #[allow(clippy::too_many_arguments)]
@@ -90,35 +142,79 @@ impl<T: Float> Solver<'_, T> {
     ) -> Result<RunSummary, SolverError> {
         y.validate()?;
         self.check_buffers(y, g, w, h)?;
-        let mut work = self.work(ws)?;
+        if ws.len() < self.workspace_len() {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "workspace",
+                expected: self.workspace_len(),
+                got: ws.len(),
+            });
+        }
+        let (exec_ws, drv) = ws.split_at_mut(self.exec_len());
+        let mut exec = SerialExec::new(self, *y, exec_ws)?;
+        self.drive(&mut exec, g, w, h, drv, g_update, on_iter)
+    }
+
+    /// The iteration loop over any [`Exec`]: stopping rules, G updates every
+    /// `g_update_every` iterations, best-iterate bookkeeping; `drv` holds `driver_len()` values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn drive(
+        &self,
+        exec: &mut dyn Exec<T>,
+        g: &mut [T],
+        w: &mut [T],
+        h: &mut [T],
+        drv: &mut [T],
+        g_update: &mut dyn GUpdate<T>,
+        on_iter: &mut dyn FnMut(&IterReport),
+    ) -> Result<RunSummary, SolverError> {
+        let (m, k, p) = (self.m, self.k, self.p);
+        if drv.len() < self.driver_len() {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "driver workspace",
+                expected: self.driver_len(),
+                got: drv.len(),
+            });
+        }
+        for (name, buf, n) in [("g", &*g, self.l * m), ("w", &*w, m * k), ("h", &*h, k * p)] {
+            if buf.len() != n {
+                return Err(SolverError::DimensionMismatch {
+                    buffer: name,
+                    expected: n,
+                    got: buf.len(),
+                });
+            }
+        }
+        let (w_prev, rest) = drv.split_at_mut(m * k);
+        let (h_prev, rest) = rest.split_at_mut(k * p);
+        let (w_best, rest) = rest.split_at_mut(m * k);
+        let (h_best, _) = rest.split_at_mut(k * p);
         let prm = &self.params;
         let tol = prm.tol.to_f64();
-        let c = y.kl_constant();
-        let initial = self.loss_terms(y, g, w, h, c, &mut work).total();
+        let c = exec.kl_constant();
+        let initial = exec.loss(g, w, h).total();
         let mut before = f64::INFINITY;
         // The start may violate the constraints, so only iterates compete for "best".
         let mut best = f64::INFINITY;
         let mut reason = StopReason::MaxIter;
         let mut it = 0;
         while it < prm.max_iter {
-            work.w_prev.copy_from_slice(w);
-            work.h_prev.copy_from_slice(h);
-            self.step(y, g, w, h, &mut work);
+            w_prev.copy_from_slice(w);
+            h_prev.copy_from_slice(h);
+            exec.step(g, w, h);
             it += 1;
-            let terms = self.loss_terms(y, g, w, h, c, &mut work);
+            let terms = exec.loss(g, w, h);
             let after = terms.total();
             let report = IterReport {
                 iter: it,
                 loss: terms,
-                rel_w: rel_change(w, work.w_prev, tol),
-                rel_h: rel_change(h, work.h_prev, tol),
+                rel_w: rel_change(w, w_prev, tol),
+                rel_h: rel_change(h, h_prev, tol),
             };
             on_iter(&report);
-            let improved = after < best;
-            if improved {
+            if after < best {
                 best = after;
-                work.w_best.copy_from_slice(w);
-                work.h_best.copy_from_slice(h);
+                w_best.copy_from_slice(w);
+                h_best.copy_from_slice(h);
             }
             if it >= prm.max_iter {
                 reason = StopReason::MaxIter;
@@ -151,17 +247,17 @@ impl<T: Float> Solver<'_, T> {
                 break;
             }
             if prm.g_update_every > 0 && it % prm.g_update_every == 0 {
-                g_update.update(g, w, self.k)?;
-                before = self.loss_terms(y, g, w, h, c, &mut work).total();
+                g_update.update(g, w, k)?;
+                before = exec.loss(g, w, h).total();
             } else {
                 before = after;
             }
         }
-        let mut final_loss = self.loss_terms(y, g, w, h, c, &mut work).total();
+        let mut final_loss = exec.loss(g, w, h).total();
         if prm.stopping == Stopping::Relative && it > 0 && !(final_loss <= best) {
-            w.copy_from_slice(work.w_best);
-            h.copy_from_slice(work.h_best);
-            final_loss = self.loss_terms(y, g, w, h, c, &mut work).total();
+            w.copy_from_slice(w_best);
+            h.copy_from_slice(h_best);
+            final_loss = exec.loss(g, w, h).total();
         }
         Ok(RunSummary {
             iterations: it,

@@ -37,11 +37,47 @@ impl<T: Float> Solver<'_, T> {
         kl_constant: f64,
         work: &mut Work<'_, T>,
     ) -> LossTerms {
+        self.compute_d(g, w, work);
+        let log_term = self.log_term_pixels(y, work.d, h, 0..self.p);
+        self.loss_from_parts(work.d, h, log_term, kl_constant)
+    }
+
+    /// Σ y·ln(D̃H̃) over the non-zeros of the pixels in `range`, with D̃ = max(D, ε) and
+    /// H̃ = max(H, ε) (the data-dependent part of the KL divergence).
+    pub(crate) fn log_term_pixels(
+        &self,
+        y: &Counts<'_, T>,
+        d: &[T],
+        h: &[T],
+        range: core::ops::Range<usize>,
+    ) -> f64 {
+        let (k, p) = (self.k, self.p);
+        let eps = self.params.log_shift;
+        let mut log_term = 0.0f64;
+        for px in range {
+            y.for_each_nz(px, |li, yv| {
+                let mut dh = 0.0f64;
+                for c in 0..k {
+                    dh += d[li * k + c].max(eps).to_f64() * h[c * p + px].max(eps).to_f64();
+                }
+                log_term += yv.to_f64() * libm::log(dh);
+            });
+        }
+        log_term
+    }
+
+    /// The loss terms from the data's log part (summed over all pixels) and the KL constant;
+    /// the rest costs O((L+P)·K).
+    pub(crate) fn loss_from_parts(
+        &self,
+        d: &[T],
+        h: &[T],
+        log_term: f64,
+        kl_constant: f64,
+    ) -> LossTerms {
         let (l, k, p) = (self.l, self.k, self.p);
         let prm = &self.params;
         let eps = prm.log_shift;
-        self.compute_d(g, w, work);
-        let d = &*work.d;
         let mut lin = 0.0f64;
         for c in 0..k {
             let sd: f64 = (0..l).map(|li| d[li * k + c].max(eps).to_f64()).sum();
@@ -50,16 +86,6 @@ impl<T: Float> Solver<'_, T> {
                 .map(|v| v.max(eps).to_f64())
                 .sum();
             lin += sd * sh;
-        }
-        let mut log_term = 0.0f64;
-        for px in 0..p {
-            y.for_each_nz(px, |li, yv| {
-                let mut dh = 0.0f64;
-                for c in 0..k {
-                    dh += d[li * k + c].max(eps).to_f64() * h[c * p + px].max(eps).to_f64();
-                }
-                log_term += yv.to_f64() * libm::log(dh);
-            });
         }
         let mut reg = 0.0f64;
         let mut lap = 0.0f64;

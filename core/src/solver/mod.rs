@@ -6,6 +6,7 @@
 //! counts, Gᵀ[(Y⊘GWH)Hᵀ] is reduced to L×K before multiplying by Gᵀ, and the denominators are
 //! rank one.
 
+mod blocks;
 mod data;
 mod driver;
 mod h_step;
@@ -16,7 +17,7 @@ mod simplex;
 mod w_step;
 
 pub use data::Counts;
-pub use driver::{GUpdate, IterReport, NoGUpdate, RunSummary, StopReason};
+pub use driver::{Exec, GUpdate, IterReport, NoGUpdate, RunSummary, SerialExec, StopReason};
 pub use loss::LossTerms;
 pub use params::{Laplacian, SimplexSolver, SolverParams, Stopping};
 
@@ -57,10 +58,6 @@ pub(crate) struct Work<'w, T> {
     pub den_s: &'w mut [T],
     pub bis: &'w mut [T],
     pub acc: &'w mut [T],
-    pub w_prev: &'w mut [T],
-    pub h_prev: &'w mut [T],
-    pub w_best: &'w mut [T],
-    pub h_best: &'w mut [T],
 }
 
 impl<'a, T: Float> Solver<'a, T> {
@@ -179,14 +176,25 @@ impl<'a, T: Float> Solver<'a, T> {
         (self.l, self.m, self.k, self.p)
     }
 
-    /// Length of the workspace every call needs.
+    /// Length of the workspace every call needs (iteration buffers plus the loop's copies of
+    /// the previous and best W and H).
     pub fn workspace_len(&self) -> usize {
+        self.exec_len() + self.driver_len()
+    }
+
+    /// Length of the iteration buffers alone (what [`Solver::iterate`] and [`Solver::loss`] use).
+    pub fn exec_len(&self) -> usize {
         let (l, m, k, p) = (self.l, self.m, self.k, self.p);
-        2 * l * k + m + 4 * k + 2 * k * p + 3 * m * k + 4 * p.max(k) + 2 * (m * k + k * p)
+        2 * l * k + m + 4 * k + 2 * k * p + 3 * m * k + 4 * p.max(k)
+    }
+
+    /// Length of the loop's buffers (previous and best W and H) for [`Solver::drive`].
+    pub fn driver_len(&self) -> usize {
+        2 * (self.m * self.k + self.k * self.p)
     }
 
     pub(crate) fn work<'w>(&self, ws: &'w mut [T]) -> Result<Work<'w, T>, SolverError> {
-        let need = self.workspace_len();
+        let need = self.exec_len();
         if ws.len() < need {
             return Err(SolverError::DimensionMismatch {
                 buffer: "workspace",
@@ -207,11 +215,7 @@ impl<'a, T: Float> Solver<'a, T> {
         let (num_s, ws) = ws.split_at_mut(m * k);
         let (den_s, ws) = ws.split_at_mut(m * k);
         let (bis, ws) = ws.split_at_mut(4 * p.max(k));
-        let (acc, ws) = ws.split_at_mut(k);
-        let (w_prev, ws) = ws.split_at_mut(m * k);
-        let (h_prev, ws) = ws.split_at_mut(k * p);
-        let (w_best, ws) = ws.split_at_mut(m * k);
-        let (h_best, _) = ws.split_at_mut(k * p);
+        let (acc, _) = ws.split_at_mut(k);
         Ok(Work {
             d,
             r,
@@ -226,10 +230,6 @@ impl<'a, T: Float> Solver<'a, T> {
             den_s,
             bis,
             acc,
-            w_prev,
-            h_prev,
-            w_best,
-            h_best,
         })
     }
 

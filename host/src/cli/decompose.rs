@@ -4,11 +4,12 @@ use crate::init::{nndsvd, NndsvdVariant};
 use crate::io::counts::SpectrumImage;
 use crate::io::{atomic, npy};
 use crate::model_args::{CompatArg, FileMeta, ModelArgs};
+use crate::parallel::ParallelExec;
 use crate::quant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use edxs_core::physics::BremsstrahlungUpdate;
-use edxs_core::solver::{GUpdate, Laplacian, NoGUpdate, SimplexSolver, Stopping};
+use edxs_core::solver::{Exec, GUpdate, Laplacian, NoGUpdate, SerialExec, SimplexSolver, Stopping};
 use edxs_core::{EdxsModel, Solver, SolverParams};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,9 @@ pub struct DecomposeCmd {
     /// Keep G fixed (no bremsstrahlung update from W every 3 iterations).
     #[arg(long)]
     pub no_g_update: bool,
+    /// Worker threads (0 = one per core); results are identical for every count.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Output folder.
     #[arg(long, default_value = "edxs-out")]
     pub out: PathBuf,
@@ -246,7 +250,6 @@ impl DecomposeCmd {
         let solver = Solver::new(params, l, m, p).map_err(|e| anyhow::anyhow!("{e}"))?;
 
         let (mut w, mut h) = self.initial(model, &g, data, &rows, k)?;
-        let mut ws = vec![0.0; solver.workspace_len()];
         let mut history = Vec::new();
         let start = std::time::Instant::now();
         let mut update: Box<dyn GUpdate<f64>> = if brems {
@@ -258,13 +261,26 @@ impl DecomposeCmd {
         } else {
             Box::new(NoGUpdate)
         };
+        let counts = data.counts();
+        let mut drv = vec![0.0; solver.driver_len()];
+        let mut serial_ws = Vec::new();
+        // espm's joint bisection over all pixels only exists in the serial solver.
+        let mut exec: Box<dyn Exec<f64>> = if espm && self.simplex_h {
+            serial_ws.resize(solver.exec_len(), 0.0);
+            Box::new(
+                SerialExec::new(&solver, counts, &mut serial_ws)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
+        } else {
+            Box::new(ParallelExec::new(&solver, counts, self.threads)?)
+        };
         let summary = solver
-            .run(
-                &data.counts(),
+            .drive(
+                exec.as_mut(),
                 &mut g,
                 &mut w,
                 &mut h,
-                &mut ws,
+                &mut drv,
                 update.as_mut(),
                 &mut |r| {
                     history.push([

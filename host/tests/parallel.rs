@@ -1,0 +1,99 @@
+//! The threaded iteration agrees with the serial core to rounding and with itself exactly for
+//! every thread count, on data larger than one reduction group.
+
+use edxs::parallel::ParallelExec;
+use edxs_core::solver::{Laplacian, NoGUpdate, SerialExec};
+use edxs_core::{Counts, Solver, SolverParams};
+use edxs_suite::synthetic;
+
+#[test]
+fn parallel_matches_serial_and_is_thread_count_independent() {
+    let s = synthetic(40, 40, 60.0, 4);
+    let p = s.rows * s.cols;
+    let mu = [0.01];
+    let mut prm = SolverParams::new(3, &s.simplex_rows);
+    prm.mu = &mu;
+    prm.lambda_l = 0.5;
+    prm.laplacian = Laplacian::Grid {
+        rows: s.rows,
+        cols: s.cols,
+    };
+    prm.max_iter = 15;
+    prm.tol = 0.0;
+    prm.g_update_every = 0;
+    let solver = Solver::new(prm, s.l, s.m, p).unwrap();
+    let counts = Counts::Sparse {
+        channels: s.l,
+        pixels: p,
+        indptr: &s.indptr,
+        indices: &s.indices,
+        values: &s.values,
+    };
+    let run = |threads: Option<usize>| {
+        let (mut w, mut h, mut g) = (vec![0.05; s.m * 3], vec![1.0; 3 * p], s.g.clone());
+        let mut drv = vec![0.0; solver.driver_len()];
+        let mut ws = vec![0.0; solver.exec_len()];
+        let mut losses = vec![];
+        let mut on = |r: &edxs_core::solver::IterReport| losses.push(r.loss.total());
+        match threads {
+            None => {
+                let mut exec = SerialExec::new(&solver, counts, &mut ws).unwrap();
+                solver
+                    .drive(
+                        &mut exec,
+                        &mut g,
+                        &mut w,
+                        &mut h,
+                        &mut drv,
+                        &mut NoGUpdate,
+                        &mut on,
+                    )
+                    .unwrap();
+            }
+            Some(t) => {
+                let mut exec = ParallelExec::new(&solver, counts, t).unwrap();
+                solver
+                    .drive(
+                        &mut exec,
+                        &mut g,
+                        &mut w,
+                        &mut h,
+                        &mut drv,
+                        &mut NoGUpdate,
+                        &mut on,
+                    )
+                    .unwrap();
+            }
+        }
+        (w, h, losses)
+    };
+    let serial = run(None);
+    let one = run(Some(1));
+    let two = run(Some(2));
+    let four = run(Some(4));
+    assert_eq!(one, two);
+    assert_eq!(one, four);
+    let scale = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let err = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+            / scale(b)
+    };
+    assert!(
+        err(&one.0, &serial.0) < 1e-10,
+        "W {}",
+        err(&one.0, &serial.0)
+    );
+    assert!(
+        err(&one.1, &serial.1) < 1e-10,
+        "H {}",
+        err(&one.1, &serial.1)
+    );
+    assert!(
+        err(&one.2, &serial.2) < 1e-12,
+        "loss {}",
+        err(&one.2, &serial.2)
+    );
+}
