@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod init;
 pub mod io;
+pub mod metrics;
 pub mod model_args;
 pub mod parallel;
 pub mod quant;
+pub mod sim;

@@ -1,7 +1,9 @@
 //! The `edxs` command line: one file per subcommand.
 
 mod decompose;
+mod evaluate;
 mod model;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +27,11 @@ pub enum Command {
     /// Decompose a spectrum image into phases, abundance maps and compositions (ESpM-NMF).
     #[command(allow_negative_numbers = true)]
     Decompose(decompose::DecomposeCmd),
+    /// Simulate a spectrum image (phases, abundance maps, Poisson counts) with its truth.
+    #[command(allow_negative_numbers = true)]
+    Simulate(simulate::SimulateCmd),
+    /// Compare a decomposition with the truth of a simulation (angles, map MSE, at.%).
+    Evaluate(evaluate::EvaluateCmd),
 }
 
 /// Runs the program on the process arguments and returns the exit code.
@@ -44,5 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Model(cmd) => cmd.run(),
         Command::Decompose(cmd) => cmd.run(),
+        Command::Simulate(cmd) => cmd.run(),
+        Command::Evaluate(cmd) => cmd.run(),
     }
 }
