@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod model_args;
 pub mod parallel;
 pub mod quant;
+pub mod report;
 pub mod sim;

@@ -119,7 +119,7 @@ fn custom_start_in_espm_mode_matches_espm() {
             "{run}: losses {}",
             rel_err(&losses, &want_l)
         );
-        let summary = read_json(&out.join("summary.json"));
+        let summary = read_json(&out.join("results.json"));
         assert_eq!(summary["iterations"], 25);
         // at.% of every phase sums to 100.
         let quant = std::fs::read_to_string(out.join("quant.csv")).unwrap();

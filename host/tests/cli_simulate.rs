@@ -636,7 +636,7 @@ fn evaluate_recovers_a_permuted_rescaled_truth() {
     npy::write_f64(&res.join("W.npy"), &[k, k], &w).unwrap();
     npy::write_f64(&res.join("H.npy"), &[k, p], &h).unwrap();
     let summary = serde_json::json!({"columns": ["Mg", "Fe", "Nd"]});
-    std::fs::write(res.join("summary.json"), summary.to_string()).unwrap();
+    std::fs::write(res.join("results.json"), summary.to_string()).unwrap();
     for by in ["angle", "mse"] {
         ok(&[
             "evaluate",

@@ -6,6 +6,7 @@ use crate::io::{atomic, npy};
 use crate::model_args::{CompatArg, FileMeta, ModelArgs};
 use crate::parallel::ParallelExec;
 use crate::quant;
+use crate::report::plots;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use edxs_core::physics::BremsstrahlungUpdate;
@@ -369,12 +370,34 @@ impl DecomposeCmd {
             self.n_components,
             data.pixels,
         );
-        std::fs::create_dir_all(&self.out)
+        // Everything goes to a sibling folder that replaces the output at the end, so a failed
+        // run never leaves half a result.
+        let tmp = crate::io::atomic::temp_sibling(&self.out);
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)
             .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
-        let path = |f: &str| self.out.join(f);
+        let written = self.write_into(&tmp, model, data, r, (l, m, k, p));
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        crate::io::atomic::replace_dir(&tmp, &self.out)
+    }
+
+    fn write_into(
+        &self,
+        dir: &Path,
+        model: &EdxsModel<'_>,
+        data: &SpectrumImage,
+        r: &Decomposition,
+        (l, m, k, p): (usize, usize, usize, usize),
+    ) -> Result<()> {
+        let path = |f: &str| dir.join(f);
         npy::write_f64(&path("W.npy"), &[m, k], &r.w)?;
         npy::write_f64(&path("H.npy"), &[k, p], &r.h)?;
         npy::write_f64(&path("G.npy"), &[l, m], &r.g)?;
+        let d = matmul(&r.g, &r.w, l, m, k);
+        npy::write_f64(&path("D.npy"), &[l, k], &d)?;
         let mut csv = String::from("iteration,loss,kl,log_reg,laplacian,rel_w,rel_h\n");
         for (i, row) in r.history.iter().enumerate() {
             let _ = writeln!(csv, "{},{}", i + 1, row.map(|v| format!("{v:e}")).join(","));
@@ -392,24 +415,71 @@ impl DecomposeCmd {
             }
         }
         atomic::write_bytes(&path("quant.csv"), q.as_bytes())?;
-        let summary = serde_json::json!({
+        let prm = model.params();
+        let results = serde_json::json!({
+            "edxs_version": env!("CARGO_PKG_VERSION"),
             "input": self.input.display().to_string(),
-            "channels": l, "pixels": p, "shape": data.shape, "nnz": data.values.len(),
+            "data": {"channels": l, "pixels": p, "shape": data.shape, "nnz": data.values.len(),
+                     "total_counts": data.values.iter().sum::<f64>()},
+            "model": {
+                "elements": prm.elements.iter().map(|e| e.symbol()).collect::<Vec<_>>(),
+                "ignored": prm.ignored.iter().map(|e| e.symbol()).collect::<Vec<_>>(),
+                "split": prm.split.iter().map(|(e, c)| (e.symbol(), *c)).collect::<Vec<_>>(),
+                "e0_kev": prm.e0, "offset_kev": prm.axis.offset, "scale_kev": prm.axis.scale,
+                "width_slope": prm.width_slope, "width_intercept": prm.width_intercept,
+                "absorption": prm.absorption.map(|a| serde_json::json!({"thickness_cm": a.thickness,
+                    "density": a.density, "toa_deg": a.toa, "atomic_fraction": a.atomic_fraction})),
+                "bremsstrahlung": prm.bremsstrahlung,
+            },
             "columns": model.columns().map(|c| c.to_string()).collect::<Vec<_>>(),
-            "n_components": k, "mu": self.mu, "lambda_l": self.lambda_l,
-            "epsilon_reg": self.epsilon_reg, "init": format!("{:?}", self.init).to_lowercase(),
-            "seed": self.seed, "max_iter": self.max_iter, "tol": self.tol,
-            "simplex_h": self.simplex_h, "fix": self.fix,
-            "compat": format!("{:?}", self.model.compat.unwrap_or(CompatArg::Edxs)).to_lowercase(),
+            "parameters": {
+                "n_components": k, "mu": self.mu, "lambda_l": self.lambda_l,
+                "epsilon_reg": self.epsilon_reg, "init": format!("{:?}", self.init).to_lowercase(),
+                "seed": self.seed, "max_iter": self.max_iter, "tol": self.tol,
+                "simplex_h": self.simplex_h, "fix": self.fix, "g_update": !self.no_g_update,
+                "compat": format!("{:?}", self.model.compat.unwrap_or(CompatArg::Edxs)).to_lowercase(),
+                "threads": self.threads,
+            },
             "iterations": r.summary.iterations,
             "stop_reason": format!("{:?}", r.summary.reason),
             "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
             "seconds": r.seconds,
+            "loss_history": r.history.iter().map(|h| h[0]).collect::<Vec<_>>(),
+            "W": r.w.chunks(k).map(|row| row.to_vec()).collect::<Vec<_>>(),
             "phases": shares,
-            "edxs_version": env!("CARGO_PKG_VERSION"),
         });
-        let text = serde_json::to_string_pretty(&summary).context("serialising summary.json")?;
-        atomic::write_bytes(&path("summary.json"), text.as_bytes())
+        let text = serde_json::to_string_pretty(&results).context("serialising results.json")?;
+        atomic::write_bytes(&path("results.json"), text.as_bytes())?;
+        // Figures.
+        let (rows, cols) = data.shape.unwrap_or((1, p));
+        let names: Vec<String> = (0..k).map(|c| format!("phase {c}")).collect();
+        plots::maps_png(&path("maps.png"), &r.h, k, rows, cols, &names)?;
+        let energy: Vec<f64> = (0..l).map(|i| model.energy(i)).collect();
+        let markers: Vec<(String, f64)> = prm
+            .elements
+            .iter()
+            .filter_map(|e| {
+                model
+                    .lines_in_axis(*e)
+                    .max_by(|a, b| a.1.cs.total_cmp(&b.1.cs))
+                    .map(|(_, line)| (e.symbol().to_string(), line.energy))
+            })
+            .collect();
+        let rowsum_h: Vec<f64> = (0..k)
+            .map(|c| r.h[c * p..(c + 1) * p].iter().sum())
+            .collect();
+        let sum_model = matmul(&d, &rowsum_h, l, k, 1);
+        plots::spectra_png(
+            &path("spectra.png"),
+            &energy,
+            &d,
+            k,
+            &names,
+            &markers,
+            &data.sum_spectrum(),
+            &sum_model,
+        )?;
+        Ok(())
     }
 
     fn report(&self, model: &EdxsModel<'_>, r: &Decomposition) -> String {
@@ -449,7 +519,7 @@ impl DecomposeCmd {
         }
         let _ = writeln!(
             s,
-            "wrote W.npy, H.npy, G.npy, losses.csv, quant.csv, summary.json to {}",
+            "wrote results.json, quant.csv, W.npy, H.npy, D.npy, G.npy, losses.csv, maps.png, spectra.png to {}",
             self.out.display()
         );
         s
@@ -472,4 +542,20 @@ fn read_matrix(path: &Path, rows: usize, cols: usize, what: &str) -> Result<Vec<
         );
     }
     Ok(data)
+}
+
+/// Row-major (a×b)·(b×c).
+fn matmul(x: &[f64], y: &[f64], a: usize, b: usize, c: usize) -> Vec<f64> {
+    let mut out = vec![0.0; a * c];
+    for i in 0..a {
+        for j in 0..b {
+            let v = x[i * b + j];
+            if v != 0.0 {
+                for q in 0..c {
+                    out[i * c + q] += v * y[j * c + q];
+                }
+            }
+        }
+    }
+    out
 }

@@ -20,7 +20,7 @@ pub enum MatchBy {
 /// Options of `edxs evaluate`.
 #[derive(Debug, Args)]
 pub struct EvaluateCmd {
-    /// Folder written by `edxs decompose` (W.npy, H.npy, G.npy, summary.json).
+    /// Folder written by `edxs decompose` (W.npy, H.npy, G.npy, results.json).
     pub result: PathBuf,
     /// Folder written by `edxs simulate` (spectra_counts.npy, maps.npy, sim.json).
     #[arg(long)]
@@ -114,7 +114,7 @@ impl EvaluateCmd {
     /// Loads both folders, evaluates, prints the table and writes `evaluation.json`.
     pub fn run(&self) -> Result<()> {
         let sim = read_json(&self.truth.join("sim.json"))?;
-        let summary = read_json(&self.result.join("summary.json"))?;
+        let summary = read_json(&self.result.join("results.json"))?;
         let (ts, true_spectra) = read(&self.truth, "spectra_counts.npy")?;
         let (tm, true_maps) = read(&self.truth, "maps.npy")?;
         let (ws, w) = read(&self.result, "W.npy")?;
@@ -170,13 +170,13 @@ impl EvaluateCmd {
             .collect();
         let columns: Vec<String> = summary["columns"]
             .as_array()
-            .with_context(|| format!("{}: summary.json has no 'columns'", self.result.display()))?
+            .with_context(|| format!("{}: results.json has no 'columns'", self.result.display()))?
             .iter()
             .map(|c| c.as_str().unwrap_or("").to_string())
             .collect();
         if columns.len() != m {
             bail!(
-                "{}: summary.json lists {} columns, W has {m} rows",
+                "{}: results.json lists {} columns, W has {m} rows",
                 self.result.display(),
                 columns.len()
             );

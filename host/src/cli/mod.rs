@@ -1,6 +1,7 @@
 //! The `edxs` command line: one file per subcommand.
 
 mod decompose;
+mod demo;
 mod evaluate;
 mod model;
 mod simulate;
@@ -21,6 +22,8 @@ pub struct Cli {
 // Parsed once per run, so the size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
+    /// Simulate a paper-like spectrum image, decompose it and compare with the truth.
+    Demo(demo::DemoCmd),
     /// Build the EDXS model G (channels × columns) and print its columns and lines.
     #[command(allow_negative_numbers = true)]
     Model(model::ModelCmd),
@@ -49,6 +52,7 @@ pub fn main() -> i32 {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(cmd) => cmd.run(),
         Command::Model(cmd) => cmd.run(),
         Command::Decompose(cmd) => cmd.run(),
         Command::Simulate(cmd) => cmd.run(),

@@ -37,3 +37,32 @@ pub fn write_with(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> 
     }
     result
 }
+
+/// A temporary sibling of `dir` for building a folder before it replaces `dir`.
+pub fn temp_sibling(dir: &Path) -> PathBuf {
+    temp_name(dir)
+}
+
+/// Moves the finished folder `tmp` to `dir`, replacing what was there.
+pub fn replace_dir(tmp: &Path, dir: &Path) -> Result<()> {
+    let old = {
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".old-{}", std::process::id()));
+        dir.with_file_name(name)
+    };
+    let had_old = dir.exists();
+    if had_old {
+        std::fs::rename(dir, &old).with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    if let Err(e) = std::fs::rename(tmp, dir) {
+        if had_old {
+            let _ = std::fs::rename(&old, dir);
+        }
+        let _ = std::fs::remove_dir_all(tmp);
+        return Err(e).with_context(|| format!("cannot move the results to {}", dir.display()));
+    }
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Everything a decomposition writes: arrays, tables, JSON and figures.
+
+pub mod plots;
