@@ -1,0 +1,87 @@
+//! The real 88_ES-LP_G8 map (80×80×1917, 200 keV, 11 elements): the decomposition's summed
+//! model must reproduce the summed data within 5 % in each major K-line window, and every
+//! phase's at.% must sum to 100. Needs `--features hdf5` and `../shared/data` (CI has both;
+//! set EDXS_SHARED_DATA=1 to make the data's absence an error).
+
+#![cfg(feature = "hdf5")]
+
+use edxs::io::npy;
+use edxs_suite::read_json;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn map() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/88_ES-LP_G8/88_ES-LP_G8_selection2_cropped2.hspy");
+    if p.exists() {
+        Some(p)
+    } else if std::env::var_os("EDXS_SHARED_DATA").is_some() {
+        panic!("EDXS_SHARED_DATA is set but {} is missing", p.display());
+    } else {
+        None
+    }
+}
+
+#[test]
+fn summed_model_matches_the_summed_data_in_every_major_peak() {
+    let Some(input) = map() else { return };
+    let out = std::env::temp_dir().join(format!("edxs-real-{}", std::process::id()));
+    let o = Command::new(env!("CARGO_BIN_EXE_edxs"))
+        .args([
+            "decompose",
+            input.to_str().unwrap(),
+            "-k",
+            "3",
+            "--ignored",
+            "Cu",
+            "--max-iter",
+            "400",
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    // O-K lies below the first channel (0.83 keV): it is dropped with a warning naming it.
+    assert!(stderr.contains("dropped element(s) O"), "{stderr}");
+    let res = read_json(&out.join("results.json"));
+    for phase in res["phases"].as_array().unwrap() {
+        let at: f64 = phase
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["at_percent"].as_f64().unwrap())
+            .sum();
+        assert!((at - 100.0).abs() < 1e-6, "at.% sums to {at}");
+    }
+    let (dshape, d) = npy::read_f64(&out.join("D.npy")).unwrap();
+    let (hshape, h) = npy::read_f64(&out.join("H.npy")).unwrap();
+    let (l, k, p) = (dshape[0], dshape[1], hshape[1]);
+    let loaded = edxs::io::input::load(&input, None).unwrap();
+    let data = loaded.image.sum_spectrum();
+    let (offset, scale) = (loaded.offset_kev.unwrap(), loaded.scale_kev.unwrap());
+    let rowsum: Vec<f64> = (0..k).map(|c| h[c * p..(c + 1) * p].iter().sum()).collect();
+    let model: Vec<f64> = (0..l)
+        .map(|i| (0..k).map(|c| d[i * k + c] * rowsum[c]).sum())
+        .collect();
+    // Kα energies (keV); windows ± one FWHM (espm's 0.01·E + 0.065), on the data's own axis.
+    for (el, e) in [
+        ("Mg", 1.2536),
+        ("Al", 1.4866),
+        ("Si", 1.7397),
+        ("Ca", 3.6917),
+        ("Fe", 6.4039),
+    ] {
+        let fwhm = 0.01 * e + 0.065;
+        let chans = (0..l).filter(|&i| ((offset + i as f64 * scale) - e).abs() <= fwhm);
+        let (sd, sm) = chans.fold((0.0, 0.0), |(a, b), i| (a + data[i], b + model[i]));
+        let rel = (sm - sd).abs() / sd;
+        eprintln!("{el}: data {sd:.0} model {sm:.0} ({:.2} %)", 100.0 * rel);
+        assert!(
+            rel <= 0.05,
+            "{el} window: model {sm} vs data {sd} ({:.1} %)",
+            100.0 * rel
+        );
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
