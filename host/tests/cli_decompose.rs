@@ -221,6 +221,18 @@ fn bad_inputs_give_one_line_and_no_output() {
     std::fs::write(&garbage, b"this is not a numpy file").unwrap();
     let one_d = dir.join("one_d.npy");
     npy::write_f64(&one_d, &[512], &vec![1.0; 512]).unwrap();
+    // A complex-valued array: a dtype counts cannot have.
+    let complex = dir.join("complex.npy");
+    let header = "{'descr': '<c16', 'fortran_order': False, 'shape': (2, 3), }";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let hlen = (header.len() + pad + 1) as u16;
+    bytes.extend_from_slice(&hlen.to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(std::iter::repeat_n(b' ', pad));
+    bytes.push(b'\n');
+    bytes.extend(std::iter::repeat_n(0u8, 6 * 16));
+    std::fs::write(&complex, bytes).unwrap();
     let (pl, yxl) = (pl.to_str().unwrap(), yxl.to_str().unwrap());
     let w_bad = dir.join("w_bad.npy");
     npy::write_f64(&w_bad, &[4, 3], &[0.3; 12]).unwrap();
@@ -285,6 +297,16 @@ fn bad_inputs_give_one_line_and_no_output() {
         (vec![yxl, "--mu", "-1"], "invalid mu"),
         (vec![yxl, "--epsilon-reg", "0"], "invalid epsilon_reg"),
         (vec![yxl, "--mu", "0.1,0.2"], "mu has 2 values"),
+        (vec![yxl, "--elements", "Fe,Xx"], "unknown element 'Xx'"),
+        (
+            vec![yxl, "--e0", "150"],
+            "no X-ray line table for beam energy 150",
+        ),
+        (vec![complex.to_str().unwrap()], "unsupported dtype"),
+        (
+            vec![yxl, "--config", "/nonexistent.toml"],
+            "cannot read config",
+        ),
     ];
     for (extra, want) in cases {
         let mut args = vec!["decompose"];
@@ -337,4 +359,69 @@ fn results_are_identical_for_every_thread_count() {
         outs.windows(2).all(|p| p[0] == p[1]),
         "thread count changed the result"
     );
+}
+
+#[test]
+fn config_file_gives_options_and_the_command_line_overrides_it() {
+    let dir = tempdir("config");
+    let (_, yxl) = write_inputs(&dir);
+    let cfg = dir.join("run.toml");
+    std::fs::write(
+        &cfg,
+        "elements = [\"Fe\", \"Pt\", \"O\"]\noffset = 0.2\nscale = 0.04\ndensity = 5.0\nn_components = 2\nmu = 0.01\nlambda_l = 0.5\nmax_iter = 20\nno_g_update = true\nsimplex_h = false\n",
+    )
+    .unwrap();
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    // Config alone, with -k overridden on the command line.
+    let o = edxs(&[
+        "decompose",
+        yxl.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "-k",
+        "3",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The same options spelled out.
+    let mut args = vec!["decompose", yxl.to_str().unwrap()];
+    args.extend_from_slice(MODEL);
+    args.extend([
+        "--n-components",
+        "3",
+        "--mu",
+        "0.01",
+        "--lambda-l",
+        "0.5",
+        "--max-iter",
+        "20",
+    ]);
+    args.extend(["--no-g-update", "--out", b.to_str().unwrap()]);
+    let o = edxs(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let res = read_json(&a.join("results.json"));
+    assert_eq!(res["parameters"]["n_components"], 3);
+    assert_eq!(res["parameters"]["g_update"], false);
+    assert_eq!(
+        std::fs::read(a.join("W.npy")).unwrap(),
+        std::fs::read(b.join("W.npy")).unwrap()
+    );
+    // A broken or missing config is one clear line.
+    std::fs::write(&cfg, "mu = [").unwrap();
+    let o = edxs(&[
+        "decompose",
+        yxl.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a valid TOML file"));
+    let o = edxs(&[
+        "decompose",
+        yxl.to_str().unwrap(),
+        "--config",
+        "/nonexistent.toml",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read config /nonexistent.toml"));
 }

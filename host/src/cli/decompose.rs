@@ -88,6 +88,9 @@ pub struct DecomposeCmd {
     /// Output folder.
     #[arg(long, default_value = "edxs-out")]
     pub out: PathBuf,
+    /// Options from a TOML file (keys are option names); the command line overrides them.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// Parses "ROWSxCOLS".

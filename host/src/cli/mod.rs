@@ -1,5 +1,6 @@
 //! The `edxs` command line: one file per subcommand.
 
+mod config;
 mod decompose;
 mod demo;
 mod evaluate;
@@ -39,7 +40,14 @@ pub enum Command {
 
 /// Runs the program on the process arguments and returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let args = match config::expand(std::env::args().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("edxs: error: {e:#}");
+            return 1;
+        }
+    };
+    let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {
