@@ -129,6 +129,16 @@ impl<'a, T: Float> Stream<'a, T> {
         })
     }
 
+    /// The accumulated counts as the solver reads them.
+    fn dense<'y>(&self, y: &'y [T]) -> Counts<'y, T> {
+        let (l, _, _, p) = self.solver.dims();
+        Counts::Dense {
+            channels: l,
+            pixels: p,
+            data: y,
+        }
+    }
+
     fn check_touched(&self, touched: &[u32]) -> Result<(), SolverError> {
         if touched.len() < self.touched_len() {
             return Err(SolverError::DimensionMismatch {
@@ -205,16 +215,9 @@ impl<'a, T: Float> Stream<'a, T> {
     ) -> Result<(), SolverError> {
         self.check_frame(frame)?;
         self.check_touched(touched)?;
-        let (l, _, _, p) = self.solver.dims();
+        let l = self.solver.dims().0;
         let st = self.state(state)?;
-        {
-            let y = Counts::Dense {
-                channels: l,
-                pixels: p,
-                data: &*st.y,
-            };
-            self.solver.check_buffers(&y, g, w, h)?;
-        }
+        self.solver.check_buffers(&self.dense(st.y), g, w, h)?;
         for (i, &px) in frame.pixels.iter().enumerate() {
             let px = px as usize;
             for j in frame.indptr[i]..frame.indptr[i + 1] {
@@ -224,11 +227,7 @@ impl<'a, T: Float> Stream<'a, T> {
         }
         let mut work = self.solver.work(st.ws)?;
         self.solver.compute_d(g, w, &mut work);
-        let y = Counts::Dense {
-            channels: l,
-            pixels: p,
-            data: &*st.y,
-        };
+        let y = self.dense(st.y);
         for &px in frame.pixels {
             self.update_pixel(&y, h, px as usize, st.max_h, &mut work);
         }
@@ -305,21 +304,10 @@ impl<'a, T: Float> Stream<'a, T> {
         self.check_touched(touched)?;
         let (l, _, k, p) = self.solver.dims();
         let st = self.state(state)?;
-        {
-            let y = Counts::Dense {
-                channels: l,
-                pixels: p,
-                data: &*st.y,
-            };
-            self.solver.check_buffers(&y, g, w, h)?;
-        }
+        self.solver.check_buffers(&self.dense(st.y), g, w, h)?;
         let is_touched = |px: usize| touched[px / 32] & (1 << (px % 32)) != 0;
         let mut work = self.solver.work(st.ws)?;
-        let y = Counts::Dense {
-            channels: l,
-            pixels: p,
-            data: &*st.y,
-        };
+        let y = self.dense(st.y);
         for round in 0..rounds.max(1) {
             if round > 0 {
                 self.solver.compute_d(g, w, &mut work);
@@ -369,13 +357,9 @@ impl<'a, T: Float> Stream<'a, T> {
         touched: &mut [u32],
     ) -> Result<(), SolverError> {
         self.check_touched(touched)?;
-        let (l, _, k, p) = self.solver.dims();
+        let (_, _, k, p) = self.solver.dims();
         let st = self.state(state)?;
-        let y = Counts::Dense {
-            channels: l,
-            pixels: p,
-            data: &*st.y,
-        };
+        let y = self.dense(st.y);
         self.solver.check_buffers(&y, g, w, h)?;
         let mut work = self.solver.work(st.ws)?;
         for _ in 0..iterations {
@@ -404,13 +388,8 @@ impl<'a, T: Float> Stream<'a, T> {
         h: &[T],
         state: &mut [T],
     ) -> Result<crate::solver::LossTerms, SolverError> {
-        let (l, _, _, p) = self.solver.dims();
         let st = self.state(state)?;
-        let y = Counts::Dense {
-            channels: l,
-            pixels: p,
-            data: &*st.y,
-        };
+        let y = self.dense(st.y);
         self.solver.check_buffers(&y, g, w, h)?;
         let c = y.kl_constant();
         let mut work = self.solver.work(st.ws)?;
