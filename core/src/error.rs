@@ -4,6 +4,7 @@ use core::fmt;
 
 /// Why a model could not be set up, or G could not be built or updated.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ModelError {
     /// A symbol that is not a chemical element of the tables.
     UnknownElement {
@@ -238,6 +239,7 @@ impl core::error::Error for ModelError {}
 
 /// Why the solver refused its inputs or could not proceed.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SolverError {
     /// A buffer has the wrong length.
     DimensionMismatch {

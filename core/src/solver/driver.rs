@@ -25,6 +25,7 @@ impl<T> GUpdate<T> for NoGUpdate {
 
 /// Why the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StopReason {
     /// `max_iter` iterations were run.
     MaxIter,
@@ -53,6 +54,7 @@ pub struct IterReport {
 
 /// The outcome of [`Solver::run`].
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RunSummary {
     /// Iterations run.
     pub iterations: usize,
@@ -210,6 +212,9 @@ impl<'a, T: Float> Solver<'a, T> {
                 rel_w: rel_change(w, w_prev, tol),
                 rel_h: rel_change(h, h_prev, tol),
             };
+            // Firmware often has no `on_iter` consumer; this shows progress on a probe.
+            #[cfg(feature = "defmt")]
+            defmt::debug!("iteration {=usize}: loss {=f64}", it, after);
             on_iter(&report);
             if after < best {
                 best = after;
