@@ -7,6 +7,8 @@
 # Exits non-zero if a build, a run, a timeout or a comparison fails.
 set -uo pipefail
 cd "$(dirname "$0")"
+# Paths below assume this workspace's own target folder, whatever the caller exported.
+export CARGO_TARGET_DIR="$PWD/target"
 export CARGO_TERM_COLOR=never
 
 failures=()
