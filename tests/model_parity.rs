@@ -53,7 +53,7 @@ fn check_fixture<T: Float>(dir: &Path, tol: f64) {
 
     let (_, want_norm) = read_npy_f64(&dir.join("norm.npy"));
     for (j, w) in want_norm.iter().enumerate() {
-        let got = norm.divisor(j, m, fx.bremsstrahlung).to_f64();
+        let got = norm.raw_divisor(j, m, fx.bremsstrahlung);
         assert!(
             (got - w).abs() <= tol.max(1e-12) * w.abs(),
             "{name}: norm[{j}] {got} vs {w}"

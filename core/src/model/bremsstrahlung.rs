@@ -19,7 +19,13 @@ pub(crate) struct BremsScratch<'s, T> {
     pub work: &'s mut [T],
 }
 
-/// Writes b0/div0 and b1/div1 into columns `stride−2` and `stride−1` of the row-major `g`.
+/// Writes b0/(div0·s) and b1/(div1·s) into columns `stride−2` and `stride−1` of the row-major
+/// `g`, where s is `a_scale` or, when that is `None`, the smallest power of two ≥ 1 above every
+/// absorption factor on the axis; returns the s used.
+///
+/// The factor s exists because espm's MAC spline rings below zero next to edges, which makes
+/// A = (1 − e^−χ)/χ grow like e^|χ|: far beyond f32's range for thick films at low take-off
+/// angles. Physical factors are ≤ 1, so s = 1; a power of two keeps the normalised columns espm's.
 ///
 /// `composition` yields `(Z, amount)`; amounts are atomic or weight fractions as
 /// `absorption.atomic_fraction` says, in any scale.
@@ -34,7 +40,8 @@ pub(crate) fn write_columns<T: Float, I>(
     detector: &Detector<'_, T>,
     scratch: BremsScratch<'_, T>,
     div: (T, T),
-) -> Result<(), ModelError>
+    a_scale: Option<f64>,
+) -> Result<f64, ModelError>
 where
     I: Iterator<Item = (u8, T)> + Clone,
 {
@@ -63,18 +70,36 @@ where
             });
         }
     }
+    let factor = |i: usize| match absorption {
+        Some(abs) => abs.factor(mu[i].to_f64(), rho.to_f64()),
+        None => 1.0,
+    };
+    let scale = match a_scale {
+        Some(s) => s,
+        None => libm::ldexp(
+            1.0,
+            super::g::power_of_two_above((0..l).map(factor).fold(1.0f64, f64::max)),
+        ),
+    };
+    if !(scale >= 1.0 && scale.is_finite()) {
+        return Err(ModelError::NonFinite {
+            what: "bremsstrahlung absorption factor (attenuation spline overshoot)",
+        });
+    }
     for (i, row) in g.chunks_exact_mut(stride).take(l).enumerate() {
         let x = T::from_f64(axis.energy(i));
-        let a = match absorption {
-            Some(abs) => abs.factor(mu[i], rho),
-            None => T::ONE,
-        };
+        let a = T::from_f64(factor(i) / scale);
         let ad = a * detector.efficiency(x)?;
         let d0 = e0 - x;
         let b0 = ad * (d0 / (e0 * x) * (T::ONE - d0 / e0));
         let b1 = ad * (d0 * d0 / (e0 * e0 * x));
         row[stride - 2] = b0 / div.0;
         row[stride - 1] = b1 / div.1;
+        if !(row[stride - 2].is_finite() && row[stride - 1].is_finite()) {
+            return Err(ModelError::NonFinite {
+                what: "bremsstrahlung column (absorption beyond the build-time range)",
+            });
+        }
     }
-    Ok(())
+    Ok(scale)
 }

@@ -10,16 +10,35 @@ use crate::float::Float;
 /// The divisors G was normalised with; needed to update the bremsstrahlung columns later.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalisation<T> {
-    /// Common divisor of all characteristic columns (the mean of their raw sums).
+    /// Common divisor of all characteristic columns (the mean of their raw sums, over
+    /// `characteristic_scale`).
     pub characteristic: T,
-    /// Raw sum of b0 (its divisor), if the model has bremsstrahlung.
+    /// Raw sum of b0 (its divisor, over `brems_scale`), if the model has bremsstrahlung.
     pub b0: T,
-    /// Raw sum of b1 (its divisor), if the model has bremsstrahlung.
+    /// Raw sum of b1 (its divisor, over `brems_scale`), if the model has bremsstrahlung.
     pub b1: T,
+    /// Power of two the raw characteristic columns were divided by before summing.
+    ///
+    /// Brings the strongest line to ~1 so that f32 holds G even where espm's MAC spline rings
+    /// negative (thick film, low take-off angle) and absorption factors reach 1e59; being a
+    /// power of two, it leaves the normalised G bit for bit as espm's.
+    pub characteristic_scale: f64,
+    /// Power of two (≥ 1) the raw bremsstrahlung columns were divided by before summing.
+    pub brems_scale: f64,
 }
 
 impl<T: Float> Normalisation<T> {
-    /// The divisor of column `j` of a model with `m` columns, as espm's `model.norm[j]`.
+    /// espm's `model.norm[j]` (the divisor in raw units, cm²-scaled) for column `j` of `m`.
+    pub fn raw_divisor(&self, j: usize, m: usize, bremsstrahlung: bool) -> f64 {
+        let scale = if bremsstrahlung && j + 2 >= m {
+            self.brems_scale
+        } else {
+            self.characteristic_scale
+        };
+        self.divisor(j, m, bremsstrahlung).to_f64() * scale
+    }
+
+    /// The divisor of column `j` of `m`, applied after the column's power-of-two scale.
     pub fn divisor(&self, j: usize, m: usize, bremsstrahlung: bool) -> T {
         if bremsstrahlung && j + 2 == m {
             self.b0
@@ -102,15 +121,43 @@ impl<'a> EdxsModel<'a> {
         let g = &mut g[..l * m];
         g.iter_mut().for_each(|v| *v = T::ZERO);
         let det = Detector::new(r.sdd_m, &mut *r.work);
+        // Measure first, then write with cross-sections and absorption factors scaled by powers
+        // of two (exact, so the normalised G is unchanged) that bring the largest line to ~1:
+        // raw cross-sections (~1e-22 cm²) times espm's overshooting absorption factors (up to
+        // 1e59 where its MAC spline rings negative) otherwise leave f32's range.
+        let mut scales = LineScales { a: 1.0, cs_a: 0.0 };
         for (j, col) in self.columns().enumerate() {
             if col.is_characteristic() {
-                self.fill_characteristic(g, j, col, &det, &mut *r.mac_m, &mut *r.work)?;
+                let seen =
+                    self.fill_characteristic(None, j, col, &det, &mut *r.mac_m, &mut *r.work)?;
+                scales.a = scales.a.max(seen.a);
+                scales.cs_a = scales.cs_a.max(seen.cs_a);
             }
         }
+        if !(scales.a.is_finite() && scales.cs_a.is_finite()) {
+            return Err(ModelError::NonFinite {
+                what: "characteristic absorption factor (attenuation spline overshoot)",
+            });
+        }
+        let k_a = power_of_two_above(scales.a);
+        let k_cs = if scales.cs_a > 0.0 {
+            -libm::frexp(libm::ldexp(scales.cs_a, -k_a)).1
+        } else {
+            0
+        };
+        for (j, col) in self.columns().enumerate() {
+            if col.is_characteristic() {
+                let write = Some((&mut *g, k_cs, k_a));
+                self.fill_characteristic(write, j, col, &det, &mut *r.mac_m, &mut *r.work)?;
+            }
+        }
+        let char_scale = libm::ldexp(1.0, k_a - k_cs);
         let mut norm = Normalisation {
             characteristic: T::ONE,
             b0: T::ONE,
             b1: T::ONE,
+            characteristic_scale: char_scale,
+            brems_scale: 1.0,
         };
         if p.bremsstrahlung {
             let n = T::from_usize(p.elements.len());
@@ -120,7 +167,7 @@ impl<'a> EdxsModel<'a> {
                 mac_m: r.mac_m,
                 work: r.work,
             };
-            bremsstrahlung::write_columns(
+            norm.brems_scale = bremsstrahlung::write_columns(
                 g,
                 m,
                 &p.axis,
@@ -130,6 +177,7 @@ impl<'a> EdxsModel<'a> {
                 &det,
                 scratch,
                 (T::ONE, T::ONE),
+                None,
             )?;
         }
         // Column sums, then espm's normalisation: one common divisor (the mean sum) for the
@@ -160,18 +208,22 @@ impl<'a> EdxsModel<'a> {
         Ok(norm)
     }
 
+    /// Adds column `j`'s peaks into `write`'s G with cross-sections times 2^k_cs and absorption
+    /// factors times 2^−k_a, or with `write` = `None` only measures; returns the largest A and
+    /// cs·A of its lines.
     fn fill_characteristic<T: Float>(
         &self,
-        g: &mut [T],
+        mut write: Option<(&mut [T], i32, i32)>,
         j: usize,
         col: Column,
         det: &Detector<'_, T>,
         mac_m: &mut [T],
         work: &mut [T],
-    ) -> Result<(), ModelError> {
+    ) -> Result<LineScales, ModelError> {
         let p = &self.params;
+        let mut seen = LineScales { a: 1.0, cs_a: 0.0 };
         let Some(el) = col.element else {
-            return Ok(());
+            return Ok(seen);
         };
         let m = self.n_columns;
         // Characteristic lines are absorbed as if the sample were the pure element (espm).
@@ -185,22 +237,28 @@ impl<'a> EdxsModel<'a> {
         };
         for line in self.lines_of_column(col) {
             let e = T::from_f64(line.energy);
-            let d = det.efficiency(e)?;
             let a = match &pure {
-                Some((abs, mac, rho)) => abs.factor(mac.at(e)?, *rho),
-                None => T::ONE,
+                Some((abs, mac, rho)) => abs.factor(mac.at(e)?.to_f64(), rho.to_f64()),
+                None => 1.0,
             };
+            seen.a = seen.a.max(a);
+            seen.cs_a = seen.cs_a.max(line.cs * a);
+            let Some((g, k_cs, k_a)) = write.as_mut() else {
+                continue;
+            };
+            let a = T::from_f64(libm::ldexp(a, -*k_a));
+            let d = det.efficiency(e)?;
             let fwhm = T::from_f64(p.width_slope) * e + T::from_f64(p.width_intercept);
             let peak = peaks::Peak {
                 energy: e,
                 fwhm,
-                cs: T::from_f64(line.cs),
+                cs: T::from_f64(libm::ldexp(line.cs, *k_cs)),
                 d,
                 a,
             };
             peaks::add_peak(g, m, j, &p.axis, &peak);
         }
-        Ok(())
+        Ok(seen)
     }
 
     /// Recomputes the bremsstrahlung columns of `g` for the composition in W (M×K row-major),
@@ -264,7 +322,29 @@ impl<'a> EdxsModel<'a> {
             &det,
             scratch,
             (norm.b0, norm.b1),
+            Some(norm.brems_scale),
         )
+        .map(|_| ())
+    }
+}
+
+/// The largest absorption factor and cross-section × factor over some lines.
+#[derive(Clone, Copy)]
+struct LineScales {
+    a: f64,
+    cs_a: f64,
+}
+
+/// The smallest k ≥ 0 with x ≤ 2^k, for finite x (0 for x ≤ 1).
+pub(crate) fn power_of_two_above(x: f64) -> i32 {
+    if x <= 1.0 {
+        return 0;
+    }
+    let (mant, exp) = libm::frexp(x);
+    if mant == 0.5 {
+        exp - 1
+    } else {
+        exp
     }
 }
 

@@ -40,7 +40,7 @@ impl ModelCmd {
                 "columns": model.columns().map(|c| c.to_string()).collect::<Vec<_>>(),
                 "espm_columns": model.columns().map(|c| c.espm_name().to_string()).collect::<Vec<_>>(),
                 "simplex_rows": model.simplex_rows().collect::<Vec<_>>(),
-                "norm": (0..m).map(|j| norm.divisor(j, m, p.bremsstrahlung)).collect::<Vec<_>>(),
+                "norm": (0..m).map(|j| norm.raw_divisor(j, m, p.bremsstrahlung)).collect::<Vec<_>>(),
                 "energy_kev": (0..l).map(|i| model.energy(i)).collect::<Vec<_>>(),
                 "shape": [l, m],
                 "e0_kev": p.e0,

@@ -125,8 +125,14 @@ pub fn generate_phases(model: &ModelParamsOwned, phases: &[PhaseSpec]) -> Result
     }
     edxs.update_bremsstrahlung(&norm, &w, 1, &mut g, &mut scratch)
         .map_err(|e| anyhow::anyhow!("simulation continuum: {e}"))?;
-    let b0_raw: Vec<f64> = g.chunks_exact(m).map(|r| r[m - 2] * norm.b0).collect();
-    let b1_raw: Vec<f64> = g.chunks_exact(m).map(|r| r[m - 1] * norm.b1).collect();
+    let b0_raw: Vec<f64> = g
+        .chunks_exact(m)
+        .map(|r| r[m - 2] * norm.raw_divisor(m - 2, m, true))
+        .collect();
+    let b1_raw: Vec<f64> = g
+        .chunks_exact(m)
+        .map(|r| r[m - 1] * norm.raw_divisor(m - 1, m, true))
+        .collect();
 
     let mut spectra = vec![0.0; phases.len() * l];
     let mut continuum_share = Vec::with_capacity(phases.len());
