@@ -2,34 +2,145 @@
 //! across threads: every pixel's H step and its share of the W statistics are independent
 //! given D = GW and the old H, and the shares are added by the caller in a fixed order.
 //!
-//! One iteration with these functions: [`Solver::prepare`]; [`Solver::h_block`] over all
-//! blocks; write the new H; [`Solver::prepare`] again is not needed (D depends on W only);
-//! [`Solver::r_block`] over all blocks, summed in block order; [`Solver::w_from_r`]. The loss:
-//! [`Solver::prepare`] at the new W, [`Solver::log_term_block`] summed in block order,
-//! [`Solver::loss_from_log_term`].
+//! The fused schedule touches each non-zero twice per iteration:
+//!
+//! 1. the loss at (W, H): [`Solver::prepare`], then [`Solver::loss_data_block`] over all blocks
+//!    gives the log part of the loss (summed in block order, finished by
+//!    [`Solver::loss_from_log_term`]) and, from the same products D·h, the data term
+//!    Dᵀ(y⊘DH) of every pixel, which is exactly what the next H step at the same (W, H) needs;
+//! 2. the iteration: [`Solver::prepare`], then [`Solver::h_r_block`] over all blocks turns each
+//!    pixel's data term into its new H and, with the pixel's non-zeros still in cache, adds its
+//!    share of R = (Y⊘DH)Hᵀ at the new H (R only involves a pixel's own abundances); the shares
+//!    are summed in block order and [`Solver::w_from_r`] updates W.
+//!
+//! The unfused pieces ([`Solver::h_block`], [`Solver::r_block`], [`Solver::log_term_block`])
+//! compute the same quantities with the same arithmetic.
 
-use super::data::Counts;
-use super::loss::LossTerms;
+// Lane-wise loops index several arrays by lane and component on purpose.
+#![allow(clippy::needless_range_loop)]
+
+use super::data::{PixelCounts, LANES};
+use super::h_step::{data_term, log_part_for, with_k, ColMajor};
+use super::loss::{all_at_least, LogSum, LossTerms};
+use super::params::Laplacian;
+use super::w_step::add_stats;
 use super::{simplex, Solver};
 use crate::error::SolverError;
 use crate::float::Float;
 use core::ops::Range;
 
+/// D = G·W (L×K) without a branch per entry of G when W is finite (zeros of G then add exact
+/// zeros, so D equals the product over the non-zeros of G bit for bit).
+fn gw<T: Float>(g: &[T], w: &[T], m: usize, k: usize, d: &mut [T]) {
+    if !w.iter().fold(true, |a, v| a & v.is_finite()) {
+        for (grow, drow) in g.chunks_exact(m).zip(d.chunks_exact_mut(k)) {
+            drow.iter_mut().for_each(|v| *v = T::ZERO);
+            for (gv, wrow) in grow.iter().zip(w.chunks_exact(k)) {
+                if *gv != T::ZERO {
+                    for (dv, wv) in drow.iter_mut().zip(wrow) {
+                        *dv += *gv * *wv;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    with_k!(k, K => {
+        for (grow, drow) in g.chunks_exact(m).zip(d.chunks_exact_mut(K)) {
+            let mut acc = [T::ZERO; K];
+            for (gv, wrow) in grow.iter().zip(w.chunks_exact(K)) {
+                for c in 0..K {
+                    acc[c] += *gv * wrow[c];
+                }
+            }
+            drow.copy_from_slice(&acc);
+        }
+    }, _ => {
+        for (grow, drow) in g.chunks_exact(m).zip(d.chunks_exact_mut(k)) {
+            drow.iter_mut().for_each(|v| *v = T::ZERO);
+            for (gv, wrow) in grow.iter().zip(w.chunks_exact(k)) {
+                for (dv, wv) in drow.iter_mut().zip(wrow) {
+                    *dv += *gv * *wv;
+                }
+            }
+        }
+    })
+}
+
+/// The largest value of a row (−MAX for an empty one) as `Float::max` folds it, NaN skipped,
+/// in lane-wise partial maxima (max is exact, so the grouping does not matter).
+pub(crate) fn row_max<T: Float>(row: &[T]) -> T {
+    let mut m = [-T::MAX; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for j in 0..LANES {
+            m[j] = if c[j] > m[j] { c[j] } else { m[j] };
+        }
+    }
+    for (j, &v) in chunks.remainder().iter().enumerate() {
+        m[j] = if v > m[j] { v } else { m[j] };
+    }
+    let mut out = m[0];
+    for &v in &m[1..] {
+        out = if v > out { v } else { out };
+    }
+    out
+}
+
+/// The read-only per-iteration values shared by the blocks.
+struct Shared<'s, T> {
+    d: &'s [T],
+    colsum_d: &'s [T],
+    max_h: &'s [T],
+    /// Every entry of D is at least ε.
+    d_clear: bool,
+    /// D component-major (K×L).
+    dt: &'s [T],
+    /// D row-major with rows padded to 4 (L×4, zeros after column K; empty when K > 4).
+    d4: &'s [T],
+}
+
+impl<'s, T: Float> Shared<'s, T> {
+    /// D's columns as the lane kernels read them.
+    #[inline(always)]
+    fn cols<const K: usize>(&self) -> ColMajor<'s, T, K> {
+        let l = self.dt.len() / K;
+        ColMajor(core::array::from_fn(|c| &self.dt[c * l..(c + 1) * l]))
+    }
+}
+
 impl<T: Float> Solver<'_, T> {
     /// Length of the per-iteration buffer shared (read-only) by the blocks: D (L×K), its column
-    /// sums (K) and the row maxima of H (K).
+    /// sums (K), the row maxima of H (K), one flag, D again component-major and, for K ≤ 4,
+    /// D with rows padded to 4 values.
     pub fn shared_len(&self) -> usize {
-        self.l * self.k + 2 * self.k
+        2 * self.l * self.k + 2 * self.k + 1 + self.d4_len()
     }
 
-    fn split_shared<'s>(&self, shared: &'s [T]) -> (&'s [T], &'s [T], &'s [T]) {
+    fn d4_len(&self) -> usize {
+        if self.k <= 4 {
+            4 * self.l
+        } else {
+            0
+        }
+    }
+
+    fn split_shared<'s>(&self, shared: &'s [T]) -> Shared<'s, T> {
         let (l, k) = (self.l, self.k);
         let (d, rest) = shared.split_at(l * k);
-        let (colsum_d, max_h) = rest.split_at(k);
-        (d, colsum_d, &max_h[..k])
+        let (colsum_d, rest) = rest.split_at(k);
+        let (max_h, rest) = rest.split_at(k);
+        Shared {
+            d,
+            colsum_d,
+            max_h,
+            d_clear: rest[0] != T::ZERO,
+            dt: &rest[1..1 + l * k],
+            d4: &rest[1 + l * k..1 + l * k + self.d4_len()],
+        }
     }
 
-    /// Fills `shared` at (W, H): D = GW, Dᵀ1 and the row maxima of H.
+    /// Fills `shared` at (W, H): D = GW, Dᵀ1, the row maxima of H and whether D ≥ ε.
     pub fn prepare(&self, g: &[T], w: &[T], h: &[T], shared: &mut [T]) -> Result<(), SolverError> {
         let (l, m, k, p) = (self.l, self.m, self.k, self.p);
         if shared.len() < self.shared_len()
@@ -45,17 +156,8 @@ impl<T: Float> Solver<'_, T> {
         }
         let (d, rest) = shared.split_at_mut(l * k);
         let (colsum_d, rest) = rest.split_at_mut(k);
-        let max_h = &mut rest[..k];
-        for (grow, drow) in g.chunks_exact(m).zip(d.chunks_exact_mut(k)) {
-            drow.iter_mut().for_each(|v| *v = T::ZERO);
-            for (gv, wrow) in grow.iter().zip(w.chunks_exact(k)) {
-                if *gv != T::ZERO {
-                    for (dv, wv) in drow.iter_mut().zip(wrow) {
-                        *dv += *gv * *wv;
-                    }
-                }
-            }
-        }
+        let (max_h, rest) = rest.split_at_mut(k);
+        gw(g, w, m, k, d);
         colsum_d.iter_mut().for_each(|v| *v = T::ZERO);
         for drow in d.chunks_exact(k) {
             for (s, v) in colsum_d.iter_mut().zip(drow) {
@@ -63,18 +165,195 @@ impl<T: Float> Solver<'_, T> {
             }
         }
         for (c, mh) in max_h.iter_mut().enumerate() {
-            *mh = h[c * p..(c + 1) * p].iter().fold(-T::MAX, |a, &v| a.max(v));
+            *mh = row_max(&h[c * p..(c + 1) * p]);
+        }
+        rest[0] = if all_at_least(d, self.params.log_shift) {
+            T::ONE
+        } else {
+            T::ZERO
+        };
+        let (dt, d4) = rest[1..].split_at_mut(l * k);
+        for (li, drow) in d.chunks_exact(k).enumerate() {
+            for (c, v) in drow.iter().enumerate() {
+                dt[c * l + li] = *v;
+            }
+        }
+        if k <= 4 {
+            for (row, drow) in d4[..4 * l].chunks_exact_mut(4).zip(d.chunks_exact(k)) {
+                row.iter_mut().for_each(|v| *v = T::ZERO);
+                row[..k].copy_from_slice(drow);
+            }
         }
         Ok(())
+    }
+
+    /// The new abundances of pixel `px` (into `o`, K values) from its data term Dᵀ(y⊘Dh) in
+    /// `acc[..K]`; `acc[K..2K]` is scratch.
+    #[inline]
+    fn h_pixel(&self, sh: &Shared<'_, T>, h: &[T], px: usize, acc: &mut [T], o: &mut [T]) {
+        let k = self.k;
+        let prm = &self.params;
+        let eps = prm.log_shift;
+        let simplex_h = prm.simplex_h && !prm.simplex_w;
+        let (data, den) = acc.split_at_mut(k);
+        let den = &mut den[..k];
+        self.terms_from_data(sh.colsum_d, sh.max_h, h, px, data, |c, n, dn| {
+            o[c] = n;
+            den[c] = dn;
+        });
+        let mut nu = T::ZERO;
+        if simplex_h {
+            let col = o.iter().copied().zip(den.iter().copied());
+            match simplex::newton(col, k, eps, T::ONE) {
+                Some(v) => nu = v,
+                None => {
+                    o.iter_mut().for_each(|v| *v = T::ONE);
+                    den.iter_mut().for_each(|v| *v = T::from_usize(k));
+                }
+            }
+        }
+        for c in 0..k {
+            let mut v = (o[c] / (den[c] + nu)).max(eps);
+            if let Some(fh) = prm.fixed_h {
+                let f = fh[c * self.p + px];
+                if f >= T::ZERO {
+                    v = f;
+                }
+            }
+            o[c] = v;
+        }
+    }
+
+    /// D component-major (K×L) in a buffer filled by [`Solver::prepare`], for a host's own
+    /// lane kernels.
+    pub fn shared_d_cols<'s>(&self, shared: &'s [T]) -> &'s [T] {
+        self.split_shared(shared).dt
+    }
+
+    /// D row-major with each row padded to 4 values (L×4) in a buffer filled by
+    /// [`Solver::prepare`], for a host's own lane kernels; empty when K > 4.
+    pub fn shared_d_rows4<'s>(&self, shared: &'s [T]) -> &'s [T] {
+        self.split_shared(shared).d4
+    }
+
+    /// True when every entry of D in `shared` is at least ε (then max(D, ε) = D).
+    pub fn shared_d_clear(&self, shared: &[T]) -> bool {
+        self.split_shared(shared).d_clear
+    }
+
+    /// The new abundances of the pixels of `range` from their data terms Dᵀ(y⊘Dh) at the old H:
+    /// `io` holds the data terms on entry and the new H on return (pixel-major,
+    /// `range.len()×K`); `scratch` holds 2K values. This is the H part of
+    /// [`Solver::h_r_block`], for hosts that run their own kernels over the counts.
+    pub fn h_from_data_block(
+        &self,
+        shared: &[T],
+        h: &[T],
+        range: Range<usize>,
+        io: &mut [T],
+        scratch: &mut [T],
+    ) {
+        let k = self.k;
+        let prm = &self.params;
+        let sh = self.split_shared(shared);
+        // No simplex on H (it only applies without one on W) and nothing fixed.
+        let plain = (prm.simplex_w || !prm.simplex_h) && prm.fixed_h.is_none();
+        with_k!(k, K => {
+            if plain {
+                self.h_plain::<K>(&sh, h, range, io);
+                return;
+            }
+        }, _ => {});
+        for (i, px) in range.enumerate() {
+            scratch[..k].copy_from_slice(&io[i * k..(i + 1) * k]);
+            self.h_pixel(&sh, h, px, scratch, &mut io[i * k..(i + 1) * k]);
+        }
+    }
+
+    /// [`Solver::h_pixel`] over a block without simplex or fixed entries, K known: the same
+    /// operations, with the per-component constants and the pixel's place on the grid hoisted.
+    #[inline(always)]
+    fn h_plain<const K: usize>(
+        &self,
+        sh: &Shared<'_, T>,
+        h: &[T],
+        range: Range<usize>,
+        io: &mut [T],
+    ) {
+        let p = self.p;
+        let prm = &self.params;
+        let (eps, lambda, eps_reg) = (prm.log_shift, prm.lambda_l, prm.epsilon_reg);
+        let mu: [T; K] = core::array::from_fn(|c| prm.mu_of(c));
+        let reg: [T; K] = core::array::from_fn(|c| lambda * prm.sigma_l * sh.max_h[c]);
+        let (rows, cols) = match prm.laplacian {
+            Laplacian::Grid { rows, cols } => (rows, cols),
+            Laplacian::Identity => (0, 0),
+        };
+        let (mut r, mut c) = match range.start.checked_div(cols) {
+            Some(r) => (r, range.start % cols),
+            None => (0, 0),
+        };
+        for (i, px) in range.enumerate() {
+            let o = &mut io[i * K..(i + 1) * K];
+            for k in 0..K {
+                let row = &h[k * p..(k + 1) * p];
+                let hv = row[px];
+                let mut num = o[k];
+                let mut den = sh.colsum_d[k] + mu[k] / (hv + eps_reg);
+                if lambda != T::ZERO {
+                    num += reg[k];
+                    // laplacian::apply's operations, in its order.
+                    let lap = if cols == 0 {
+                        hv
+                    } else {
+                        let mut deg = 0usize;
+                        let mut sum = T::ZERO;
+                        if c > 0 {
+                            deg += 1;
+                            sum += row[px - 1];
+                        }
+                        if c + 1 < cols {
+                            deg += 1;
+                            sum += row[px + 1];
+                        }
+                        if r > 0 {
+                            deg += 1;
+                            sum += row[px - cols];
+                        }
+                        if r + 1 < rows {
+                            deg += 1;
+                            sum += row[px + cols];
+                        }
+                        T::from_usize(deg) * hv - sum
+                    };
+                    den += reg[k] + lambda * lap;
+                }
+                // h_pixel's (num / (den + ν)).max(ε) with ν = 0 (den + 0 = den).
+                o[k] = ((hv * num) / den).max(eps);
+            }
+            if cols > 0 {
+                c += 1;
+                if c == cols {
+                    c = 0;
+                    r += 1;
+                }
+            }
+        }
+    }
+
+    /// The H part of a block's loss sums (see [`Solver::loss_data_block`]): 3K values into
+    /// `out` for the pixels of `range`.
+    pub fn loss_h_part(&self, h: &[T], range: Range<usize>, out: &mut [f64]) {
+        self.h_sums(h, range, &mut out[..3 * self.k]);
     }
 
     /// The new H of the pixels in `range` (pixel-major, `range.len()×K` values in `out`), from
     /// the old H; `acc` holds 2K values of scratch. With `simplex_h` each pixel is solved to
     /// machine precision (the joint espm bisection is only in the serial solver).
     #[allow(clippy::too_many_arguments)]
-    pub fn h_block(
+    pub fn h_block<C: PixelCounts<T>>(
         &self,
-        y: &Counts<'_, T>,
+        y: &C,
         shared: &[T],
         h: &[T],
         range: Range<usize>,
@@ -82,54 +361,171 @@ impl<T: Float> Solver<'_, T> {
         acc: &mut [T],
     ) {
         let k = self.k;
-        let prm = &self.params;
-        let eps = prm.log_shift;
-        let (d, colsum_d, max_h) = self.split_shared(shared);
-        let simplex_h = prm.simplex_h && !prm.simplex_w;
+        let sh = self.split_shared(shared);
         for (i, px) in range.enumerate() {
-            let o = &mut out[i * k..(i + 1) * k];
-            let (scratch, den) = acc.split_at_mut(k);
-            self.pixel_terms(y, d, colsum_d, max_h, h, px, scratch, |c, n, dn| {
-                o[c] = n;
-                den[c] = dn;
-            });
-            let mut nu = T::ZERO;
-            if simplex_h {
-                let col = o.iter().copied().zip(acc[k..2 * k].iter().copied());
-                match simplex::newton(col, k, eps, T::ONE) {
-                    Some(v) => nu = v,
-                    None => {
-                        o.iter_mut().for_each(|v| *v = T::ONE);
-                        acc[k..2 * k].iter_mut().for_each(|v| *v = T::from_usize(k));
-                    }
-                }
-            }
-            for c in 0..k {
-                let mut v = (o[c] / (acc[k + c] + nu)).max(eps);
-                if let Some(fh) = prm.fixed_h {
-                    let f = fh[c * self.p + px];
-                    if f >= T::ZERO {
-                        v = f;
-                    }
-                }
-                o[c] = v;
-            }
+            self.data_term_any(y, sh.d, h, px, acc);
+            self.h_pixel(&sh, h, px, acc, &mut out[i * k..(i + 1) * k]);
         }
     }
 
     /// Adds the share of R = (Y⊘DH)Hᵀ (L×K) of the pixels in `range` to `r`.
-    pub fn r_block(
+    pub fn r_block<C: PixelCounts<T>>(
         &self,
-        y: &Counts<'_, T>,
+        y: &C,
         shared: &[T],
         h: &[T],
         range: Range<usize>,
         r: &mut [T],
     ) {
-        let (d, _, _) = self.split_shared(shared);
+        let sh = self.split_shared(shared);
         for px in range {
-            self.add_pixel_stats(y, d, h, px, r);
+            self.add_pixel_stats(y, sh.d, h, px, r);
         }
+    }
+
+    /// Adds the share of R of pixel `px` with abundances `hp` (K values) to `r`.
+    #[inline(always)]
+    fn add_stats_at(
+        &self,
+        y: &impl PixelCounts<T>,
+        sh: &Shared<'_, T>,
+        hp: &[T],
+        px: usize,
+        r: &mut [T],
+    ) {
+        let k = self.k;
+        let eps = self.params.log_shift;
+        let d = sh.d;
+        with_k!(k, K => {
+            let hk: [T; K] = core::array::from_fn(|c| hp[c]);
+            add_stats::<T, _, K>(y, px, sh.cols::<K>(), &hk, eps, r);
+        }, _ => {
+            for c in y.chunks(px) {
+                let c = &c;
+                for (&li, &yv) in c.channels.iter().zip(&c.counts) {
+                    let li = li as usize;
+                    let drow = &d[li * k..(li + 1) * k];
+                    let mut dh = T::ZERO;
+                    for (dv, hv) in drow.iter().zip(hp) {
+                        dh += *dv * *hv;
+                    }
+                    let q = yv / dh.max(eps);
+                    for (rv, hv) in r[li * k..(li + 1) * k].iter_mut().zip(hp) {
+                        *rv += q * *hv;
+                    }
+                }
+            }
+        })
+    }
+
+    /// One iteration's pass over the pixels in `range`: each pixel's new H (pixel-major into
+    /// `out`, `range.len()×K` values) from its data term Dᵀ(y⊘Dh) at the old H — taken from
+    /// `data` (pixel-major, as [`Solver::loss_data_block`] leaves it for the same `shared`
+    /// and H) or computed when `None` — then its share of R at the new H, added to `r` (L×K).
+    /// `acc` holds 2K values of scratch. The H written equals [`Solver::h_block`]'s, the R
+    /// added [`Solver::r_block`]'s at the new H.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn h_r_block<C: PixelCounts<T>>(
+        &self,
+        y: &C,
+        shared: &[T],
+        h: &[T],
+        range: Range<usize>,
+        data: Option<&[T]>,
+        out: &mut [T],
+        r: &mut [T],
+        acc: &mut [T],
+    ) {
+        let k = self.k;
+        match data {
+            Some(dt) => out[..range.len() * k].copy_from_slice(&dt[..range.len() * k]),
+            None => {
+                let sh = self.split_shared(shared);
+                for (i, px) in range.clone().enumerate() {
+                    self.data_term_any(y, sh.d, h, px, acc);
+                    out[i * k..(i + 1) * k].copy_from_slice(&acc[..k]);
+                }
+            }
+        }
+        self.h_from_data_block(shared, h, range.clone(), out, acc);
+        let sh = self.split_shared(shared);
+        for (i, px) in range.enumerate() {
+            self.add_stats_at(y, &sh, &out[i * k..(i + 1) * k], px, r);
+        }
+    }
+
+    /// Length of the partial sums of the loss that [`Solver::loss_data_block`] writes per
+    /// block: 1 + 3K.
+    pub fn loss_part_len(&self) -> usize {
+        1 + 3 * self.k
+    }
+
+    /// The loss pass over the pixels in `range`, fused with the next H step's data terms:
+    /// writes each pixel's Dᵀ(y⊘max(DH, ε)) to `data` (pixel-major, `range.len()×K` values)
+    /// and the block's partial sums of the loss to `part` ([`Solver::loss_part_len`] values:
+    /// Σ y·ln(D̃H̃) over the non-zeros, with D̃ = max(D, ε) and H̃ = max(H, ε), then per
+    /// component Σ H̃, Σ ln(H + ε_reg) and Σ H·(HΔ)). `acc` holds K values of scratch. Add the
+    /// blocks' parts element-wise (in a fixed order) and finish with
+    /// [`Solver::loss_from_part_sums`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn loss_data_block<C: PixelCounts<T>>(
+        &self,
+        y: &C,
+        shared: &[T],
+        h: &[T],
+        range: Range<usize>,
+        data: &mut [T],
+        part: &mut [f64],
+        acc: &mut [T],
+    ) {
+        let (k, p) = (self.k, self.p);
+        let eps = self.params.log_shift;
+        let sh = self.split_shared(shared);
+        let mut sum = LogSum::new();
+        with_k!(k, K => {
+            for (i, px) in range.clone().enumerate() {
+                let hp: [T; K] = core::array::from_fn(|c| h[c * p + px]);
+                let mut hc = [0.0f64; K];
+                let log = log_part_for(&mut sum, sh.d_clear, &hp, eps, &mut hc);
+                let a = data_term::<T, C, K>(y, px, sh.cols::<K>(), &hp, eps, log);
+                data[i * K..(i + 1) * K].copy_from_slice(&a);
+            }
+        }, _ => {
+            for (i, px) in range.clone().enumerate() {
+                self.data_term_any(y, sh.d, h, px, acc);
+                data[i * k..(i + 1) * k].copy_from_slice(&acc[..k]);
+                self.log_term_pixel(y, sh.d, h, px, &mut sum);
+            }
+        });
+        part[0] = sum.total();
+        self.h_sums(h, range, &mut part[1..1 + 3 * k]);
+    }
+
+    /// The loss terms from the element-wise sums of all blocks' parts (see
+    /// [`Solver::loss_data_block`]) and the data's KL constant (O(L·K)).
+    pub fn loss_from_part_sums(&self, shared: &[T], sums: &[f64], kl_constant: f64) -> LossTerms {
+        let sh = self.split_shared(shared);
+        self.loss_from_sums(sh.d, &sums[..self.loss_part_len()], kl_constant)
+    }
+
+    /// The W step from a complete R (L×K) and the row sums of H (K); `ws` holds `exec_len()`
+    /// values.
+    pub fn w_from_sums(
+        &self,
+        g: &[T],
+        w: &mut [T],
+        r: &[T],
+        rowsum_h: &[T],
+        ws: &mut [T],
+    ) -> Result<(), SolverError> {
+        let (l, k) = (self.l, self.k);
+        let mut work = self.work(ws)?;
+        work.r.copy_from_slice(&r[..l * k]);
+        work.rowsum_h.copy_from_slice(&rowsum_h[..k]);
+        self.w_from_stats(g, w, &mut work);
+        Ok(())
     }
 
     /// The W step from a complete R (L×K) and H; `ws` holds `exec_len()` values.
@@ -152,15 +548,15 @@ impl<T: Float> Solver<'_, T> {
     }
 
     /// Σ y·ln(D̃H̃) over the non-zeros of the pixels in `range` (the data part of the loss).
-    pub fn log_term_block(
+    pub fn log_term_block<C: PixelCounts<T>>(
         &self,
-        y: &Counts<'_, T>,
+        y: &C,
         shared: &[T],
         h: &[T],
         range: Range<usize>,
     ) -> f64 {
-        let (d, _, _) = self.split_shared(shared);
-        self.log_term_pixels(y, d, h, range)
+        let sh = self.split_shared(shared);
+        self.log_term_pixels(y, sh.d, h, range)
     }
 
     /// The loss terms from the summed log part and the data's KL constant (O((L+P)·K)).
@@ -171,7 +567,67 @@ impl<T: Float> Solver<'_, T> {
         log_term: f64,
         kl_constant: f64,
     ) -> LossTerms {
-        let (d, _, _) = self.split_shared(shared);
-        self.loss_from_parts(d, h, log_term, kl_constant)
+        let sh = self.split_shared(shared);
+        self.loss_from_parts(sh.d, h, log_term, kl_constant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::solver::{Counts, SolverParams};
+
+    /// The hoisted H update equals the general one (reached with a `fixed_h` that fixes
+    /// nothing) bit for bit.
+    #[test]
+    fn plain_h_update_equals_the_general_one() {
+        let (l, m, p) = (9usize, 4usize, 12usize);
+        let g: [f64; 36] = core::array::from_fn(|i| 0.05 + ((i * 7) % 11) as f64 / 10.0);
+        let y: [f64; 108] = core::array::from_fn(|i| ((i * 5) % 4) as f64);
+        let counts = Counts::Dense {
+            channels: l,
+            pixels: p,
+            data: &y,
+        };
+        let rows = [0usize, 1];
+        let none = [-1.0f64; 3 * 12];
+        for k in 1..=3 {
+            for (lap, lambda) in [
+                (Laplacian::Grid { rows: 3, cols: 4 }, 0.7),
+                (Laplacian::Identity, 0.4),
+                (Laplacian::Grid { rows: 4, cols: 3 }, 0.0),
+            ] {
+                let mu = [0.02];
+                let mut prm = SolverParams::new(k, &rows);
+                prm.mu = &mu;
+                prm.lambda_l = lambda;
+                prm.laplacian = lap;
+                let plain = Solver::new(prm, l, m, p).unwrap();
+                prm.fixed_h = Some(&none[..k * p]);
+                let general = Solver::new(prm, l, m, p).unwrap();
+                let w: [f64; 12] = core::array::from_fn(|i| 0.1 + i as f64 * 0.03);
+                let h: [f64; 36] = core::array::from_fn(|i| 0.2 + ((i * 3) % 7) as f64);
+                let (w, h) = (&w[..m * k], &h[..k * p]);
+                let mut shared = [0.0; 200];
+                plain.prepare(&g, w, h, &mut shared).unwrap();
+                let mut acc = [0.0; 8];
+                let mut data = [0.0; 36];
+                for px in 0..p {
+                    plain.data_term_any(&counts, &shared[..l * k], h, px, &mut acc);
+                    data[px * k..(px + 1) * k].copy_from_slice(&acc[..k]);
+                }
+                for range in [0..p, 5..11] {
+                    let n = range.len() * k;
+                    let mut a = [0.0; 36];
+                    let mut b = [0.0; 36];
+                    a[..n].copy_from_slice(&data[range.start * k..range.end * k]);
+                    b[..n].copy_from_slice(&data[range.start * k..range.end * k]);
+                    plain.h_from_data_block(&shared, h, range.clone(), &mut a, &mut acc);
+                    general.h_from_data_block(&shared, h, range.clone(), &mut b, &mut acc);
+                    assert_eq!(a, b, "K = {k}, {lap:?}, range {range:?}");
+                    assert!(a[..n].iter().all(|v| v.is_finite() && *v > 0.0));
+                }
+            }
+        }
     }
 }

@@ -2,9 +2,125 @@
 //!
 //! Both layouts visit each pixel's non-zero channels in increasing order, so every sum the
 //! solver forms is bit-identical for the two.
+//!
+//! The per-pixel kernels read a pixel's non-zeros as [`Chunk`]s of [`LANES`] (channel, count)
+//! pairs, zeros skipped and the last chunk padded with count 0, through [`PixelCounts`]: each
+//! lane keeps its own partial sums, which the compiler turns into vector instructions. Any
+//! storage that hands out the same chunks (a host's compact copy, say) gives the same results.
+
+// Lane-wise loops index several arrays by lane and component on purpose.
+#![allow(clippy::needless_range_loop)]
 
 use crate::error::SolverError;
 use crate::float::Float;
+
+/// Non-zeros per chunk of the per-pixel kernels (the number of partial sums of each lane-wise
+/// reduction; fixed, so results do not depend on the machine's vector width).
+pub const LANES: usize = 4;
+
+/// Up to [`LANES`] non-zero counts of one pixel in channel order; unused lanes have count 0 and
+/// channel 0 (they add exact zeros).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Chunk<T> {
+    /// Channel of each lane.
+    pub channels: [u32; LANES],
+    /// Count of each lane.
+    pub counts: [T; LANES],
+}
+
+impl<T: Float> Chunk<T> {
+    /// An all-padding chunk.
+    pub const EMPTY: Self = Chunk {
+        channels: [0; LANES],
+        counts: [T::ZERO; LANES],
+    };
+}
+
+/// Count storage that the per-pixel kernels can read: a pixel's non-zero counts, channels
+/// increasing, zeros skipped, packed into [`Chunk`]s in order (only the last chunk may have
+/// lanes of count 0). Implementations must only hand out channels below
+/// [`PixelCounts::n_channels`].
+pub trait PixelCounts<T: Float>: Sync {
+    /// Number of channels L.
+    fn n_channels(&self) -> usize;
+    /// Number of pixels P.
+    fn n_pixels(&self) -> usize;
+    /// The chunks of pixel `px`.
+    fn chunks(&self, px: usize) -> impl Iterator<Item = Chunk<T>> + '_;
+}
+
+/// The chunks of one pixel of [`Counts`]: zeros are dropped as the lanes fill (lanes left
+/// with a zero count add exact zeros).
+#[derive(Debug, Clone)]
+pub struct CountChunks<'a, T> {
+    /// Channels of a sparse row (empty for a dense row).
+    indices: &'a [u32],
+    /// Counts.
+    values: &'a [T],
+    pos: usize,
+}
+
+impl<T: Float> Iterator for CountChunks<'_, T> {
+    type Item = Chunk<T>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Chunk<T>> {
+        let mut c = Chunk::EMPTY;
+        let mut n = 0usize;
+        let len = self.values.len();
+        while n < LANES && self.pos < len {
+            let i = self.pos;
+            let y = self.values[i];
+            c.channels[n] = if self.indices.is_empty() {
+                i as u32
+            } else {
+                self.indices[i]
+            };
+            c.counts[n] = y;
+            n += (y != T::ZERO) as usize;
+            self.pos = i + 1;
+        }
+        if n == 0 {
+            None
+        } else {
+            Some(c)
+        }
+    }
+}
+
+impl<T: Float> PixelCounts<T> for Counts<'_, T> {
+    fn n_channels(&self) -> usize {
+        self.channels()
+    }
+
+    fn n_pixels(&self) -> usize {
+        self.pixels()
+    }
+
+    #[inline(always)]
+    fn chunks(&self, px: usize) -> impl Iterator<Item = Chunk<T>> + '_ {
+        match *self {
+            Counts::Dense { channels, data, .. } => CountChunks {
+                indices: &[],
+                values: &data[px * channels..(px + 1) * channels],
+                pos: 0,
+            },
+            Counts::Sparse {
+                indptr,
+                indices,
+                values,
+                ..
+            } => {
+                let (s, e) = (indptr[px], indptr[px + 1]);
+                CountChunks {
+                    indices: &indices[s..e],
+                    values: &values[s..e],
+                    pos: 0,
+                }
+            }
+        }
+    }
+}
 
 /// Counts of a spectrum image: P pixels × L channels.
 #[derive(Debug, Clone, Copy)]

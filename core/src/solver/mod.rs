@@ -16,9 +16,9 @@ mod params;
 mod simplex;
 mod w_step;
 
-pub use data::Counts;
+pub use data::{Chunk, Counts, PixelCounts, LANES};
 pub use driver::{Exec, GUpdate, IterReport, NoGUpdate, RunSummary, SerialExec, StopReason};
-pub use loss::LossTerms;
+pub use loss::{LogSum, LossTerms};
 pub use params::{Laplacian, SimplexSolver, SolverParams, Stopping};
 
 /// Per-column simplex multiplier to machine precision (shared with the stream).

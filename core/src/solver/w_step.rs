@@ -3,15 +3,53 @@
 //! W ← max(W ⊙ Gᵀ[(Y⊘GWH)Hᵀ] / ((Gᵀ1)(H1)ᵀ + ν), ε) with ν per component on the simplex rows;
 //! (Y⊘GWH)Hᵀ is accumulated as an L×K matrix over the non-zeros only.
 
-use super::data::Counts;
+// Lane-wise loops index several arrays by lane and component on purpose.
+#![allow(clippy::needless_range_loop)]
+
+use super::data::{PixelCounts, LANES};
+use super::h_step::{at_least, with_k, DRows, RowMajor};
 use super::params::SimplexSolver;
 use super::{simplex, Solver, Work};
 use crate::float::Float;
 
+/// Adds one pixel's share of R = (Y⊘DH)Hᵀ to `r` (L×K) with `h` its abundances: each
+/// non-zero adds y/max(D_l·h, ε)·h to row l.
+#[inline(always)]
+pub(crate) fn add_stats<T: Float, C: PixelCounts<T>, const K: usize>(
+    y: &C,
+    px: usize,
+    d: impl DRows<T, K>,
+    h: &[T; K],
+    eps: T,
+    r: &mut [T],
+) {
+    for c in y.chunks(px) {
+        let c = &c;
+        let dg = d.gather(&c.channels);
+        let mut dh = [T::ZERO; LANES];
+        for k in 0..K {
+            for j in 0..LANES {
+                dh[j] += dg[k][j] * h[k];
+            }
+        }
+        let mut q = [T::ZERO; LANES];
+        for j in 0..LANES {
+            q[j] = c.counts[j] / at_least(dh[j], eps);
+        }
+        let q = core::hint::black_box(q);
+        for (j, &ch) in c.channels.iter().enumerate() {
+            let row = &mut r[ch as usize * K..][..K];
+            for k in 0..K {
+                row[k] += q[j] * h[k];
+            }
+        }
+    }
+}
+
 impl<T: Float> Solver<'_, T> {
-    pub(crate) fn w_step(
+    pub(crate) fn w_step<C: PixelCounts<T>>(
         &self,
-        y: &Counts<'_, T>,
+        y: &C,
         g: &[T],
         w: &mut [T],
         h: &[T],
@@ -30,9 +68,9 @@ impl<T: Float> Solver<'_, T> {
 
     /// Adds pixel `px`'s share of R = (Y⊘DH)Hᵀ to `r` (L×K): one pass over its non-zeros.
     #[inline]
-    pub(crate) fn add_pixel_stats(
+    pub(crate) fn add_pixel_stats<C: PixelCounts<T>>(
         &self,
-        y: &Counts<'_, T>,
+        y: &C,
         d: &[T],
         h: &[T],
         px: usize,
@@ -40,17 +78,26 @@ impl<T: Float> Solver<'_, T> {
     ) {
         let (k, p) = (self.k, self.p);
         let eps = self.params.log_shift;
-        y.for_each_nz(px, |li, yv| {
-            let drow = &d[li * k..(li + 1) * k];
-            let mut dh = T::ZERO;
-            for (c, dv) in drow.iter().enumerate() {
-                dh += *dv * h[c * p + px];
+        with_k!(k, K => {
+            let hp: [T; K] = core::array::from_fn(|c| h[c * p + px]);
+            add_stats::<T, C, K>(y, px, RowMajor(d), &hp, eps, r);
+        }, _ => {
+            for c in y.chunks(px) {
+                let c = &c;
+                for (&li, &yv) in c.channels.iter().zip(&c.counts) {
+                    let li = li as usize;
+                    let drow = &d[li * k..(li + 1) * k];
+                    let mut dh = T::ZERO;
+                    for (c, dv) in drow.iter().enumerate() {
+                        dh += *dv * h[c * p + px];
+                    }
+                    let q = yv / dh.max(eps);
+                    for (c, rv) in r[li * k..(li + 1) * k].iter_mut().enumerate() {
+                        *rv += q * h[c * p + px];
+                    }
+                }
             }
-            let q = yv / dh.max(eps);
-            for (c, rv) in r[li * k..(li + 1) * k].iter_mut().enumerate() {
-                *rv += q * h[c * p + px];
-            }
-        });
+        })
     }
 
     /// The W update from the statistics R = (Y⊘GWH)Hᵀ in `work.r` (L×K) and H1 in
@@ -62,14 +109,46 @@ impl<T: Float> Solver<'_, T> {
         // num = W ⊙ (Gᵀ R), colsum_g = Gᵀ1.
         work.num_w.iter_mut().for_each(|v| *v = T::ZERO);
         work.colsum_g.iter_mut().for_each(|v| *v = T::ZERO);
-        for li in 0..l {
-            let grow = &g[li * m..(li + 1) * m];
-            let rrow = &work.r[li * k..(li + 1) * k];
-            for (j, gv) in grow.iter().enumerate() {
-                work.colsum_g[j] += *gv;
-                if *gv != T::ZERO {
-                    for (nv, rv) in work.num_w[j * k..(j + 1) * k].iter_mut().zip(rrow) {
-                        *nv += *gv * *rv;
+        // With R finite, zeros of G add exact zeros, so no branch per entry is needed; then each
+        // column of G is taken in turn with its K sums in registers (the same additions, in
+        // the same order of channels).
+        let finite = work.r.iter().fold(true, |a, v| a & v.is_finite());
+        let r = &*work.r;
+        with_k!(k, K => {
+            if finite {
+                for (j, (cs, nrow)) in work
+                    .colsum_g
+                    .iter_mut()
+                    .zip(work.num_w.chunks_exact_mut(K))
+                    .enumerate()
+                {
+                    let mut acc = [T::ZERO; K];
+                    let mut s = T::ZERO;
+                    for (gv, rrow) in g[j..].iter().step_by(m).zip(r.chunks_exact(K)) {
+                        s += *gv;
+                        for c in 0..K {
+                            acc[c] += *gv * rrow[c];
+                        }
+                    }
+                    *cs = s;
+                    nrow.copy_from_slice(&acc);
+                }
+            }
+        }, _ => {});
+        if !(finite && k <= 4) {
+            for li in 0..l {
+                let grow = &g[li * m..(li + 1) * m];
+                let rrow = &r[li * k..(li + 1) * k];
+                for ((gv, cs), nrow) in grow
+                    .iter()
+                    .zip(work.colsum_g.iter_mut())
+                    .zip(work.num_w.chunks_exact_mut(k))
+                {
+                    *cs += *gv;
+                    if finite || *gv != T::ZERO {
+                        for (nv, rv) in nrow.iter_mut().zip(rrow) {
+                            *nv += *gv * *rv;
+                        }
                     }
                 }
             }
