@@ -1,7 +1,7 @@
 //! The threaded iteration agrees with the serial core to rounding and with itself exactly for
 //! every thread count, on data larger than one reduction group.
 
-use edxs::parallel::ParallelExec;
+use edxs::parallel::{Kernels, ParallelExec};
 use edxs_core::solver::{Laplacian, NoGUpdate, SerialExec};
 use edxs_core::{Counts, Solver, SolverParams};
 use edxs_suite::synthetic;
@@ -29,7 +29,7 @@ fn parallel_matches_serial_and_is_thread_count_independent() {
         indices: &s.indices,
         values: &s.values,
     };
-    let run = |threads: Option<usize>| {
+    let run_with = |threads: Option<usize>, kernels: Kernels| {
         let (mut w, mut h, mut g) = (vec![0.05; s.m * 3], vec![1.0; 3 * p], s.g.clone());
         let mut drv = vec![0.0; solver.driver_len()];
         let mut ws = vec![0.0; solver.exec_len()];
@@ -51,7 +51,7 @@ fn parallel_matches_serial_and_is_thread_count_independent() {
                     .unwrap();
             }
             Some(t) => {
-                let mut exec = ParallelExec::new(&solver, counts, t).unwrap();
+                let mut exec = ParallelExec::with_kernels(&solver, counts, t, kernels).unwrap();
                 solver
                     .drive(
                         &mut exec,
@@ -67,12 +67,19 @@ fn parallel_matches_serial_and_is_thread_count_independent() {
         }
         (w, h, losses)
     };
+    let run = |threads: Option<usize>| run_with(threads, Kernels::default());
     let serial = run(None);
     let one = run(Some(1));
     let two = run(Some(2));
     let four = run(Some(4));
     assert_eq!(one, two);
     assert_eq!(one, four);
+    // The compact copy and the AVX2 kernels (used when the CPU has AVX2) are bit for bit the
+    // portable kernels over the caller's counts.
+    for (compact, avx2) in [(false, false), (true, false), (false, true)] {
+        let other = run_with(Some(2), Kernels { compact, avx2 });
+        assert_eq!(one, other, "kernels compact={compact} avx2={avx2}");
+    }
     let scale = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
     let err = |a: &[f64], b: &[f64]| {
         a.iter()
