@@ -44,62 +44,72 @@ impl SpectrumImage {
         if channels > u32::MAX as usize {
             bail!("{what}: {channels} channels is too many");
         }
-        let mut indptr = Vec::with_capacity(pixels + 1);
-        indptr.push(0);
-        let (mut indices, mut values) = (Vec::new(), Vec::new());
-        for (p, row) in data.chunks_exact(channels).enumerate() {
-            for (l, &v) in row.iter().enumerate() {
-                if !(v >= 0.0 && v.is_finite()) {
-                    let (r, c) = shape.map_or((0, p), |(_, cols)| (p / cols, p % cols));
-                    bail!("{what}: count at pixel {p} (row {r}, col {c}), channel {l} is {v}; counts must be finite and >= 0");
-                }
-                if v != 0.0 {
-                    indices.push(l as u32);
-                    values.push(v);
-                }
-            }
-            indptr.push(indices.len());
+        let mut b = Builder::new(what, pixels, channels, shape);
+        for row in data.chunks_exact(channels) {
+            b.push_row(row)?;
         }
-        Ok(SpectrumImage {
-            channels,
-            pixels,
-            shape,
-            indptr,
-            indices,
-            values,
-        })
+        Ok(b.finish())
     }
 
     /// Reads a `.npy` file: Y×X×L (carries its shape) or P×L (with `shape` = ROWS×COLS, or none).
+    ///
+    /// C-order files are streamed row by row into the sparse form, so a dense image never sits
+    /// in memory as f64 (a 1024×1024×2048 u16 map would need 17 GB).
     pub fn read_npy(path: &Path, shape: Option<(usize, usize)>) -> Result<Self> {
         let what = path.display().to_string();
-        let (dims, data) = npy::read_f64(path)?;
-        match (dims.as_slice(), shape) {
-            ([rows, cols, l], None) => {
-                Self::from_dense(&what, &data, rows * cols, *l, Some((*rows, *cols)))
-            }
-            ([rows, cols, l], Some(s)) => {
-                if s != (*rows, *cols) {
-                    bail!(
-                        "{what}: --shape {}x{} does not match the file's {rows}x{cols}",
-                        s.0,
-                        s.1
-                    );
-                }
-                Self::from_dense(&what, &data, rows * cols, *l, Some(s))
-            }
-            ([p, l], s) => {
-                if let Some((r, c)) = s {
-                    if r * c != *p {
+        let dims_of = |dims: &[usize]| -> Result<(usize, usize, Option<(usize, usize)>)> {
+            match (dims, shape) {
+                ([rows, cols, l], None) => Ok((rows * cols, *l, Some((*rows, *cols)))),
+                ([rows, cols, l], Some(s)) => {
+                    if s != (*rows, *cols) {
                         bail!(
-                            "{what}: --shape {r}x{c} has {} pixels but the file has {p}",
-                            r * c
+                            "{what}: --shape {}x{} does not match the file's {rows}x{cols}",
+                            s.0,
+                            s.1
                         );
                     }
+                    Ok((rows * cols, *l, Some(s)))
                 }
-                Self::from_dense(&what, &data, *p, *l, s)
+                ([p, l], s) => {
+                    if let Some((r, c)) = s {
+                        if r * c != *p {
+                            bail!(
+                                "{what}: --shape {r}x{c} has {} pixels but the file has {p}",
+                                r * c
+                            );
+                        }
+                    }
+                    Ok((*p, *l, s))
+                }
+                (other, _) => {
+                    bail!("{what}: expected a P x L or Y x X x L array, got shape {other:?}")
+                }
             }
-            (other, _) => bail!("{what}: expected a P x L or Y x X x L array, got shape {other:?}"),
+        };
+        // Both callbacks need the builder: the first creates it once the shape is known.
+        let builder = std::cell::RefCell::new(None);
+        let streamed = npy::stream_rows(
+            path,
+            |dims| {
+                let (p, l, s) = dims_of(dims)?;
+                if p == 0 || l == 0 {
+                    bail!("{what}: no data ({p} pixels x {l} channels)");
+                }
+                *builder.borrow_mut() = Some(Builder::new(&what, p, l, s));
+                Ok(())
+            },
+            |row| match builder.borrow_mut().as_mut() {
+                Some(b) => b.push_row(row),
+                None => bail!("{what}: data before the shape"),
+            },
+        )?;
+        match (streamed, builder.into_inner()) {
+            (Some(_), Some(b)) => Ok(b.finish()),
+            _ => {
+                let (dims, data) = npy::read_f64(path)?;
+                let (p, l, s) = dims_of(&dims)?;
+                Self::from_dense(&what, &data, p, l, s)
+            }
         }
     }
 
@@ -137,5 +147,61 @@ impl SpectrumImage {
             s[c as usize] += v;
         }
         s
+    }
+}
+
+/// Collects pixels row by row into [`SpectrumImage`]'s sparse form, validating each count.
+struct Builder<'w> {
+    what: &'w str,
+    image: SpectrumImage,
+}
+
+impl<'w> Builder<'w> {
+    fn new(what: &'w str, pixels: usize, channels: usize, shape: Option<(usize, usize)>) -> Self {
+        let mut indptr = Vec::with_capacity(pixels + 1);
+        indptr.push(0);
+        Builder {
+            what,
+            image: SpectrumImage {
+                channels,
+                pixels,
+                shape,
+                indptr,
+                indices: Vec::new(),
+                values: Vec::new(),
+            },
+        }
+    }
+
+    /// Appends the next pixel's L counts.
+    fn push_row(&mut self, row: &[f64]) -> Result<()> {
+        let img = &mut self.image;
+        let p = img.indptr.len() - 1;
+        if p >= img.pixels || row.len() != img.channels {
+            bail!(
+                "{}: more data than {} pixels x {} channels",
+                self.what,
+                img.pixels,
+                img.channels
+            );
+        }
+        for (l, &v) in row.iter().enumerate() {
+            if !(v >= 0.0 && v.is_finite()) {
+                let (r, c) = img.shape.map_or((0, p), |(_, cols)| (p / cols, p % cols));
+                bail!("{}: count at pixel {p} (row {r}, col {c}), channel {l} is {v}; counts must be finite and >= 0", self.what);
+            }
+            if v != 0.0 {
+                img.indices.push(l as u32);
+                img.values.push(v);
+            }
+        }
+        img.indptr.push(img.indices.len());
+        Ok(())
+    }
+
+    fn finish(mut self) -> SpectrumImage {
+        self.image.indices.shrink_to_fit();
+        self.image.values.shrink_to_fit();
+        self.image
     }
 }

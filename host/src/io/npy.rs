@@ -82,6 +82,75 @@ pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
     Ok((shape, data))
 }
 
+/// Reads a C-order `.npy` file of any integer or float dtype one row (last axis) at a time,
+/// as f64, without holding the file or the array: `row` gets each row in order. Returns the
+/// shape, or `None` (nothing read) for a Fortran-order file, which cannot be streamed by rows.
+pub fn stream_rows(
+    path: &Path,
+    check_shape: impl FnOnce(&[usize]) -> Result<()>,
+    mut row: impl FnMut(&[f64]) -> Result<()>,
+) -> Result<Option<Vec<usize>>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let npy = npyz::NpyFile::new(std::io::BufReader::with_capacity(1 << 20, file))
+        .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
+    if npy.order() == npyz::Order::Fortran {
+        return Ok(None);
+    }
+    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+    check_shape(&shape)?;
+    let descr = match npy.dtype() {
+        npyz::DType::Plain(t) => t.to_string(),
+        other => anyhow::bail!("{}: unsupported dtype {other:?}", path.display()),
+    };
+    let kind = descr.as_bytes().get(1).copied().unwrap_or(b'?');
+    let size: usize = descr.get(2..).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let n: usize = shape.iter().product();
+    let len = shape.last().copied().unwrap_or(1).max(1);
+    let mut buf = Vec::with_capacity(len);
+    let mut seen = 0usize;
+    macro_rules! stream_as {
+        ($t:ty) => {{
+            let data = npy
+                .data::<$t>()
+                .with_context(|| format!("{}: unsupported dtype '{descr}'", path.display()))?;
+            for v in data {
+                let v = v.with_context(|| {
+                    format!(
+                        "{}: truncated data: {seen} values for shape {shape:?}",
+                        path.display()
+                    )
+                })?;
+                buf.push(v as f64);
+                seen += 1;
+                if buf.len() == len {
+                    row(&buf)?;
+                    buf.clear();
+                }
+            }
+        }};
+    }
+    match (kind, size) {
+        (b'f', 8) => stream_as!(f64),
+        (b'f', 4) => stream_as!(f32),
+        (b'i', 8) => stream_as!(i64),
+        (b'i', 4) => stream_as!(i32),
+        (b'i', 2) => stream_as!(i16),
+        (b'i', 1) => stream_as!(i8),
+        (b'u', 8) => stream_as!(u64),
+        (b'u', 4) => stream_as!(u32),
+        (b'u', 2) => stream_as!(u16),
+        (b'u', 1) => stream_as!(u8),
+        _ => anyhow::bail!("{}: unsupported dtype '{descr}'", path.display()),
+    }
+    anyhow::ensure!(
+        seen == n,
+        "{}: truncated data: {seen} values for shape {shape:?}",
+        path.display()
+    );
+    Ok(Some(shape))
+}
+
 /// Reorders a column-major (Fortran) array into row-major order.
 fn fortran_to_c(shape: &[usize], data: &[f64]) -> Vec<f64> {
     let n = shape.len();
