@@ -57,7 +57,7 @@ impl SpectrumImage {
     /// in memory as f64 (a 1024×1024×2048 u16 map would need 17 GB).
     pub fn read_npy(path: &Path, shape: Option<(usize, usize)>) -> Result<Self> {
         let what = path.display().to_string();
-        let dims_of = |dims: &[usize]| -> Result<(usize, usize, Option<(usize, usize)>)> {
+        let dims_of = |dims: &[usize]| -> Result<Dims> {
             match (dims, shape) {
                 ([rows, cols, l], None) => Ok((rows * cols, *l, Some((*rows, *cols)))),
                 ([rows, cols, l], Some(s)) => {
@@ -149,6 +149,9 @@ impl SpectrumImage {
         s
     }
 }
+
+/// Pixels, channels and scan shape of an array.
+type Dims = (usize, usize, Option<(usize, usize)>);
 
 /// Collects pixels row by row into [`SpectrumImage`]'s sparse form, validating each count.
 struct Builder<'w> {
