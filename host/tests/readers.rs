@@ -777,3 +777,104 @@ fn real_espm_map_needs_the_hdf5_feature() {
         assert!(err_of(input::load(&p, None)).contains("--features hdf5"));
     }
 }
+
+/// A .npy file written byte by byte (version 1.0), so every dtype, byte order and memory order
+/// is covered without trusting our own writer.
+fn raw_npy(path: &Path, descr: &str, fortran: bool, shape: &[usize], data: &[f64]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_txt = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape_txt}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    // Element order in the file: C order walks the last axis fastest, Fortran the first.
+    let n = data.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    if fortran {
+        let nd = shape.len();
+        order.clear();
+        let mut idx = vec![0usize; nd];
+        for _ in 0..n {
+            let mut flat = 0;
+            for d in 0..nd {
+                flat = flat * shape[d] + idx[d];
+            }
+            order.push(flat);
+            for d in 0..nd {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+    }
+    let big = descr.starts_with('>');
+    for i in order {
+        let v = data[i];
+        let mut b: Vec<u8> = match &descr[1..] {
+            "f8" => v.to_le_bytes().to_vec(),
+            "f4" => (v as f32).to_le_bytes().to_vec(),
+            "i8" => (v as i64).to_le_bytes().to_vec(),
+            "i4" => (v as i32).to_le_bytes().to_vec(),
+            "i2" => (v as i16).to_le_bytes().to_vec(),
+            "i1" => (v as i8).to_le_bytes().to_vec(),
+            "u8" => (v as u64).to_le_bytes().to_vec(),
+            "u4" => (v as u32).to_le_bytes().to_vec(),
+            "u2" => (v as u16).to_le_bytes().to_vec(),
+            "u1" => (v as u8).to_le_bytes().to_vec(),
+            other => panic!("{other}"),
+        };
+        if big {
+            b.reverse();
+        }
+        out.extend_from_slice(&b);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn npy_every_dtype_byte_order_and_memory_order_reads_the_same_counts() {
+    let dir = tmpdir("npy-dtypes");
+    let data = counts();
+    let reference =
+        SpectrumImage::from_dense("ref", &data, ROWS * COLS, CH, Some((ROWS, COLS))).unwrap();
+    let flat = SpectrumImage::from_dense("ref", &data, ROWS * COLS, CH, None).unwrap();
+    let mut n = 0;
+    for descr in [
+        "<f8", ">f8", "<f4", ">f4", "<i8", "<i4", ">i4", "<i2", ">i2", "|i1", "<u8", "<u4", "<u2",
+        ">u2", "|u1",
+    ] {
+        for fortran in [false, true] {
+            let p3 = dir.join(format!("a{n}.npy"));
+            raw_npy(&p3, descr, fortran, &[ROWS, COLS, CH], &data);
+            let got = SpectrumImage::read_npy(&p3, None)
+                .unwrap_or_else(|e| panic!("{descr} {fortran}: {e:#}"));
+            same_image(&got, &reference);
+            let p2 = dir.join(format!("b{n}.npy"));
+            raw_npy(&p2, descr, fortran, &[ROWS * COLS, CH], &data);
+            same_image(&SpectrumImage::read_npy(&p2, None).unwrap(), &flat);
+            same_image(
+                &SpectrumImage::read_npy(&p2, Some((ROWS, COLS))).unwrap(),
+                &reference,
+            );
+            // One byte short: an error that says so, for the streamed and the dense path.
+            let bytes = std::fs::read(&p3).unwrap();
+            std::fs::write(&p3, &bytes[..bytes.len() - 1]).unwrap();
+            let e = format!("{:#}", SpectrumImage::read_npy(&p3, None).unwrap_err());
+            assert!(e.contains("truncated"), "{descr} {fortran}: {e}");
+            n += 1;
+        }
+    }
+}
