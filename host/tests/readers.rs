@@ -878,3 +878,33 @@ fn npy_every_dtype_byte_order_and_memory_order_reads_the_same_counts() {
         }
     }
 }
+
+#[test]
+fn npy_counts_must_be_finite_and_non_negative_but_minus_zero_is_zero() {
+    let dir = tmpdir("npy-values");
+    for (bad, what) in [
+        (f64::NAN, "NaN"),
+        (-1.0, "-1"),
+        (f64::INFINITY, "inf"),
+        (-f64::INFINITY, "-inf"),
+    ] {
+        let mut data = counts();
+        data[2 * CH + 3] = bad; // pixel 2 = row 0, col 2; channel 3
+        let p = dir.join("bad.npy");
+        npy::write_f64(&p, &[ROWS, COLS, CH], &data).unwrap();
+        let e = format!("{:#}", SpectrumImage::read_npy(&p, None).unwrap_err());
+        assert!(
+            e.contains("pixel 2 (row 0, col 2), channel 3") && e.contains(what),
+            "{what}: {e}"
+        );
+    }
+    let mut data = counts();
+    data[5] = -0.0;
+    let p = dir.join("minus-zero.npy");
+    npy::write_f64(&p, &[ROWS, COLS, CH], &data).unwrap();
+    let got = SpectrumImage::read_npy(&p, None).unwrap();
+    data[5] = 0.0;
+    let want =
+        SpectrumImage::from_dense("ref", &data, ROWS * COLS, CH, Some((ROWS, COLS))).unwrap();
+    same_image(&got, &want);
+}
