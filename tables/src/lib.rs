@@ -3,6 +3,7 @@
 //! Everything under `generated/` is written by `gen/gen_tables.py` from espm 1.1.3 and its
 //! dependencies (see `gen/README.md` for provenance and licences); do not edit it by hand.
 #![no_std]
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod generated;

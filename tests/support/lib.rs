@@ -1,5 +1,7 @@
 //! Helpers shared by the root tests and benches: fixture loading and tolerant comparison.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 /// Root of the committed fixtures (`tests/fixtures`).
