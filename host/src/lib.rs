@@ -9,4 +9,5 @@ pub mod model_args;
 pub mod parallel;
 pub mod quant;
 pub mod report;
+pub mod repro;
 pub mod sim;

@@ -3,8 +3,9 @@
 mod config;
 mod decompose;
 mod demo;
-mod evaluate;
+pub(crate) mod evaluate;
 mod model;
+mod repro;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ pub enum Command {
     Simulate(simulate::SimulateCmd),
     /// Compare a decomposition with the truth of a simulation (angles, map MSE, at.%).
     Evaluate(evaluate::EvaluateCmd),
+    /// Reproduce the paper's Figure 1: eight simulated datasets, five methods, table and plot.
+    #[command(name = "repro-fig1")]
+    ReproFig1(repro::ReproCmd),
 }
 
 /// Runs the program on the process arguments and returns the exit code.
@@ -65,5 +69,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decompose(cmd) => cmd.run(),
         Command::Simulate(cmd) => cmd.run(),
         Command::Evaluate(cmd) => cmd.run(),
+        Command::ReproFig1(cmd) => cmd.run(),
     }
 }

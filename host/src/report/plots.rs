@@ -9,13 +9,13 @@ use std::sync::Once;
 static FONT: Once = Once::new();
 
 /// Registers the embedded DejaVu Sans so text renders without system font libraries.
-fn font() {
+pub(crate) fn font() {
     FONT.call_once(|| {
         let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
     });
 }
 
-fn err<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> anyhow::Error {
+pub(crate) fn err<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> anyhow::Error {
     move |e| anyhow!("drawing {what}: {e:?}")
 }
 

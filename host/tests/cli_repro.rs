@@ -1,0 +1,141 @@
+//! `edxs repro-fig1` end to end at a small size, and random low-count starts that must never
+//! give NaN (espm's random start does at seed 294).
+
+use edxs::repro::{self, Method, Prepared, RunSettings, Start};
+use edxs_suite::read_json;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn edxs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edxs"))
+        .args(args)
+        .output()
+        .expect("running edxs")
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edxs-repro-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn repro_fig1_small_run_reports_every_method() {
+    let dir = tempdir("run");
+    let out = dir.join("fig1");
+    let o = edxs(&[
+        "repro-fig1",
+        "--size",
+        "32",
+        "--samplings",
+        "1",
+        "--max-iter",
+        "400",
+        "--threads",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for f in ["table.md", "results.csv", "results.json", "fig1.png"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let png = std::fs::read(out.join("fig1.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    assert!(w >= 1000, "two panels expected, width {w}");
+
+    let json = read_json(&out.join("results.json"));
+    let runs = json["runs"].as_array().unwrap();
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    let names: Vec<String> = repro::methods(293.0)
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    assert_eq!(names.len(), 5);
+    for dose in [293.0, 18.0] {
+        for name in &names {
+            let run = runs
+                .iter()
+                .find(|r| r["dose"].as_f64() == Some(dose) && r["method"].as_str() == Some(name))
+                .unwrap_or_else(|| panic!("no run of {name} at {dose}"));
+            for key in ["angles_deg", "map_mse"] {
+                for v in run[key].as_array().unwrap() {
+                    let v = v.as_f64().unwrap_or(f64::NAN);
+                    assert!(v.is_finite() && v >= 0.0, "{name} at {dose}: {key} has {v}");
+                }
+            }
+            assert!(run["iterations"].as_u64().unwrap() > 0);
+            assert!(run["final_loss"].as_f64().unwrap().is_finite());
+            assert!(
+                table.contains(&format!("| {dose} | 42 | {name} |")),
+                "table has no row for {name} at {dose}:\n{table}"
+            );
+        }
+    }
+    let at = |dose: f64, name: &str, key: &str| -> f64 {
+        let r = runs
+            .iter()
+            .find(|r| r["dose"].as_f64() == Some(dose) && r["method"].as_str() == Some(name))
+            .unwrap();
+        r[key].as_f64().unwrap()
+    };
+    // Independent phases are 20–60° apart, so these bounds fail for a swapped or lost phase.
+    // At 32×32 and 400 iterations the paper's single starts are not there yet (~22° at 293
+    // counts), so only edxs's default is held to a bound.
+    let default = at(293.0, "edxs default", "mean_angle_deg");
+    assert!(default < 8.0, "edxs default at 293 counts: {default}°");
+    let mse = at(293.0, "edxs default", "mean_map_mse");
+    assert!(mse < 0.03, "edxs default at 293 counts: map MSE {mse}");
+    let low = at(18.0, "edxs default", "mean_angle_deg");
+    assert!(low < 20.0, "edxs default at 18 counts: {low}°");
+    let low_mse = at(18.0, "edxs default", "mean_map_mse");
+    assert!(
+        low_mse < 0.18,
+        "edxs default at 18 counts: map MSE {low_mse}"
+    );
+}
+
+#[test]
+fn random_starts_at_low_counts_never_give_nan() {
+    let spec = repro::paper_model_spec();
+    let model = spec.model().unwrap();
+    let prep = Prepared::new(&model).unwrap();
+    let data = repro::paper_dataset(16, 18.0, 42).unwrap();
+    let methods = [
+        Method::espm("ESpM(0,0,0)", 0.0, 0.0, 1.0, Start::Random),
+        Method::espm("ESpM(0.004,1,0.01)", 0.004, 1.0, 0.01, Start::Random),
+    ];
+    for seed in [0, 1, 294, 12345] {
+        let set = RunSettings {
+            max_iter: 150,
+            tol: 0.0,
+            threads: 1,
+            seed,
+        };
+        for m in &methods {
+            let o = repro::run_method(&prep, &data, m, &set)
+                .unwrap_or_else(|e| panic!("{} seed {seed}: {e}", m.name));
+            assert!(
+                o.final_loss.is_finite(),
+                "{} seed {seed}: loss {}",
+                m.name,
+                o.final_loss
+            );
+            assert!(
+                o.angles.iter().chain(&o.mse).all(|v| v.is_finite()),
+                "{} seed {seed}: {:?} {:?}",
+                m.name,
+                o.angles,
+                o.mse
+            );
+            assert_eq!(o.iterations, 150, "{} seed {seed}", m.name);
+        }
+    }
+}
