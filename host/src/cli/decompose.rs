@@ -82,6 +82,11 @@ pub struct DecomposeCmd {
     /// Keep G fixed (no bremsstrahlung update from W every 3 iterations).
     #[arg(long)]
     pub no_g_update: bool,
+    /// Read μ, λ and ε_reg in espm's `normalize=True` units (counts scaled so that the mean
+    /// pixel total is K), as the paper's values are; without it they apply to raw counts,
+    /// where λ = 1 at ~300 counts per pixel smooths everything flat.
+    #[arg(long)]
+    pub normalize: bool,
     /// Worker threads (0 = one per core); results are identical for every count.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -226,10 +231,18 @@ impl DecomposeCmd {
         let rows: Vec<usize> = model.simplex_rows().collect();
         let fixed_w = parse_fixes(&self.fix, model, k)?;
         let espm = self.model.compat == Some(CompatArg::Espm);
+        // espm's `normalize` multiplies the counts by f; the same iterates (with H/f) come from
+        // μ/f, λ·f and ε_reg/f on the raw counts, which keeps integer counts for the kernels.
+        let f = if self.normalize && data.mean() > 0.0 {
+            k as f64 / (data.mean() * l as f64)
+        } else {
+            1.0
+        };
+        let mu: Vec<f64> = self.mu.iter().map(|m| m / f).collect();
         let mut params = SolverParams::new(k, &rows);
-        params.mu = &self.mu;
-        params.epsilon_reg = self.epsilon_reg;
-        params.lambda_l = self.lambda_l;
+        params.mu = &mu;
+        params.epsilon_reg = self.epsilon_reg / f;
+        params.lambda_l = self.lambda_l * f;
         params.laplacian = match data.shape {
             Some((rows, cols)) => Laplacian::Grid { rows, cols },
             None => Laplacian::Identity,
@@ -440,6 +453,7 @@ impl DecomposeCmd {
                 "epsilon_reg": self.epsilon_reg, "init": format!("{:?}", self.init).to_lowercase(),
                 "seed": self.seed, "max_iter": self.max_iter, "tol": self.tol,
                 "simplex_h": self.simplex_h, "fix": self.fix, "g_update": !self.no_g_update,
+                "normalize": self.normalize,
                 "compat": format!("{:?}", self.model.compat.unwrap_or(CompatArg::Edxs)).to_lowercase(),
                 "threads": self.threads,
             },
