@@ -425,3 +425,101 @@ fn config_file_gives_options_and_the_command_line_overrides_it() {
     ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read config /nonexistent.toml"));
 }
+
+#[test]
+fn normalize_gives_the_iterates_of_scaled_counts() {
+    // espm's normalize=True multiplies the counts by f = K / (mean pixel total); --normalize
+    // must give the same W, and H divided by f, as running the scaled counts without it.
+    let dir = tempdir("normalize");
+    let (pl, _) = write_inputs(&dir);
+    let (shape, x) = npy::read_f64(&pl).unwrap();
+    let (p, l) = (shape[0], shape[1]);
+    let k = 2usize;
+    let f = k as f64 / (x.iter().sum::<f64>() / p as f64);
+    let scaled = dir.join("x_scaled.npy");
+    npy::write_f64(
+        &scaled,
+        &[p, l],
+        &x.iter().map(|v| v * f).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let start = dir.join("start");
+    let reg = [
+        "-k",
+        "2",
+        "--shape",
+        "10x12",
+        "--mu",
+        "0.004",
+        "--lambda-l",
+        "1",
+        "--epsilon-reg",
+        "0.01",
+    ];
+    let run = |input: &Path, out: &Path, extra: &[&str]| {
+        let mut args = vec!["decompose", input.to_str().unwrap()];
+        args.extend_from_slice(MODEL);
+        args.extend_from_slice(&reg);
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        let o = edxs(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&pl, &start, &["--max-iter", "1"]);
+    let w0 = start.join("W.npy");
+    let h0_path = start.join("H.npy");
+    let (_, h0) = npy::read_f64(&h0_path).unwrap();
+    let h0_scaled = dir.join("h0_scaled.npy");
+    npy::write_f64(
+        &h0_scaled,
+        &[k, p],
+        &h0.iter().map(|v| v * f).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let common = ["--init", "custom", "--max-iter", "30", "--tol", "0"];
+    let mut args_a = common.to_vec();
+    args_a.extend_from_slice(&[
+        "--normalize",
+        "--w0",
+        w0.to_str().unwrap(),
+        "--h0",
+        h0_path.to_str().unwrap(),
+    ]);
+    run(&pl, &a, &args_a);
+    let mut args_b = common.to_vec();
+    args_b.extend_from_slice(&[
+        "--w0",
+        w0.to_str().unwrap(),
+        "--h0",
+        h0_scaled.to_str().unwrap(),
+    ]);
+    run(&scaled, &b, &args_b);
+    let (_, wa) = npy::read_f64(&a.join("W.npy")).unwrap();
+    let (_, wb) = npy::read_f64(&b.join("W.npy")).unwrap();
+    let (_, ha) = npy::read_f64(&a.join("H.npy")).unwrap();
+    let (_, hb) = npy::read_f64(&b.join("H.npy")).unwrap();
+    let ha_scaled: Vec<f64> = ha.iter().map(|v| v * f).collect();
+    assert!(rel_err(&wa, &wb) < 1e-8, "W: {}", rel_err(&wa, &wb));
+    assert!(
+        rel_err(&ha_scaled, &hb) < 1e-8,
+        "H: {}",
+        rel_err(&ha_scaled, &hb)
+    );
+    // Without --normalize the same numbers act on raw counts and give a different fit.
+    let c = dir.join("c");
+    let mut args_c = common.to_vec();
+    args_c.extend_from_slice(&[
+        "--w0",
+        w0.to_str().unwrap(),
+        "--h0",
+        h0_path.to_str().unwrap(),
+    ]);
+    run(&pl, &c, &args_c);
+    let (_, wc) = npy::read_f64(&c.join("W.npy")).unwrap();
+    assert!(rel_err(&wc, &wa) > 1e-6, "--normalize changed nothing");
+    assert_eq!(
+        read_json(&a.join("results.json"))["parameters"]["normalize"],
+        serde_json::json!(true)
+    );
+}
