@@ -365,8 +365,30 @@ impl DecomposeCmd {
         let mut w = vec![0.0; m * k];
         let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
         let simplex_rows: &[usize] = if self.simplex_h { &[] } else { rows };
-        edxs_core::init::physics_w(g, &d, l, m, k, simplex_rows, eps, &mut w, &mut scratch)
-            .map_err(|e| anyhow::anyhow!("initialisation: {e}"))?;
+        if self.model.compat == Some(CompatArg::Espm) || simplex_rows.is_empty() {
+            edxs_core::init::physics_w(g, &d, l, m, k, simplex_rows, eps, &mut w, &mut scratch)
+                .map_err(|e| anyhow::anyhow!("initialisation: {e}"))?;
+        } else {
+            // espm divides only the element rows by their sum, leaving the bremsstrahlung rows
+            // about N (counts per pixel) times too large against the lines; from there one
+            // phase often ends with all of the continuum. Dividing the whole column keeps each
+            // phase's continuum-to-line ratio (paper data, NNDSVDar: 30° → 5.8° mean angle).
+            edxs_core::init::physics_w(g, &d, l, m, k, &[], 0.0, &mut w, &mut scratch)
+                .map_err(|e| anyhow::anyhow!("initialisation: {e}"))?;
+            for c in 0..k {
+                let s: f64 = simplex_rows.iter().map(|&r| w[r * k + c]).sum();
+                for j in 0..m {
+                    w[j * k + c] = if s > 0.0 && s.is_finite() {
+                        w[j * k + c] / s
+                    } else if simplex_rows.contains(&j) {
+                        1.0 / simplex_rows.len() as f64
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            w.iter_mut().for_each(|v| *v = v.max(eps));
+        }
         let mut h: Vec<f64> = h.iter().map(|v| v.max(eps)).collect();
         if self.simplex_h {
             for px in 0..p {
