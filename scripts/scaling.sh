@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Time per ESpM-NMF iteration against the number of non-zero counts, from ~1e5 to ~1e8
-# (up to 1024×1024 pixels × 2048 channels), with the peak memory of each run.
+# (up to 1024×1024 pixels × 2048 channels at 160 counts per pixel), with the peak memory of each run.
 #
 #   scripts/scaling.sh [--threads N] [--quick]
 #
@@ -34,6 +34,7 @@ sizes=(
     "1024 2048 18 10"
     "1024 2048 50 8"
     "1024 2048 115 6"
+    "1024 2048 160 5"
 )
 printf "%-20s %12s %12s %10s %12s %12s\n" "pixels x channels" "counts/px" "nnz" "s/iter" "ns/non-zero" "peak RSS MiB"
 for s in "${sizes[@]}"; do
