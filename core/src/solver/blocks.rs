@@ -21,6 +21,7 @@
 
 use super::data::{PixelCounts, LANES};
 use super::h_step::{data_term, log_part_for, with_k, ColMajor};
+use super::laplacian;
 use super::loss::{all_at_least, LogSum, LossTerms};
 use super::params::Laplacian;
 use super::w_step::add_stats;
@@ -302,29 +303,10 @@ impl<T: Float> Solver<'_, T> {
                 let mut den = sh.colsum_d[k] + mu[k] / (hv + eps_reg);
                 if lambda != T::ZERO {
                     num += reg[k];
-                    // laplacian::apply's operations, in its order.
                     let lap = if cols == 0 {
                         hv
                     } else {
-                        let mut deg = 0usize;
-                        let mut sum = T::ZERO;
-                        if c > 0 {
-                            deg += 1;
-                            sum += row[px - 1];
-                        }
-                        if c + 1 < cols {
-                            deg += 1;
-                            sum += row[px + 1];
-                        }
-                        if r > 0 {
-                            deg += 1;
-                            sum += row[px - cols];
-                        }
-                        if r + 1 < rows {
-                            deg += 1;
-                            sum += row[px + cols];
-                        }
-                        T::from_usize(deg) * hv - sum
+                        laplacian::grid_at(row, px, r, c, rows, cols)
                     };
                     den += reg[k] + lambda * lap;
                 }

@@ -9,48 +9,8 @@
 use super::data::{Chunk, PixelCounts, LANES};
 use super::loss::{is_f64, LogSum};
 use super::params::{Laplacian, SimplexSolver};
-use super::{simplex, Solver, Work};
+use super::{laplacian, simplex, Solver, Work};
 use crate::float::Float;
-
-/// The neighbours of pixel `px` in the order `laplacian::apply` adds them (left, right, up,
-/// down; `None` = outside the scan) and their number; `deg` is `None` for the identity.
-#[inline]
-pub(crate) fn neighbours(lap: Laplacian, px: usize) -> (Option<usize>, [Option<usize>; 4]) {
-    match lap {
-        Laplacian::Identity => (None, [None; 4]),
-        Laplacian::Grid { rows, cols } => {
-            let (r, c) = (px / cols, px % cols);
-            let nb = [
-                (c > 0).then(|| px - 1),
-                (c + 1 < cols).then(|| px + 1),
-                (r > 0).then(|| px - cols),
-                (r + 1 < rows).then(|| px + cols),
-            ];
-            (Some(nb.iter().flatten().count()), nb)
-        }
-    }
-}
-
-/// (H·Δ)_kp for the component row `h_k` from [`neighbours`]: the same operations as
-/// `laplacian::apply`.
-#[inline]
-pub(crate) fn apply_neighbours<T: Float>(
-    h_k: &[T],
-    px: usize,
-    deg: Option<usize>,
-    nb: &[Option<usize>; 4],
-) -> T {
-    match deg {
-        None => h_k[px],
-        Some(deg) => {
-            let mut sum = T::ZERO;
-            for q in nb.iter().flatten() {
-                sum += h_k[*q];
-            }
-            T::from_usize(deg) * h_k[px] - sum
-        }
-    }
-}
 
 /// Calls `$body` with `$K` bound to the number of components as a constant for K = 1…4 (the
 /// lane kernels), or evaluates `$other` for larger K.
@@ -310,8 +270,11 @@ impl<T: Float> Solver<'_, T> {
         let p = self.p;
         let prm = &self.params;
         let lambda = prm.lambda_l;
-        // The pixel's neighbours, found once for all components.
-        let (deg, nb) = neighbours(prm.laplacian, px);
+        // The pixel's place on the grid, found once for all components.
+        let grid = match prm.laplacian {
+            Laplacian::Grid { rows, cols } => Some((px / cols, px % cols, rows, cols)),
+            Laplacian::Identity => None,
+        };
         for (c, &a) in acc[..self.k].iter().enumerate() {
             let hv = h[c * p + px];
             let mut num = a;
@@ -319,7 +282,12 @@ impl<T: Float> Solver<'_, T> {
             if lambda != T::ZERO {
                 let reg = lambda * prm.sigma_l * max_h[c];
                 num += reg;
-                den += reg + lambda * apply_neighbours(&h[c * p..(c + 1) * p], px, deg, &nb);
+                let row = &h[c * p..(c + 1) * p];
+                let lap = match grid {
+                    Some((r, col, rows, cols)) => laplacian::grid_at(row, px, r, col, rows, cols),
+                    None => row[px],
+                };
+                den += reg + lambda * lap;
             }
             out(c, hv * num, den);
         }

@@ -8,27 +8,39 @@ use crate::float::Float;
 pub(crate) fn apply<T: Float>(lap: Laplacian, h_k: &[T], p: usize) -> T {
     match lap {
         Laplacian::Identity => h_k[p],
-        Laplacian::Grid { rows, cols } => {
-            let (r, c) = (p / cols, p % cols);
-            let mut deg = 0usize;
-            let mut sum = T::ZERO;
-            if c > 0 {
-                deg += 1;
-                sum += h_k[p - 1];
-            }
-            if c + 1 < cols {
-                deg += 1;
-                sum += h_k[p + 1];
-            }
-            if r > 0 {
-                deg += 1;
-                sum += h_k[p - cols];
-            }
-            if r + 1 < rows {
-                deg += 1;
-                sum += h_k[p + cols];
-            }
-            T::from_usize(deg) * h_k[p] - sum
-        }
+        Laplacian::Grid { rows, cols } => grid_at(h_k, p, p / cols, p % cols, rows, cols),
     }
+}
+
+/// (H·Δ)_kp on a `rows`×`cols` grid for pixel `p` at row `r`, column `c`: the one place the
+/// grid stencil is written, so that block loops which track (r, c) instead of dividing give
+/// the same bits as [`apply`].
+#[inline(always)]
+pub(crate) fn grid_at<T: Float>(
+    h_k: &[T],
+    p: usize,
+    r: usize,
+    c: usize,
+    rows: usize,
+    cols: usize,
+) -> T {
+    let mut deg = 0usize;
+    let mut sum = T::ZERO;
+    if c > 0 {
+        deg += 1;
+        sum += h_k[p - 1];
+    }
+    if c + 1 < cols {
+        deg += 1;
+        sum += h_k[p + 1];
+    }
+    if r > 0 {
+        deg += 1;
+        sum += h_k[p - cols];
+    }
+    if r + 1 < rows {
+        deg += 1;
+        sum += h_k[p + cols];
+    }
+    T::from_usize(deg) * h_k[p] - sum
 }

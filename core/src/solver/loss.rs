@@ -163,25 +163,7 @@ pub(crate) fn laplacian_energy<T: Float>(
             }
             let (mut r, mut c) = (range.start / cols, range.start % cols);
             for px in range {
-                let mut deg = 0usize;
-                let mut sum = T::ZERO;
-                if c > 0 {
-                    deg += 1;
-                    sum += row[px - 1];
-                }
-                if c + 1 < cols {
-                    deg += 1;
-                    sum += row[px + 1];
-                }
-                if r > 0 {
-                    deg += 1;
-                    sum += row[px - cols];
-                }
-                if r + 1 < rows {
-                    deg += 1;
-                    sum += row[px + cols];
-                }
-                let v = T::from_usize(deg) * row[px] - sum;
+                let v = laplacian::grid_at(row, px, r, c, rows, cols);
                 e += row[px].to_f64() * v.to_f64();
                 c += 1;
                 if c == cols {
