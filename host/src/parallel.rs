@@ -395,6 +395,42 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
 /// never fuses a multiply and an add, so the results do not depend on the CPU); [`Compact`]
 /// storage has its own AVX2 kernels with the same arithmetic.
 trait Passes: PixelCounts<f64> + Sized {
+    /// This storage's own AVX2 iteration pass; false (nothing done) where it has none.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn own_h_r(
+        &self,
+        _solver: &Solver<'_, f64>,
+        _shared: &[f64],
+        _h: &[f64],
+        _range: Range<usize>,
+        _data: Option<&[f64]>,
+        _out: &mut [f64],
+        _r: &mut [f64],
+        _acc: &mut [f64],
+    ) -> bool {
+        false
+    }
+
+    /// This storage's own AVX2 loss pass; false (nothing done) where it has none.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn own_loss_data(
+        &self,
+        _solver: &Solver<'_, f64>,
+        _shared: &[f64],
+        _h: &[f64],
+        _range: Range<usize>,
+        _data: &mut [f64],
+        _part: &mut [f64],
+    ) -> bool {
+        false
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn h_r(
         &self,
@@ -411,7 +447,11 @@ trait Passes: PixelCounts<f64> + Sized {
         #[cfg(target_arch = "x86_64")]
         if avx2 {
             // SAFETY: `avx2` is only true when the CPU reports AVX2.
-            unsafe { portable::h_r_avx2(solver, self, shared, h, range, data, out, r, acc) };
+            unsafe {
+                if !self.own_h_r(solver, shared, h, range.clone(), data, out, r, acc) {
+                    portable::h_r_avx2(solver, self, shared, h, range, data, out, r, acc);
+                }
+            }
             return;
         }
         let _ = avx2;
@@ -433,7 +473,11 @@ trait Passes: PixelCounts<f64> + Sized {
         #[cfg(target_arch = "x86_64")]
         if avx2 {
             // SAFETY: `avx2` is only true when the CPU reports AVX2.
-            unsafe { portable::loss_data_avx2(solver, self, shared, h, range, data, part, acc) };
+            unsafe {
+                if !self.own_loss_data(solver, shared, h, range.clone(), data, part) {
+                    portable::loss_data_avx2(solver, self, shared, h, range, data, part, acc);
+                }
+            }
             return;
         }
         let _ = avx2;
@@ -444,9 +488,9 @@ trait Passes: PixelCounts<f64> + Sized {
 impl Passes for Counts<'_, f64> {}
 
 impl Passes for Compact {
-    fn h_r(
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn own_h_r(
         &self,
-        avx2: bool,
         solver: &Solver<'_, f64>,
         shared: &[f64],
         h: &[f64],
@@ -455,44 +499,23 @@ impl Passes for Compact {
         out: &mut [f64],
         r: &mut [f64],
         acc: &mut [f64],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `avx2` is only true when the CPU reports AVX2; the counts are this solver's.
-        if avx2 && unsafe { avx2::h_r(solver, self, shared, h, range.clone(), data, out, r, acc) } {
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: as above.
-            unsafe { portable::h_r_avx2(solver, self, shared, h, range, data, out, r, acc) };
-            return;
-        }
-        solver.h_r_block(self, shared, h, range, data, out, r, acc);
+    ) -> bool {
+        // SAFETY: the caller guarantees AVX2; the counts are this solver's.
+        unsafe { avx2::h_r(solver, self, shared, h, range, data, out, r, acc) }
     }
 
-    fn loss_data(
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn own_loss_data(
         &self,
-        avx2: bool,
         solver: &Solver<'_, f64>,
         shared: &[f64],
         h: &[f64],
         range: Range<usize>,
         data: &mut [f64],
         part: &mut [f64],
-        acc: &mut [f64],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `avx2` is only true when the CPU reports AVX2; the counts are this solver's.
-        if avx2 && unsafe { avx2::loss_data(solver, self, shared, h, range.clone(), data, part) } {
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: as above.
-            unsafe { portable::loss_data_avx2(solver, self, shared, h, range, data, part, acc) };
-            return;
-        }
-        solver.loss_data_block(self, shared, h, range, data, part, acc);
+    ) -> bool {
+        // SAFETY: the caller guarantees AVX2; the counts are this solver's.
+        unsafe { avx2::loss_data(solver, self, shared, h, range, data, part) }
     }
 }
 
