@@ -10,6 +10,8 @@
 #[path = "common/paper.rs"]
 mod paper;
 
+use paper::arg;
+
 use edxs::parallel::ParallelExec;
 use edxs_core::solver::{Exec, Laplacian, SerialExec};
 use edxs_core::{Solver, SolverParams};
@@ -19,18 +21,6 @@ use edxs_core::{Solver, SolverParams};
 fn one_iteration(exec: &mut dyn Exec<f64>, g: &[f64], w: &mut [f64], h: &mut [f64]) -> f64 {
     exec.step(g, w, h);
     exec.loss(g, w, h).total()
-}
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .ok()
-                .unwrap_or_else(|| panic!("bad value for {name}"))
-        })
-        .unwrap_or(default)
 }
 
 fn main() {

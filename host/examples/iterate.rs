@@ -13,22 +13,12 @@
 #[path = "common/paper.rs"]
 mod paper;
 
+use paper::arg;
+
 use edxs::parallel::ParallelExec;
 use edxs_core::solver::{Exec, Laplacian, NoGUpdate, SerialExec};
 use edxs_core::{Solver, SolverParams};
 use std::time::Instant;
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .ok()
-                .unwrap_or_else(|| panic!("bad value for {name}"))
-        })
-        .unwrap_or(default)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

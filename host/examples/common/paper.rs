@@ -3,7 +3,7 @@
 //! two spherical particles, and per pixel a Poisson total split over the channels by the
 //! pixel's expected spectrum (the same distribution as independent Poisson counts per
 //! channel). Rows are drawn in parallel with one seed per row, so the data depend on the seed
-//! only.
+//! only. Also the examples' shared command-line and memory helpers.
 
 use edxs::sim::{maps, phases, poisson, presets};
 use edxs_core::rng::Rng;
@@ -189,4 +189,17 @@ pub fn peak_rss_mib() -> f64 {
                 .and_then(|v| v.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The value after `name` in `args`, parsed, or `default` when the flag is absent.
+pub fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .ok()
+                .unwrap_or_else(|| panic!("bad value for {name}"))
+        })
+        .unwrap_or(default)
 }
