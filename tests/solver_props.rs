@@ -228,3 +228,94 @@ fn dense_and_sparse_are_bit_identical() {
     }
     assert_eq!(out[0], out[1]);
 }
+
+/// Plain KL-NMF (no simplex) with G given as `g` (L×L or empty) and the identity flag.
+fn run_plain<T: Float>(
+    pb: &Problem,
+    g: &[f64],
+    identity: bool,
+    mu: f64,
+    lambda: f64,
+) -> Outcome<T> {
+    let mu = [T::from_f64(mu)];
+    let mut prm = SolverParams::<T>::new(pb.k, &[]);
+    prm.simplex_w = false;
+    prm.mu = &mu;
+    prm.lambda_l = T::from_f64(lambda);
+    prm.laplacian = Laplacian::Grid {
+        rows: pb.rows,
+        cols: pb.cols,
+    };
+    prm.max_iter = 12;
+    prm.tol = T::ZERO;
+    prm.g_update_every = 3;
+    prm.g_identity = identity;
+    let p = pb.rows * pb.cols;
+    let solver = Solver::new(prm, pb.l, pb.l, p).unwrap();
+    let mut ws = vec![T::ZERO; solver.workspace_len()];
+    let y: Vec<T> = to(&pb.y);
+    let counts = Counts::Dense {
+        channels: pb.l,
+        pixels: p,
+        data: &y,
+    };
+    let mut g: Vec<T> = to(g);
+    // W is L×K here: the start spreads the problem's values over the channels.
+    let mut w: Vec<T> = (0..pb.l * pb.k)
+        .map(|i| T::from_f64(pb.w0[i % pb.w0.len()]))
+        .collect();
+    let mut h: Vec<T> = to(&pb.h0);
+    let mut losses = vec![];
+    solver
+        .run(
+            &counts,
+            &mut g,
+            &mut w,
+            &mut h,
+            &mut ws,
+            &mut NoGUpdate,
+            &mut |r| losses.push(r.loss.total()),
+        )
+        .unwrap();
+    (w, h, losses)
+}
+
+fn bits<T: Float>(v: &[T]) -> Vec<u64> {
+    v.iter().map(|x| x.to_f64().to_bits()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// `g_identity` skips the L×L product, so it must give exactly what an explicit identity
+    /// gives, in both precisions and whatever the regularisation.
+    #[test]
+    fn identity_flag_equals_an_explicit_identity(pb in problem(), mu in 0.0f64..0.3, lambda in 0.0f64..1.0) {
+        let l = pb.l;
+        let mut eye = vec![0.0; l * l];
+        for i in 0..l {
+            eye[i * l + i] = 1.0;
+        }
+        let (we, he, le) = run_plain::<f64>(&pb, &eye, false, mu, lambda);
+        for g in [&[][..], &eye[..]] {
+            let (w, h, ls) = run_plain::<f64>(&pb, g, true, mu, lambda);
+            prop_assert_eq!(bits(&w), bits(&we));
+            prop_assert_eq!(bits(&h), bits(&he));
+            prop_assert_eq!(bits(&ls), bits(&le));
+        }
+        let (we, he, _) = run_plain::<f32>(&pb, &eye, false, mu, lambda);
+        let (w, h, _) = run_plain::<f32>(&pb, &[], true, mu, lambda);
+        prop_assert_eq!(bits(&w), bits(&we));
+        prop_assert_eq!(bits(&h), bits(&he));
+    }
+}
+
+#[test]
+fn identity_flag_needs_as_many_columns_as_channels() {
+    let mut prm = SolverParams::<f64>::new(2, &[]);
+    prm.simplex_w = false;
+    prm.g_identity = true;
+    let e = Solver::new(prm, 6, 5, 4).unwrap_err().to_string();
+    assert!(e.contains("identity"), "{e}");
+    assert!(Solver::new(prm, 6, 6, 4).is_ok());
+}

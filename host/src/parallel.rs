@@ -243,7 +243,8 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
             avx2: kernels.avx2 && has_avx2(),
             shared: vec![0.0; solver.shared_len()],
             data: vec![0.0; k * p],
-            key_g: vec![0.0; l * m],
+            // Filled by the first loss: an identity G may be passed empty.
+            key_g: Vec::with_capacity(l * m),
             key_w: vec![0.0; m * k],
             key_h: vec![0.0; k * p],
             have_data: false,
@@ -382,7 +383,8 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
                 *a += *b;
             }
         }
-        self.key_g.copy_from_slice(g);
+        self.key_g.clear();
+        self.key_g.extend_from_slice(g);
         self.key_w.copy_from_slice(w);
         self.key_h.copy_from_slice(h);
         self.have_data = true;

@@ -104,3 +104,59 @@ fn parallel_matches_serial_and_is_thread_count_independent() {
         err(&one.2, &serial.2)
     );
 }
+
+#[test]
+fn identity_g_runs_threaded_as_an_explicit_identity() {
+    // Plain KL-NMF as the Figure 1 reproduction runs it: W is L×K and G is not stored.
+    let s = synthetic(24, 24, 60.0, 5);
+    let p = s.rows * s.cols;
+    let counts = Counts::Sparse {
+        channels: s.l,
+        pixels: p,
+        indptr: &s.indptr,
+        indices: &s.indices,
+        values: &s.values,
+    };
+    let run = |identity: bool, threads: usize| {
+        let mut prm = SolverParams::new(3, &[]);
+        prm.simplex_w = false;
+        prm.lambda_l = 0.5;
+        prm.laplacian = Laplacian::Grid {
+            rows: s.rows,
+            cols: s.cols,
+        };
+        prm.max_iter = 10;
+        prm.tol = 0.0;
+        prm.g_update_every = 0;
+        prm.g_identity = identity;
+        let solver = Solver::new(prm, s.l, s.l, p).unwrap();
+        let mut g = if identity {
+            Vec::new()
+        } else {
+            let mut eye = vec![0.0; s.l * s.l];
+            (0..s.l).for_each(|i| eye[i * s.l + i] = 1.0);
+            eye
+        };
+        let mut w: Vec<f64> = (0..s.l * 3).map(|i| 0.5 + (i % 7) as f64 / 7.0).collect();
+        let mut h = vec![1.0; 3 * p];
+        let mut drv = vec![0.0; solver.driver_len()];
+        let mut losses = vec![];
+        let mut exec = ParallelExec::new(&solver, counts, threads).unwrap();
+        solver
+            .drive(
+                &mut exec,
+                &mut g,
+                &mut w,
+                &mut h,
+                &mut drv,
+                &mut NoGUpdate,
+                &mut |r| losses.push(r.loss.total()),
+            )
+            .unwrap();
+        (w, h, losses)
+    };
+    let explicit = run(false, 2);
+    assert!(explicit.2.iter().all(|v| v.is_finite()));
+    assert_eq!(run(true, 2), explicit);
+    assert_eq!(run(true, 1), explicit);
+}

@@ -30,28 +30,18 @@ use crate::error::SolverError;
 use crate::float::Float;
 use core::ops::Range;
 
-/// D = G·W (L×K) without a branch per entry of G when W is finite (zeros of G then add exact
-/// zeros, so D equals the product over the non-zeros of G bit for bit).
+/// D = G·W (L×K) over the non-zeros of G: a zero adds nothing to a sum that starts at +0 (and
+/// must not add 0·∞ when W is not finite), and a large G such as plain NMF's identity is
+/// mostly zeros.
 fn gw<T: Float>(g: &[T], w: &[T], m: usize, k: usize, d: &mut [T]) {
-    if !w.iter().fold(true, |a, v| a & v.is_finite()) {
-        for (grow, drow) in g.chunks_exact(m).zip(d.chunks_exact_mut(k)) {
-            drow.iter_mut().for_each(|v| *v = T::ZERO);
-            for (gv, wrow) in grow.iter().zip(w.chunks_exact(k)) {
-                if *gv != T::ZERO {
-                    for (dv, wv) in drow.iter_mut().zip(wrow) {
-                        *dv += *gv * *wv;
-                    }
-                }
-            }
-        }
-        return;
-    }
     with_k!(k, K => {
         for (grow, drow) in g.chunks_exact(m).zip(d.chunks_exact_mut(K)) {
             let mut acc = [T::ZERO; K];
             for (gv, wrow) in grow.iter().zip(w.chunks_exact(K)) {
-                for c in 0..K {
-                    acc[c] += *gv * wrow[c];
+                if *gv != T::ZERO {
+                    for c in 0..K {
+                        acc[c] += *gv * wrow[c];
+                    }
                 }
             }
             drow.copy_from_slice(&acc);
@@ -60,8 +50,10 @@ fn gw<T: Float>(g: &[T], w: &[T], m: usize, k: usize, d: &mut [T]) {
         for (grow, drow) in g.chunks_exact(m).zip(d.chunks_exact_mut(k)) {
             drow.iter_mut().for_each(|v| *v = T::ZERO);
             for (gv, wrow) in grow.iter().zip(w.chunks_exact(k)) {
-                for (dv, wv) in drow.iter_mut().zip(wrow) {
-                    *dv += *gv * *wv;
+                if *gv != T::ZERO {
+                    for (dv, wv) in drow.iter_mut().zip(wrow) {
+                        *dv += *gv * *wv;
+                    }
                 }
             }
         }
@@ -145,7 +137,7 @@ impl<T: Float> Solver<'_, T> {
     pub fn prepare(&self, g: &[T], w: &[T], h: &[T], shared: &mut [T]) -> Result<(), SolverError> {
         let (l, m, k, p) = (self.l, self.m, self.k, self.p);
         if shared.len() < self.shared_len()
-            || g.len() != l * m
+            || !self.g_len_ok(g.len())
             || w.len() != m * k
             || h.len() != k * p
         {
@@ -158,7 +150,12 @@ impl<T: Float> Solver<'_, T> {
         let (d, rest) = shared.split_at_mut(l * k);
         let (colsum_d, rest) = rest.split_at_mut(k);
         let (max_h, rest) = rest.split_at_mut(k);
-        gw(g, w, m, k, d);
+        if self.params.g_identity {
+            // 0 + 1·w is w exactly, so this equals the product with an explicit identity.
+            d.copy_from_slice(&w[..l * k]);
+        } else {
+            gw(g, w, m, k, d);
+        }
         colsum_d.iter_mut().for_each(|v| *v = T::ZERO);
         for drow in d.chunks_exact(k) {
             for (s, v) in colsum_d.iter_mut().zip(drow) {

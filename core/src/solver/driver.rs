@@ -177,7 +177,14 @@ impl<'a, T: Float> Solver<'a, T> {
                 got: drv.len(),
             });
         }
-        for (name, buf, n) in [("g", &*g, self.l * m), ("w", &*w, m * k), ("h", &*h, k * p)] {
+        if !self.g_len_ok(g.len()) {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "g",
+                expected: self.l * m,
+                got: g.len(),
+            });
+        }
+        for (name, buf, n) in [("w", &*w, m * k), ("h", &*h, k * p)] {
             if buf.len() != n {
                 return Err(SolverError::DimensionMismatch {
                     buffer: name,
@@ -251,7 +258,7 @@ impl<'a, T: Float> Solver<'a, T> {
                 reason = r;
                 break;
             }
-            if prm.g_update_every > 0 && it % prm.g_update_every == 0 {
+            if prm.g_update_every > 0 && !prm.g_identity && it % prm.g_update_every == 0 {
                 g_update.update(g, w, k)?;
                 before = exec.loss(g, w, h).total();
             } else {

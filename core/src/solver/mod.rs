@@ -75,6 +75,13 @@ impl<'a, T: Float> Solver<'a, T> {
         if channels == 0 || pixels == 0 || columns == 0 {
             return Err(SolverError::EmptyData);
         }
+        if params.g_identity && columns != channels {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "columns of an identity G (must equal the channels)",
+                expected: channels,
+                got: columns,
+            });
+        }
         let check = |name: &'static str, v: T, positive: bool| {
             let ok = v.is_finite() && if positive { v > T::ZERO } else { v >= T::ZERO };
             if ok {
@@ -256,7 +263,14 @@ impl<'a, T: Float> Solver<'a, T> {
                 got: y.pixels(),
             });
         }
-        for (name, buf, n) in [("g", g, l * m), ("w", w, m * k), ("h", h, k * p)] {
+        if !self.g_len_ok(g.len()) {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "g",
+                expected: l * m,
+                got: g.len(),
+            });
+        }
+        for (name, buf, n) in [("w", w, m * k), ("h", h, k * p)] {
             if buf.len() != n {
                 return Err(SolverError::DimensionMismatch {
                     buffer: name,
@@ -276,9 +290,19 @@ impl<'a, T: Float> Solver<'a, T> {
         Ok(())
     }
 
+    /// Whether `len` is an acceptable length of G: L×M, or anything for an identity G.
+    pub(crate) fn g_len_ok(&self, len: usize) -> bool {
+        self.params.g_identity || len == self.l * self.m
+    }
+
     /// D = G·W (L×K) and its column sums.
     pub(crate) fn compute_d(&self, g: &[T], w: &[T], work: &mut Work<'_, T>) {
         let (m, k) = (self.m, self.k);
+        if self.params.g_identity {
+            // 0 + 1·w is w exactly, so this equals the product with an explicit identity.
+            work.d.copy_from_slice(&w[..self.l * k]);
+        }
+        let g = if self.params.g_identity { &[] } else { g };
         for (grow, drow) in g.chunks_exact(m).zip(work.d.chunks_exact_mut(k)) {
             drow.iter_mut().for_each(|v| *v = T::ZERO);
             for (gv, wrow) in grow.iter().zip(w.chunks_exact(k)) {

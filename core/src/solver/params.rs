@@ -73,6 +73,9 @@ pub struct SolverParams<'a, T> {
     pub max_iter: usize,
     /// Update G from W every this many iterations (espm: 3 with a physics model; 0 = never).
     pub g_update_every: usize,
+    /// G is the identity (espm's `G=None`, plain KL-NMF; needs M = L): `g` is then never read
+    /// and may be empty, so no L×L matrix is stored or multiplied, and G is never updated.
+    pub g_identity: bool,
 }
 
 impl<'a, T: crate::Float> SolverParams<'a, T> {
@@ -97,6 +100,7 @@ impl<'a, T: crate::Float> SolverParams<'a, T> {
             tol: T::from_f64(1e-4),
             max_iter: 200,
             g_update_every: 3,
+            g_identity: false,
         }
     }
 

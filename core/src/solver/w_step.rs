@@ -109,46 +109,25 @@ impl<T: Float> Solver<'_, T> {
         // num = W ⊙ (Gᵀ R), colsum_g = Gᵀ1.
         work.num_w.iter_mut().for_each(|v| *v = T::ZERO);
         work.colsum_g.iter_mut().for_each(|v| *v = T::ZERO);
-        // With R finite, zeros of G add exact zeros, so no branch per entry is needed; then each
-        // column of G is taken in turn with its K sums in registers (the same additions, in
-        // the same order of channels).
-        let finite = work.r.iter().fold(true, |a, v| a & v.is_finite());
-        let r = &*work.r;
-        with_k!(k, K => {
-            if finite {
-                for (j, (cs, nrow)) in work
-                    .colsum_g
-                    .iter_mut()
-                    .zip(work.num_w.chunks_exact_mut(K))
-                    .enumerate()
-                {
-                    let mut acc = [T::ZERO; K];
-                    let mut s = T::ZERO;
-                    for (gv, rrow) in g[j..].iter().step_by(m).zip(r.chunks_exact(K)) {
-                        s += *gv;
-                        for c in 0..K {
-                            acc[c] += *gv * rrow[c];
-                        }
-                    }
-                    *cs = s;
-                    nrow.copy_from_slice(&acc);
-                }
-            }
-        }, _ => {});
-        if !(finite && k <= 4) {
-            for li in 0..l {
-                let grow = &g[li * m..(li + 1) * m];
-                let rrow = &r[li * k..(li + 1) * k];
-                for ((gv, cs), nrow) in grow
-                    .iter()
-                    .zip(work.colsum_g.iter_mut())
-                    .zip(work.num_w.chunks_exact_mut(k))
-                {
+        // G is read row by row (a column walk misses the cache on every entry of a large G,
+        // such as plain NMF's identity) and its zeros are skipped: sums start at +0, so adding
+        // ±0 or 0·R (when R is finite) would not change a bit, and 0·∞ must not be added.
+        if prm.g_identity {
+            // What an explicit identity gives: Gᵀ1 = 1 and GᵀR = R, bit for bit.
+            work.colsum_g.iter_mut().for_each(|v| *v = T::ONE);
+            work.num_w.copy_from_slice(&work.r[..m * k]);
+        }
+        let g = if prm.g_identity { &[] } else { g };
+        for (grow, rrow) in g.chunks_exact(m).zip(work.r.chunks_exact(k)).take(l) {
+            for ((gv, cs), nrow) in grow
+                .iter()
+                .zip(work.colsum_g.iter_mut())
+                .zip(work.num_w.chunks_exact_mut(k))
+            {
+                if *gv != T::ZERO {
                     *cs += *gv;
-                    if finite || *gv != T::ZERO {
-                        for (nv, rv) in nrow.iter_mut().zip(rrow) {
-                            *nv += *gv * *rv;
-                        }
+                    for (nv, rv) in nrow.iter_mut().zip(rrow) {
+                        *nv += *gv * *rv;
                     }
                 }
             }
