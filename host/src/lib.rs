@@ -7,6 +7,7 @@ pub mod io;
 pub mod metrics;
 pub mod model_args;
 pub mod parallel;
+pub mod pipeline;
 pub mod quant;
 pub mod report;
 pub mod repro;

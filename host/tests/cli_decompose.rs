@@ -523,3 +523,121 @@ fn normalize_gives_the_iterates_of_scaled_counts() {
         serde_json::json!(true)
     );
 }
+
+#[test]
+fn two_stage_finds_the_phases_at_low_counts_and_refuses_what_it_cannot_do() {
+    let dir = tempdir("two-stage");
+    let sim = dir.join("sim");
+    // The paper's phases at 18 counts/pixel on 64×64 pixels (at 40×40, particles of radius 8
+    // are too few blocks across for any binning to pin their spectra).
+    let o = edxs(&[
+        "simulate",
+        "-N",
+        "18",
+        "--shape",
+        "64x64",
+        "--radius",
+        "12",
+        "--centers",
+        "47,25;34,40",
+        "--seed",
+        "3",
+        "--out",
+        sim.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta = read_json(&sim.join("sim.json"));
+    let model: Vec<String> = meta["decompose_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let counts = sim.join("counts.npy");
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = vec!["decompose", counts.to_str().unwrap()];
+        args.extend(model.iter().map(|s| s.as_str()));
+        args.extend([
+            "-k",
+            "3",
+            "--normalize",
+            "--max-iter",
+            "600",
+            "--tol",
+            "1e-9",
+        ]);
+        args.extend_from_slice(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        edxs(&args)
+    };
+    let out = dir.join("two");
+    let o = run(
+        &[
+            "--two-stage",
+            "--mu",
+            "0.004",
+            "--lambda-l",
+            "1",
+            "--epsilon-reg",
+            "0.01",
+        ],
+        &out,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let res = read_json(&out.join("results.json"));
+    assert_eq!(res["parameters"]["two_stage"], true);
+    // The spectra stage (several binned fits) and the map stage are all counted.
+    assert!(
+        res["iterations"].as_u64().unwrap() > 600,
+        "{}",
+        res["iterations"]
+    );
+    let o = edxs(&[
+        "evaluate",
+        out.to_str().unwrap(),
+        "--truth",
+        sim.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ev = read_json(&out.join("evaluation.json"));
+    let mean = ev["mean_angle_deg"].as_f64().unwrap();
+    let angles = &ev["angles_deg"];
+    // Independent phases are 20–60° apart: a swapped or mixed phase fails this.
+    assert!(mean < 12.0, "two-stage mean angle {mean}° ({angles:?})");
+
+    for (extra, want) in [
+        (
+            vec!["--two-stage", "--compat", "espm"],
+            "cannot be combined with --compat espm",
+        ),
+        (
+            vec!["--two-stage", "--simplex-h"],
+            "cannot be combined with --simplex-h",
+        ),
+        (
+            vec!["--two-stage", "--init", "custom"],
+            "makes its own start",
+        ),
+        (vec!["--two-stage", "--mu", "0.1,0.2"], "mu has 2 values"),
+    ] {
+        let bad = dir.join("bad");
+        let o = run(&extra, &bad);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains(want),
+            "{extra:?}: expected '{want}' in: {stderr}"
+        );
+        assert!(!bad.join("W.npy").exists());
+    }
+    // A list of spectra has no blocks to bin.
+    let (pl, _) = write_inputs(&dir);
+    let mut args = vec!["decompose", pl.to_str().unwrap()];
+    args.extend_from_slice(MODEL);
+    let bad = dir.join("bad");
+    args.extend(["--two-stage", "--out", bad.to_str().unwrap()]);
+    let o = edxs(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs a 2-D scan shape"), "{stderr}");
+}

@@ -5,6 +5,7 @@ use crate::io::counts::SpectrumImage;
 use crate::io::{atomic, npy};
 use crate::model_args::{CompatArg, FileMeta, ModelArgs};
 use crate::parallel::ParallelExec;
+use crate::pipeline::{self, auto_bin, FixW, Prepared, Recipe, RunSettings, SpectraCache, Start};
 use crate::quant;
 use crate::report::plots;
 use anyhow::{bail, Context, Result};
@@ -87,6 +88,16 @@ pub struct DecomposeCmd {
     /// where λ = 1 at ~300 counts per pixel smooths everything flat.
     #[arg(long)]
     pub normalize: bool,
+    /// edxs's two-stage pipeline: the phase spectra from the image binned to about 250 counts
+    /// per pixel or more (blocks of --bin to --bin + 3 pixels a side, from NNDSVDar or --init
+    /// random; the spectra that explain the full-resolution data best kept), then the maps at
+    /// full resolution with the spectra held and this run's μ, λ, ε_reg; --max-iter applies
+    /// to each fit. Needs a 2-D scan.
+    #[arg(long)]
+    pub two_stage: bool,
+    /// Block side of --two-stage's first binning (0: from the counts per pixel, at least 2).
+    #[arg(long, default_value_t = 0)]
+    pub bin: usize,
     /// Worker threads (0 = one per core); results are identical for every count.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -127,8 +138,10 @@ pub struct Decomposition {
     pub h: Vec<f64>,
     /// Loss terms per iteration: (total, kl, log_reg, laplacian, rel_w, rel_h).
     pub history: Vec<[f64; 6]>,
-    /// Solver summary.
+    /// Solver summary (of the last stage with `--two-stage`).
     pub summary: edxs_core::solver::RunSummary,
+    /// Iterations of every stage.
+    pub iterations: usize,
     /// Wall time in seconds.
     pub seconds: f64,
 }
@@ -223,6 +236,9 @@ impl DecomposeCmd {
         if k > l.min(p) {
             bail!("-k {k} is larger than the data allows ({p} pixels x {l} channels)");
         }
+        if self.two_stage {
+            return self.decompose_two_stage(model, data);
+        }
         let mut g = vec![0.0; l * m];
         let mut model_scratch = vec![0.0; model.scratch_len()];
         let norm = model
@@ -316,7 +332,74 @@ impl DecomposeCmd {
             w,
             h,
             history,
+            iterations: summary.iterations,
             summary,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// edxs's two-stage pipeline ([`crate::pipeline`]) with this command's options.
+    fn decompose_two_stage(
+        &self,
+        model: &EdxsModel<'_>,
+        data: &SpectrumImage,
+    ) -> Result<Decomposition> {
+        let k = self.n_components;
+        if self.model.compat == Some(CompatArg::Espm) {
+            bail!("--two-stage is edxs's own pipeline and cannot be combined with --compat espm");
+        }
+        if self.simplex_h {
+            bail!("--two-stage keeps W on the simplex and cannot be combined with --simplex-h");
+        }
+        if self.init == InitArg::Custom || self.w0.is_some() || self.h0.is_some() {
+            bail!("--two-stage makes its own start: --init custom, --w0 and --h0 cannot be used with it");
+        }
+        if data.shape.is_none() {
+            bail!(
+                "--two-stage bins the scan, so it needs a 2-D scan shape \
+                 (--shape ROWSxCOLS, or a Y×X×L file)"
+            );
+        }
+        if self.max_iter == 0 {
+            bail!("--max-iter must be at least 1 with --two-stage");
+        }
+        if !(self.mu.len() == 1 || self.mu.len() == k) {
+            bail!("mu has {} values; give 1 or {k}", self.mu.len());
+        }
+        let prep = Prepared::new(model, k)?;
+        let counts_per_pixel = data.mean() * data.channels as f64;
+        let bin = if self.bin > 0 {
+            self.bin
+        } else {
+            auto_bin(counts_per_pixel)
+        };
+        let mut recipe = Recipe::two_stage(0.0, self.lambda_l, self.epsilon_reg, bin);
+        recipe.mu = self.mu.clone();
+        recipe.normalized = self.normalize;
+        recipe.start = if self.init == InitArg::Random {
+            Start::Random
+        } else {
+            Start::Nndsvdar
+        };
+        recipe.g_update = !self.no_g_update;
+        if let Some(f) = parse_fixes(&self.fix, model, k)? {
+            recipe.fix = FixW::Given(f);
+        }
+        let set = RunSettings {
+            max_iter: self.max_iter,
+            tol: self.tol,
+            threads: self.threads,
+            seed: self.seed,
+        };
+        let start = std::time::Instant::now();
+        let fit = pipeline::fit(&prep, data, &recipe, &set, &mut SpectraCache::default())?;
+        Ok(Decomposition {
+            g: fit.g,
+            w: fit.w,
+            h: fit.h,
+            history: fit.history,
+            iterations: fit.iterations,
+            summary: fit.summary,
             seconds: start.elapsed().as_secs_f64(),
         })
     }
@@ -477,9 +560,9 @@ impl DecomposeCmd {
                 "simplex_h": self.simplex_h, "fix": self.fix, "g_update": !self.no_g_update,
                 "normalize": self.normalize,
                 "compat": format!("{:?}", self.model.compat.unwrap_or(CompatArg::Edxs)).to_lowercase(),
-                "threads": self.threads,
+                "threads": self.threads, "two_stage": self.two_stage, "bin": self.bin,
             },
-            "iterations": r.summary.iterations,
+            "iterations": r.iterations,
             "stop_reason": format!("{:?}", r.summary.reason),
             "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
             "seconds": r.seconds,
@@ -528,11 +611,7 @@ impl DecomposeCmd {
         let _ = writeln!(
             s,
             "{} iterations ({:?}) in {:.2} s, loss {:.6e} -> {:.6e}",
-            r.summary.iterations,
-            r.summary.reason,
-            r.seconds,
-            r.summary.initial_loss,
-            r.summary.final_loss
+            r.iterations, r.summary.reason, r.seconds, r.summary.initial_loss, r.summary.final_loss
         );
         let _ = write!(s, "{:<8}", "element");
         for c in 0..k {

@@ -61,7 +61,7 @@ impl ReproCmd {
         let t0 = std::time::Instant::now();
         let spec = repro::paper_model_spec();
         let model = spec.model()?;
-        let prep = Prepared::new(&model)?;
+        let prep = Prepared::new(&model, repro::K)?;
         let set = RunSettings {
             max_iter: self.max_iter,
             tol: self.tol,

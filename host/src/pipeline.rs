@@ -1,0 +1,764 @@
+//! edxs's ESpM pipeline: one joint fit from a start (espm's way), or two stages: the phase
+//! spectra from the image binned to enough counts per pixel (several binnings, the one whose
+//! spectra give the full-resolution data the highest likelihood kept), then the
+//! full-resolution maps with the spectra held. Used by `decompose --two-stage` and the
+//! Figure 1 reproduction.
+
+use crate::init::{nndsvd, NndsvdVariant};
+use crate::io::counts::SpectrumImage;
+use crate::parallel::ParallelExec;
+use anyhow::{anyhow, Result};
+use edxs_core::physics::BremsstrahlungUpdate;
+use edxs_core::rng::Rng;
+use edxs_core::solver::{GUpdate, Laplacian, NoGUpdate, RunSummary, StopReason, Stopping};
+use edxs_core::{EdxsModel, Solver, SolverParams};
+
+/// Binnings tried by the spectra stage (block sides `bin`, `bin + 1`, …).
+pub const CANDIDATES: usize = 4;
+
+/// Iterations of the spectra stage with the bremsstrahlung held (longer than for a joint fit:
+/// the binned fits are cheap, and releasing early let a phase drift at some noise draws).
+pub const STAGE_ANCHOR_ITER: usize = 1000;
+
+/// The smallest block side, from 2, that brings `counts_per_pixel` to ~250 (at 293
+/// counts/pixel 2×2 blocks gave the same spectra as full resolution in half the time).
+pub fn auto_bin(counts_per_pixel: f64) -> usize {
+    let mut b = 2;
+    while (b * b) as f64 * counts_per_pixel < 250.0 && b < 16 {
+        b += 1;
+    }
+    b
+}
+
+/// How a run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// sklearn's NNDSVDar.
+    Nndsvdar,
+    /// sklearn's random start.
+    Random,
+}
+
+/// W entries imposed during a fit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FixW {
+    /// Nothing imposed.
+    None,
+    /// The entries ≥ 0 of this M×K matrix are imposed, the others free (espm's `fixed_W`).
+    Given(Vec<f64>),
+    /// W[`row`] = 0 in the component whose start has the least of it for its sum over
+    /// `against` (Si in the ferropericlase-like phase needs no knowledge of the truth).
+    ZeroWhereLeast {
+        /// The row set to zero.
+        row: usize,
+        /// The rows it is compared with.
+        against: Vec<usize>,
+    },
+}
+
+/// What a fit does.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// Plain KL-NMF (G = identity, no simplex, no G update) instead of ESpM-NMF.
+    pub plain: bool,
+    /// μ: one value or one per component.
+    pub mu: Vec<f64>,
+    /// λ of the Laplacian smoothness term.
+    pub lambda: f64,
+    /// ε_reg of the log term.
+    pub epsilon_reg: f64,
+    /// μ, λ and ε_reg are in espm's normalised units (data scaled so that the mean pixel total
+    /// is K); otherwise they apply to the raw counts.
+    pub normalized: bool,
+    /// W entries imposed.
+    pub fix: FixW,
+    /// Starting point.
+    pub start: Start,
+    /// Iterations with every component's bremsstrahlung held at the mean spectrum's (0 = none).
+    pub anchor_iter: usize,
+    /// Two stages when > 0: the spectra from lightly regularised ESpM on the image summed over
+    /// blocks of `two_stage_bin` to `two_stage_bin + CANDIDATES − 1` pixels a side (the one
+    /// whose spectra explain the full-resolution data best kept), then the full-resolution maps
+    /// with W held and this recipe's regularisation.
+    pub two_stage_bin: usize,
+    /// Update the bremsstrahlung columns of G from W every 3 iterations (espm's NMF_update).
+    pub g_update: bool,
+}
+
+impl Recipe {
+    /// A joint ESpM fit with `mu`, `lambda`, `epsilon_reg` in normalised units from `start`.
+    pub fn espm(mu: f64, lambda: f64, epsilon_reg: f64, start: Start, anchor_iter: usize) -> Self {
+        Recipe {
+            plain: false,
+            mu: vec![mu],
+            lambda,
+            epsilon_reg,
+            normalized: true,
+            fix: FixW::None,
+            start,
+            anchor_iter,
+            two_stage_bin: 0,
+            g_update: true,
+        }
+    }
+
+    /// The two-stage pipeline with blocks of `bin` pixels a side first and this regularisation
+    /// (normalised units) on the maps.
+    pub fn two_stage(mu: f64, lambda: f64, epsilon_reg: f64, bin: usize) -> Self {
+        let mut r = Recipe::espm(mu, lambda, epsilon_reg, Start::Nndsvdar, STAGE_ANCHOR_ITER);
+        r.two_stage_bin = bin.max(1);
+        r
+    }
+}
+
+/// Iteration settings shared by every run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    /// Iteration cap of a run (of each stage for two-stage recipes).
+    pub max_iter: usize,
+    /// Relative loss change at which a run stops.
+    pub tol: f64,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+    /// Seed of every initialisation.
+    pub seed: u64,
+}
+
+/// A model with its G, ready for fits of `k` components.
+pub struct Prepared<'m> {
+    /// The model.
+    pub model: &'m EdxsModel<'m>,
+    g: Vec<f64>,
+    norm: edxs_core::Normalisation<f64>,
+    rows: Vec<usize>,
+    brems_rows: Vec<usize>,
+    k: usize,
+}
+
+impl<'m> Prepared<'m> {
+    /// Builds G (L×M) for `model`, for fits of `k` components.
+    pub fn new(model: &'m EdxsModel<'m>, k: usize) -> Result<Self> {
+        anyhow::ensure!(k >= 1, "the number of components must be at least 1");
+        let (l, m) = (model.n_channels(), model.n_columns());
+        let mut g = vec![0.0; l * m];
+        let mut scratch = vec![0.0; model.scratch_len()];
+        let norm = model
+            .build_g(&mut g, &mut scratch)
+            .map_err(|e| anyhow!("model: {e}"))?;
+        Ok(Prepared {
+            model,
+            g,
+            norm,
+            rows: model.simplex_rows().collect(),
+            brems_rows: model
+                .columns()
+                .enumerate()
+                .filter(|(_, c)| {
+                    let n = c.to_string();
+                    n == "b0" || n == "b1"
+                })
+                .map(|(j, _)| j)
+                .collect(),
+            k,
+        })
+    }
+
+    /// The simplex row of an element column (None when the model has no such element).
+    pub fn element_row(&self, symbol: &str) -> Option<usize> {
+        self.model
+            .columns()
+            .position(|c| c.in_simplex() && c.element.map(|e| e.symbol()) == Some(symbol))
+    }
+}
+
+/// The result of a fit.
+#[derive(Debug, Clone)]
+pub struct Fit {
+    /// Final G (L×M; empty for plain KL-NMF, whose G is the identity).
+    pub g: Vec<f64>,
+    /// W (M×K; L×K for plain KL-NMF).
+    pub w: Vec<f64>,
+    /// H (K×P).
+    pub h: Vec<f64>,
+    /// Iterations of every stage.
+    pub iterations: usize,
+    /// The last solver run.
+    pub summary: RunSummary,
+    /// Loss terms of the last run per iteration: (total, kl, log_reg, laplacian, rel_w, rel_h).
+    pub history: Vec<[f64; 6]>,
+    /// Seconds of a spectra stage taken from the cache (not spent in this call).
+    pub reused_seconds: f64,
+}
+
+impl Fit {
+    /// Why the last run stopped: "tol" (the loss settled) or "cap" (the iteration cap).
+    pub fn stop(&self) -> &'static str {
+        match self.summary.reason {
+            StopReason::MaxIter => "cap",
+            StopReason::LossConverged | StopReason::IterateConverged => "tol",
+            StopReason::LossIncreased => "loss rose",
+            StopReason::NotANumber => "NaN",
+        }
+    }
+
+    /// The phase spectra G·W, component-major (K×L).
+    pub fn spectra(&self, l: usize, k: usize) -> Vec<f64> {
+        spectra_of(&self.g, &self.w, l, k)
+    }
+}
+
+/// Solver state.
+#[derive(Clone)]
+struct State {
+    g: Vec<f64>,
+    w: Vec<f64>,
+    h: Vec<f64>,
+    summary: Option<RunSummary>,
+    history: Vec<[f64; 6]>,
+}
+
+impl State {
+    fn iterations(&self) -> usize {
+        self.summary.map_or(0, |s| s.iterations)
+    }
+}
+
+/// What identifies a spectra stage: the recipes that share it differ only in their maps.
+#[derive(Debug, Clone, PartialEq)]
+struct StageKey {
+    fix: FixW,
+    bin: usize,
+    anchor_iter: usize,
+    start: Start,
+    g_update: bool,
+}
+
+/// The spectra stages already run on one image (use one cache per image), so that recipes
+/// that differ only in their map stage run the binned fits once.
+#[derive(Default)]
+pub struct SpectraCache {
+    entries: Vec<(StageKey, State, usize, f64)>,
+}
+
+/// Fits `recipe` to `img` with `prep.k` components.
+pub fn fit(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    set: &RunSettings,
+    cache: &mut SpectraCache,
+) -> Result<Fit> {
+    anyhow::ensure!(set.max_iter >= 1, "the iteration cap must be at least 1");
+    anyhow::ensure!(
+        recipe.mu.len() == 1 || recipe.mu.len() == prep.k,
+        "mu needs 1 or K = {} values, got {}",
+        prep.k,
+        recipe.mu.len()
+    );
+    let (st, iterations, reused) = fit_state(prep, img, recipe, set, cache)?;
+    let summary = st.summary.ok_or_else(|| anyhow!("no iteration ran"))?;
+    Ok(Fit {
+        g: st.g,
+        w: st.w,
+        h: st.h,
+        iterations,
+        summary,
+        history: st.history,
+        reused_seconds: reused,
+    })
+}
+
+/// μ, λ, ε_reg for the raw counts of `img`.
+fn raw_regularisation(img: &SpectrumImage, recipe: &Recipe, k: usize) -> (Vec<f64>, f64, f64) {
+    if !recipe.normalized || img.mean() <= 0.0 {
+        return (recipe.mu.clone(), recipe.lambda, recipe.epsilon_reg);
+    }
+    // espm's `normalize`: the data scaled so that the mean pixel total is K. Scaling μ, λ and
+    // ε_reg instead leaves the counts integers (the compact kernels need exact f32 counts) and
+    // gives the same iterates, with H multiplied by 1/f.
+    let f = k as f64 / (img.mean() * img.channels as f64);
+    (
+        recipe.mu.iter().map(|m| m / f).collect(),
+        recipe.lambda * f,
+        recipe.epsilon_reg / f,
+    )
+}
+
+type Reg = (Vec<f64>, f64, f64);
+
+fn fit_state(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    set: &RunSettings,
+    cache: &mut SpectraCache,
+) -> Result<(State, usize, f64)> {
+    let (l, k) = (img.channels, prep.k);
+    let reg = raw_regularisation(img, recipe, k);
+    if recipe.two_stage_bin > 0 && !recipe.plain {
+        return two_stage(prep, img, recipe, &reg, set, cache);
+    }
+    let m = if recipe.plain {
+        l
+    } else {
+        prep.model.n_columns()
+    };
+    let (g, mut w, h) = initial(prep, img, recipe, set.seed)?;
+    let fixed = fixed_w(prep, &recipe.fix, &mut w, m)?;
+    let mut st = State {
+        g,
+        w,
+        h,
+        summary: None,
+        history: Vec::new(),
+    };
+    let mut iterations = 0;
+    let mut budget = set.max_iter;
+    if recipe.anchor_iter > 0 && !recipe.plain {
+        // The continuum rows of W are outside the simplex, so from a poor start one component
+        // can take all the bremsstrahlung (a "background" phase) and the others none. Holding
+        // every component's b0, b1 at the mean spectrum's values until the characteristic
+        // parts have settled keeps the continuum with the lines that come with it.
+        let n = recipe.anchor_iter.min(budget);
+        let mut held = fixed.clone().unwrap_or_else(|| vec![-1.0; m * k]);
+        for (row, v) in brems_anchor(prep, img)? {
+            for c in 0..k {
+                if held[row * k + c] < 0.0 {
+                    held[row * k + c] = v;
+                    st.w[row * k + c] = v;
+                }
+            }
+        }
+        st = solve(prep, img, recipe, &reg, st, Some(&held), n, set)?;
+        iterations += st.iterations();
+        budget -= n;
+    }
+    if budget > 0 {
+        st = solve(prep, img, recipe, &reg, st, fixed.as_deref(), budget, set)?;
+        iterations += st.iterations();
+    }
+    Ok((st, iterations, 0.0))
+}
+
+/// Spectra from binned images, then maps at full resolution with W held.
+fn two_stage(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    reg: &Reg,
+    set: &RunSettings,
+    cache: &mut SpectraCache,
+) -> Result<(State, usize, f64)> {
+    let key = StageKey {
+        fix: recipe.fix.clone(),
+        bin: recipe.two_stage_bin.max(1),
+        anchor_iter: recipe.anchor_iter,
+        start: recipe.start,
+        g_update: recipe.g_update,
+    };
+    let (mut st, mut iterations, reused) = match cache.entries.iter().find(|e| e.0 == key) {
+        Some((_, st, it, secs)) => (st.clone(), *it, *secs),
+        None => {
+            let t0 = std::time::Instant::now();
+            let (st, it) = spectra_stage(prep, img, recipe, set)?;
+            let secs = t0.elapsed().as_secs_f64();
+            cache.entries.push((key, st.clone(), it, secs));
+            (st, it, 0.0)
+        }
+    };
+    // The maps at full resolution with the spectra held: at low counts a free W would follow
+    // the noise of single pixels, and at high counts the map penalties would bend the spectra.
+    let held = st.w.clone();
+    st = solve(prep, img, recipe, reg, st, Some(&held), set.max_iter, set)?;
+    iterations += st.iterations();
+    Ok((st, iterations, reused))
+}
+
+/// The spectra of the pipeline from binned images, with full-resolution starting maps.
+fn spectra_stage(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    set: &RunSettings,
+) -> Result<(State, usize)> {
+    let (b0, k) = (recipe.two_stage_bin.max(1), prep.k);
+    // A spectrum image summed over b×b blocks has b² times the counts per pixel, enough to pin
+    // the phases' spectra. A light log penalty (μ = 0.001, ε = 0.01) keeps particle phases out
+    // of the pure-matrix blocks; λ is left out, since together they favour over-pure particle
+    // spectra.
+    let mut sub = Recipe::espm(0.001, 0.0, 0.01, recipe.start, recipe.anchor_iter);
+    sub.fix = recipe.fix.clone();
+    sub.g_update = recipe.g_update;
+    // The binned fits are not shared between images, so each gets its own cache.
+    let mut none = SpectraCache::default();
+    // A single fit lands in a wrong local minimum for some noise draws (one phase rotated into
+    // another), each binning for different draws, so several binnings are tried.
+    let mut cands = Vec::new();
+    let mut iterations = 0;
+    for b in b0..b0 + CANDIDATES {
+        let (st, it, _) = match bin(img, b) {
+            Some((coarse, _, _)) => fit_state(prep, &coarse, &sub, set, &mut none)?,
+            None => fit_state(prep, img, &sub, set, &mut none)?,
+        };
+        iterations += it;
+        cands.push(st);
+    }
+    // Each candidate's spectra held, the full-resolution maps fitted to convergence without
+    // regularisation: the likelihood of the data then tells the candidates apart. (A fixed
+    // short fit from block maps did not: at 300 iterations it kept a rotated phase at one of
+    // the paper's samplings.) The maps start from a weighted least-squares fit, from which
+    // they converge in a few hundred iterations.
+    let plain_reg = (vec![0.0], 0.0, 1.0);
+    let mut best: Option<(f64, State)> = None;
+    for mut st in cands {
+        st.h = weighted_ls_maps(&spectra_of(&st.g, &st.w, img.channels, k), img, k);
+        let held = st.w.clone();
+        st = solve(
+            prep,
+            img,
+            &sub,
+            &plain_reg,
+            st,
+            Some(&held),
+            set.max_iter,
+            set,
+        )?;
+        iterations += st.iterations();
+        let loss = st.summary.map_or(f64::INFINITY, |s| s.final_loss);
+        let better = match &best {
+            Some((l, _)) => loss < *l,
+            None => true,
+        };
+        if better {
+            best = Some((loss, st));
+        }
+    }
+    let (_, st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
+    Ok((st, iterations))
+}
+
+/// Maps (K×P) that fit each pixel of `img` with the spectra `d` (K×L) by least squares
+/// weighted with the inverse mean spectrum (Poisson variance), clipped at ε: a start from
+/// which the multiplicative updates converge in far fewer iterations than from block maps.
+fn weighted_ls_maps(d: &[f64], img: &SpectrumImage, k: usize) -> Vec<f64> {
+    let (l, p) = (img.channels, img.pixels);
+    let mean = img.sum_spectrum();
+    let wgt: Vec<f64> = mean
+        .iter()
+        .map(|m| 1.0 / (m / p as f64).max(1e-3))
+        .collect();
+    // A = Dᵀ diag(w) D, inverted once by Gauss–Jordan with a relative ridge.
+    let mut a = vec![0.0; k * k];
+    for i in 0..k {
+        for j in 0..k {
+            a[i * k + j] = (0..l).map(|c| d[i * l + c] * d[j * l + c] * wgt[c]).sum();
+        }
+    }
+    let ridge = 1e-9 * (0..k).map(|i| a[i * k + i]).fold(0.0, f64::max);
+    let mut inv = vec![0.0; k * k];
+    for i in 0..k {
+        a[i * k + i] += ridge;
+        inv[i * k + i] = 1.0;
+    }
+    for col in 0..k {
+        let piv = (col..k)
+            .max_by(|&x, &y| a[x * k + col].abs().total_cmp(&a[y * k + col].abs()))
+            .unwrap_or(col);
+        for j in 0..k {
+            a.swap(col * k + j, piv * k + j);
+            inv.swap(col * k + j, piv * k + j);
+        }
+        let pv = a[col * k + col];
+        if pv.abs() < 1e-300 {
+            return vec![1.0; k * p];
+        }
+        for j in 0..k {
+            a[col * k + j] /= pv;
+            inv[col * k + j] /= pv;
+        }
+        for r in (0..k).filter(|&r| r != col) {
+            let f = a[r * k + col];
+            for j in 0..k {
+                a[r * k + j] -= f * a[col * k + j];
+                inv[r * k + j] -= f * inv[col * k + j];
+            }
+        }
+    }
+    let mut h = vec![0.0; k * p];
+    let mut b = vec![0.0; k];
+    for px in 0..p {
+        b.iter_mut().for_each(|v| *v = 0.0);
+        for i in img.indptr[px]..img.indptr[px + 1] {
+            let c = img.indices[i] as usize;
+            let yw = img.values[i] * wgt[c];
+            for (kk, bv) in b.iter_mut().enumerate() {
+                *bv += d[kk * l + c] * yw;
+            }
+        }
+        for kk in 0..k {
+            let v: f64 = (0..k).map(|j| inv[kk * k + j] * b[j]).sum();
+            h[kk * p + px] = if v.is_finite() { v } else { 0.0 };
+        }
+    }
+    floor(h)
+}
+
+/// Spectra G·W (K×L, component-major); an empty G is the identity.
+pub fn spectra_of(g: &[f64], w: &[f64], l: usize, k: usize) -> Vec<f64> {
+    let mut est = vec![0.0; k * l];
+    if g.is_empty() {
+        for (li, wrow) in w.chunks_exact(k).enumerate().take(l) {
+            for c in 0..k {
+                est[c * l + li] = wrow[c];
+            }
+        }
+        return est;
+    }
+    let m = g.len() / l;
+    for (li, grow) in g.chunks_exact(m).enumerate() {
+        for c in 0..k {
+            est[c * l + li] = (0..m).map(|j| grow[j] * w[j * k + c]).sum();
+        }
+    }
+    est
+}
+
+/// The b0 and b1 rows of W (row, value) that fit the mean spectrum with one component.
+fn brems_anchor(prep: &Prepared<'_>, img: &SpectrumImage) -> Result<Vec<(usize, f64)>> {
+    let mean: Vec<f64> = img
+        .sum_spectrum()
+        .iter()
+        .map(|v| v / img.pixels as f64)
+        .collect();
+    let w = physics_w(prep, &mean, img.channels, 1)?;
+    Ok(prep.brems_rows.iter().map(|&r| (r, w[r])).collect())
+}
+
+/// The image summed over `b`×`b` pixel blocks (partial blocks at the edges included), with its
+/// shape; None without a scan shape, for b = 1, or when the result would be under 4×4 (the fit
+/// then runs at full resolution).
+pub fn bin(img: &SpectrumImage, b: usize) -> Option<(SpectrumImage, usize, usize)> {
+    let (rows, cols) = img.shape?;
+    let (br, bc) = (rows.div_ceil(b), cols.div_ceil(b));
+    if b < 2 || br < 4 || bc < 4 {
+        return None;
+    }
+    let l = img.channels;
+    let mut dense = vec![0.0; br * bc * l];
+    for px in 0..img.pixels {
+        let q = (px / cols / b) * bc + (px % cols) / b;
+        for i in img.indptr[px]..img.indptr[px + 1] {
+            dense[q * l + img.indices[i] as usize] += img.values[i];
+        }
+    }
+    SpectrumImage::from_dense("binned image", &dense, br * bc, l, Some((br, bc)))
+        .ok()
+        .map(|s| (s, br, bc))
+}
+
+/// Initial D (L×K) and H (K×P) for a start.
+fn start_dh(
+    data: &SpectrumImage,
+    start: Start,
+    k: usize,
+    seed: u64,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (l, p) = (data.channels, data.pixels);
+    match start {
+        Start::Random => {
+            let mut d = vec![0.0; l * k];
+            let mut h = vec![0.0; k * p];
+            let mut rng = Rng::new(seed);
+            edxs_core::init::random_start(data.mean(), &mut rng, &mut d, &mut h, k);
+            Ok((d, h))
+        }
+        Start::Nndsvdar => nndsvd(&data.as_ref(), k, NndsvdVariant::Nndsvdar, seed),
+    }
+}
+
+/// G, W and H at the start of a run (G empty, the identity, for plain KL-NMF).
+fn initial(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    seed: u64,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let (l, k) = (img.channels, prep.k);
+    let (d, h) = start_dh(img, recipe.start, k, seed)?;
+    if recipe.plain {
+        return Ok((Vec::new(), floor(d), floor(h)));
+    }
+    let w = physics_w(prep, &d, l, k)?;
+    Ok((prep.g.clone(), w, floor(h)))
+}
+
+/// W (M×k) from spectra D (L×k): espm's max(lstsq(G, D), 0), then every row of a component
+/// divided by the sum of its element rows.
+///
+/// espm divides only the element rows, which leaves the bremsstrahlung rows hundreds of times
+/// too large relative to the lines (by the counts per pixel): multiplicative updates then
+/// spend their first iterations undoing that, and often end with one component holding all of
+/// the continuum.
+fn physics_w(prep: &Prepared<'_>, d: &[f64], l: usize, k: usize) -> Result<Vec<f64>> {
+    let m = prep.model.n_columns();
+    let mut w = vec![0.0; m * k];
+    let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
+    edxs_core::init::physics_w(&prep.g, d, l, m, k, &[], 0.0, &mut w, &mut scratch)
+        .map_err(|e| anyhow!("initialisation: {e}"))?;
+    let n = prep.rows.len() as f64;
+    for c in 0..k {
+        let s: f64 = prep.rows.iter().map(|&r| w[r * k + c]).sum();
+        for j in 0..m {
+            w[j * k + c] = if s > 0.0 && s.is_finite() {
+                w[j * k + c] / s
+            } else if prep.rows.contains(&j) {
+                1.0 / n
+            } else {
+                0.0
+            };
+        }
+    }
+    Ok(floor(w))
+}
+
+fn floor(v: Vec<f64>) -> Vec<f64> {
+    v.into_iter().map(|x| x.max(1e-14)).collect()
+}
+
+/// The fixed-W matrix of `fix` (None when nothing is imposed), with the start `w` made to
+/// agree with it.
+fn fixed_w(prep: &Prepared<'_>, fix: &FixW, w: &mut [f64], m: usize) -> Result<Option<Vec<f64>>> {
+    let k = prep.k;
+    let fixed = match fix {
+        FixW::None => return Ok(None),
+        FixW::Given(f) => {
+            anyhow::ensure!(
+                f.len() == m * k,
+                "fixed W has {} entries, expected {}",
+                f.len(),
+                m * k
+            );
+            f.clone()
+        }
+        FixW::ZeroWhereLeast { row, against } => {
+            anyhow::ensure!(*row < m, "fixed row {row} is outside W");
+            let ratio = |c: usize| {
+                let s: f64 = against.iter().map(|&r| w[r * k + c]).sum();
+                w[row * k + c] / (s + 1e-12)
+            };
+            let least = (0..k)
+                .min_by(|&a, &b| ratio(a).total_cmp(&ratio(b)))
+                .unwrap_or(0);
+            let mut f = vec![-1.0; m * k];
+            f[row * k + least] = 0.0;
+            f
+        }
+    };
+    for (wv, fv) in w.iter_mut().zip(&fixed) {
+        if *fv >= 0.0 {
+            *wv = *fv;
+        }
+    }
+    // The start must satisfy the simplex the solver keeps (components without imposed
+    // entries already do).
+    for c in (0..k).filter(|&c| prep.rows.iter().any(|&r| fixed[r * k + c] >= 0.0)) {
+        let s: f64 = prep.rows.iter().map(|&r| w[r * k + c]).sum();
+        let imposed: f64 = prep
+            .rows
+            .iter()
+            .filter(|&&r| fixed[r * k + c] >= 0.0)
+            .map(|&r| fixed[r * k + c])
+            .sum();
+        let free = s - imposed;
+        if free > 0.0 && imposed < 1.0 {
+            for &r in &prep.rows {
+                if fixed[r * k + c] < 0.0 {
+                    w[r * k + c] = w[r * k + c] / free * (1.0 - imposed);
+                }
+            }
+        }
+    }
+    Ok(Some(fixed))
+}
+
+/// One solver run from the state's (G, W, H).
+#[allow(clippy::too_many_arguments)]
+fn solve(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    (mu, lambda, eps): &Reg,
+    st: State,
+    fixed: Option<&[f64]>,
+    max_iter: usize,
+    set: &RunSettings,
+) -> Result<State> {
+    let State {
+        mut g,
+        mut w,
+        mut h,
+        ..
+    } = st;
+    let (l, k) = (img.channels, prep.k);
+    let m = if recipe.plain { l } else { g.len() / l };
+    let mut params = SolverParams::new(k, &prep.rows);
+    params.mu = mu;
+    params.epsilon_reg = *eps;
+    params.lambda_l = *lambda;
+    params.laplacian = match img.shape {
+        Some((rows, cols)) => Laplacian::Grid { rows, cols },
+        None => Laplacian::Identity,
+    };
+    let g_update = recipe.g_update && !recipe.plain && prep.model.params().bremsstrahlung;
+    params.g_update_every = if g_update { 3 } else { 0 };
+    if recipe.plain {
+        params.simplex_w = false;
+        params.simplex_rows = &[];
+        params.g_identity = true;
+    }
+    params.fixed_w = fixed;
+    params.tol = set.tol;
+    params.max_iter = max_iter;
+    params.stopping = Stopping::Relative;
+    let mut scratch = vec![0.0; prep.model.scratch_len()];
+    let mut update: Box<dyn GUpdate<f64>> = if g_update {
+        Box::new(BremsstrahlungUpdate {
+            model: prep.model,
+            norm: prep.norm,
+            scratch: &mut scratch,
+        })
+    } else {
+        Box::new(NoGUpdate)
+    };
+    let solver = Solver::new(params, l, m, img.pixels).map_err(|e| anyhow!("{e}"))?;
+    let mut exec = ParallelExec::new(&solver, img.counts(), set.threads)?;
+    let mut drv = vec![0.0; solver.driver_len()];
+    let mut history = Vec::new();
+    let summary = solver
+        .drive(
+            &mut exec,
+            &mut g,
+            &mut w,
+            &mut h,
+            &mut drv,
+            update.as_mut(),
+            &mut |r| {
+                history.push([
+                    r.loss.total(),
+                    r.loss.kl,
+                    r.loss.log_reg,
+                    r.loss.laplacian,
+                    r.rel_w,
+                    r.rel_h,
+                ])
+            },
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(State {
+        g,
+        w,
+        h,
+        summary: Some(summary),
+        history,
+    })
+}
