@@ -20,6 +20,9 @@ pub struct ReproCmd {
     /// Poisson samplings per dose (seeds 42, 43, …; the paper: 4).
     #[arg(long, default_value_t = 4)]
     pub samplings: usize,
+    /// Poisson seed of the first sampling (the paper: 42; the others follow).
+    #[arg(long, default_value_t = 42)]
+    pub first_seed: u64,
     /// Counts per pixel, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "293,18")]
     pub doses: Vec<f64>,
@@ -81,7 +84,7 @@ impl ReproCmd {
                 }
             }
             for s in 0..self.samplings {
-                let seed = 42 + s as u64;
+                let seed = self.first_seed + s as u64;
                 let data = repro::paper_dataset(self.size, dose, seed)?;
                 let mut cache = repro::SpectraCache::default();
                 for m in &methods {
