@@ -349,8 +349,17 @@ fn two_stage(
     set: &RunSettings,
     cache: &mut SpectraCache,
 ) -> Result<(State, usize, f64)> {
+    // A zero on "the component with the least of a row" is imposed on the chosen spectra, not
+    // in the binned fits: decided on an NNDSVDar start it landed on the matrix at some of the
+    // paper's samplings, and decided on each candidate's fit it let a rotated candidate
+    // (matrix lost) win the choice (18° and 44°).
+    let late = matches!(recipe.fix, FixW::ZeroWhereLeast { .. });
+    let mut stage = recipe.clone();
+    if late {
+        stage.fix = FixW::None;
+    }
     let key = StageKey {
-        fix: recipe.fix.clone(),
+        fix: stage.fix.clone(),
         bin: recipe.two_stage_bin.max(1),
         anchor_iter: recipe.anchor_iter,
         start: recipe.start,
@@ -360,12 +369,16 @@ fn two_stage(
         Some((_, st, it, secs)) => (st.clone(), *it, *secs),
         None => {
             let t0 = std::time::Instant::now();
-            let (st, it) = spectra_stage(prep, img, recipe, set)?;
+            let (st, it) = spectra_stage(prep, img, &stage, set)?;
             let secs = t0.elapsed().as_secs_f64();
             cache.entries.push((key, st.clone(), it, secs));
             (st, it, 0.0)
         }
     };
+    if late {
+        let m = prep.model.n_columns();
+        fixed_w(prep, &recipe.fix, &mut st.w, m)?;
+    }
     // The maps at full resolution with the spectra held: at low counts a free W would follow
     // the noise of single pixels, and at high counts the map penalties would bend the spectra.
     let held = st.w.clone();
@@ -395,27 +408,11 @@ fn spectra_stage(
     // another), each binning for different draws, so several binnings are tried.
     let mut cands = Vec::new();
     let mut iterations = 0;
-    // A zero imposed on "the component with the least of a row" is decided on fitted spectra,
-    // not on the start: from an NNDSVDar start the least-Si component was not always the
-    // ferropericlase-to-be (Si = 0 then landed on the matrix, 18° at one of the paper's
-    // samplings). The fit runs free first, then continues with the zero imposed.
-    let decide_late = matches!(sub.fix, FixW::ZeroWhereLeast { .. });
-    let mut free = sub.clone();
-    if decide_late {
-        free.fix = FixW::None;
-    }
     for b in b0..b0 + CANDIDATES {
-        let binned = bin(img, b);
-        let data = binned.as_ref().map_or(img, |(coarse, _, _)| coarse);
-        let (mut st, mut it, _) = fit_state(prep, data, &free, set, &mut none)?;
-        if decide_late {
-            let m = prep.model.n_columns();
-            if let Some(fixed) = fixed_w(prep, &sub.fix, &mut st.w, m)? {
-                let reg = raw_regularisation(data, &sub, k);
-                st = solve(prep, data, &sub, &reg, st, Some(&fixed), set.max_iter, set)?;
-                it += st.iterations();
-            }
-        }
+        let (st, it, _) = match bin(img, b) {
+            Some((coarse, _, _)) => fit_state(prep, &coarse, &sub, set, &mut none)?,
+            None => fit_state(prep, img, &sub, set, &mut none)?,
+        };
         iterations += it;
         cands.push(st);
     }
