@@ -10,7 +10,9 @@ use crate::parallel::ParallelExec;
 use anyhow::{anyhow, Result};
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::rng::Rng;
-use edxs_core::solver::{GUpdate, Laplacian, NoGUpdate, RunSummary, StopReason, Stopping};
+use edxs_core::solver::{
+    GUpdate, IterReport, Laplacian, NoGUpdate, RunSummary, StopReason, Stopping,
+};
 use edxs_core::{EdxsModel, Solver, SolverParams};
 
 /// Binnings tried by the spectra stage (block sides `bin`, `bin + 1`, …).
@@ -207,6 +209,19 @@ impl Fit {
     }
 }
 
+/// One iteration as a history row: (total, kl, log_reg, laplacian, rel_w, rel_h), the columns
+/// of `losses.csv`.
+pub fn history_row(r: &IterReport) -> [f64; 6] {
+    [
+        r.loss.total(),
+        r.loss.kl,
+        r.loss.log_reg,
+        r.loss.laplacian,
+        r.rel_w,
+        r.rel_h,
+    ]
+}
+
 /// Solver state.
 #[derive(Clone)]
 struct State {
@@ -249,12 +264,6 @@ pub fn fit(
     cache: &mut SpectraCache,
 ) -> Result<Fit> {
     anyhow::ensure!(set.max_iter >= 1, "the iteration cap must be at least 1");
-    anyhow::ensure!(
-        recipe.mu.len() == 1 || recipe.mu.len() == prep.k,
-        "mu needs 1 or K = {} values, got {}",
-        prep.k,
-        recipe.mu.len()
-    );
     let (st, iterations, reused) = fit_state(prep, img, recipe, set, cache)?;
     let summary = st.summary.ok_or_else(|| anyhow!("no iteration ran"))?;
     Ok(Fit {
@@ -606,33 +615,9 @@ fn initial(
     Ok((prep.g.clone(), w, floor(h)))
 }
 
-/// W (M×k) from spectra D (L×k): espm's max(lstsq(G, D), 0), then every row of a component
-/// divided by the sum of its element rows.
-///
-/// espm divides only the element rows, which leaves the bremsstrahlung rows hundreds of times
-/// too large relative to the lines (by the counts per pixel): multiplicative updates then
-/// spend their first iterations undoing that, and often end with one component holding all of
-/// the continuum.
+/// W (M×k) from spectra D (L×k), every column divided by the sum of its element rows.
 fn physics_w(prep: &Prepared<'_>, d: &[f64], l: usize, k: usize) -> Result<Vec<f64>> {
-    let m = prep.model.n_columns();
-    let mut w = vec![0.0; m * k];
-    let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
-    edxs_core::init::physics_w(&prep.g, d, l, m, k, &[], 0.0, &mut w, &mut scratch)
-        .map_err(|e| anyhow!("initialisation: {e}"))?;
-    let n = prep.rows.len() as f64;
-    for c in 0..k {
-        let s: f64 = prep.rows.iter().map(|&r| w[r * k + c]).sum();
-        for j in 0..m {
-            w[j * k + c] = if s > 0.0 && s.is_finite() {
-                w[j * k + c] / s
-            } else if prep.rows.contains(&j) {
-                1.0 / n
-            } else {
-                0.0
-            };
-        }
-    }
-    Ok(floor(w))
+    crate::init::physics_w_whole_columns(&prep.g, d, l, prep.model.n_columns(), k, &prep.rows)
 }
 
 fn floor(v: Vec<f64>) -> Vec<f64> {
@@ -756,16 +741,7 @@ fn solve(
             &mut h,
             &mut drv,
             update.as_mut(),
-            &mut |r| {
-                history.push([
-                    r.loss.total(),
-                    r.loss.kl,
-                    r.loss.log_reg,
-                    r.loss.laplacian,
-                    r.rel_w,
-                    r.rel_h,
-                ])
-            },
+            &mut |r| history.push(history_row(r)),
         )
         .map_err(|e| anyhow!("{e}"))?;
     Ok(State {

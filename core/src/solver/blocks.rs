@@ -133,6 +133,24 @@ impl<T: Float> Solver<'_, T> {
         }
     }
 
+    /// D = G·W (L×K) and its column sums Dᵀ1, for the serial and the block passes alike; an
+    /// identity G (`g_identity`) is never read.
+    pub(crate) fn gw_and_colsum(&self, g: &[T], w: &[T], d: &mut [T], colsum: &mut [T]) {
+        let k = self.k;
+        if self.params.g_identity {
+            // 0 + 1·w is w exactly, so this equals the product with an explicit identity.
+            d.copy_from_slice(&w[..self.l * k]);
+        } else {
+            gw(g, w, self.m, k, d);
+        }
+        colsum.iter_mut().for_each(|v| *v = T::ZERO);
+        for drow in d.chunks_exact(k) {
+            for (s, v) in colsum.iter_mut().zip(drow) {
+                *s += *v;
+            }
+        }
+    }
+
     /// Fills `shared` at (W, H): D = GW, Dᵀ1, the row maxima of H and whether D ≥ ε.
     pub fn prepare(&self, g: &[T], w: &[T], h: &[T], shared: &mut [T]) -> Result<(), SolverError> {
         let (l, m, k, p) = (self.l, self.m, self.k, self.p);
@@ -150,18 +168,7 @@ impl<T: Float> Solver<'_, T> {
         let (d, rest) = shared.split_at_mut(l * k);
         let (colsum_d, rest) = rest.split_at_mut(k);
         let (max_h, rest) = rest.split_at_mut(k);
-        if self.params.g_identity {
-            // 0 + 1·w is w exactly, so this equals the product with an explicit identity.
-            d.copy_from_slice(&w[..l * k]);
-        } else {
-            gw(g, w, m, k, d);
-        }
-        colsum_d.iter_mut().for_each(|v| *v = T::ZERO);
-        for drow in d.chunks_exact(k) {
-            for (s, v) in colsum_d.iter_mut().zip(drow) {
-                *s += *v;
-            }
-        }
+        self.gw_and_colsum(g, w, d, colsum_d);
         for (c, mh) in max_h.iter_mut().enumerate() {
             *mh = row_max(&h[c * p..(c + 1) * p]);
         }

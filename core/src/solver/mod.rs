@@ -295,30 +295,9 @@ impl<'a, T: Float> Solver<'a, T> {
         self.params.g_identity || len == self.l * self.m
     }
 
-    /// D = G·W (L×K) and its column sums.
+    /// D = G·W (L×K) and its column sums in the serial workspace.
     pub(crate) fn compute_d(&self, g: &[T], w: &[T], work: &mut Work<'_, T>) {
-        let (m, k) = (self.m, self.k);
-        if self.params.g_identity {
-            // 0 + 1·w is w exactly, so this equals the product with an explicit identity.
-            work.d.copy_from_slice(&w[..self.l * k]);
-        }
-        let g = if self.params.g_identity { &[] } else { g };
-        for (grow, drow) in g.chunks_exact(m).zip(work.d.chunks_exact_mut(k)) {
-            drow.iter_mut().for_each(|v| *v = T::ZERO);
-            for (gv, wrow) in grow.iter().zip(w.chunks_exact(k)) {
-                if *gv != T::ZERO {
-                    for (dv, wv) in drow.iter_mut().zip(wrow) {
-                        *dv += *gv * *wv;
-                    }
-                }
-            }
-        }
-        work.colsum_d.iter_mut().for_each(|v| *v = T::ZERO);
-        for drow in work.d.chunks_exact(k) {
-            for (s, v) in work.colsum_d.iter_mut().zip(drow) {
-                *s += *v;
-            }
-        }
+        self.gw_and_colsum(g, w, work.d, work.colsum_d);
     }
 
     /// One ESpM iteration as espm orders it: H, then W with the new H. Validates inputs.

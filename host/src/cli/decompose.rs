@@ -315,16 +315,7 @@ impl DecomposeCmd {
                 &mut h,
                 &mut drv,
                 update.as_mut(),
-                &mut |r| {
-                    history.push([
-                        r.loss.total(),
-                        r.loss.kl,
-                        r.loss.log_reg,
-                        r.loss.laplacian,
-                        r.rel_w,
-                        r.rel_h,
-                    ])
-                },
+                &mut |r| history.push(pipeline::history_row(r)),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Decomposition {
@@ -362,9 +353,6 @@ impl DecomposeCmd {
         }
         if self.max_iter == 0 {
             bail!("--max-iter must be at least 1 with --two-stage");
-        }
-        if !(self.mu.len() == 1 || self.mu.len() == k) {
-            bail!("mu has {} values; give 1 or {k}", self.mu.len());
         }
         let prep = Prepared::new(model, k)?;
         let counts_per_pixel = data.mean() * data.channels as f64;
@@ -445,33 +433,16 @@ impl DecomposeCmd {
                 nndsvd(&data.as_ref(), k, v, self.seed)?
             }
         };
-        let mut w = vec![0.0; m * k];
-        let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
         let simplex_rows: &[usize] = if self.simplex_h { &[] } else { rows };
-        if self.model.compat == Some(CompatArg::Espm) || simplex_rows.is_empty() {
+        let w = if self.model.compat == Some(CompatArg::Espm) || simplex_rows.is_empty() {
+            let mut w = vec![0.0; m * k];
+            let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
             edxs_core::init::physics_w(g, &d, l, m, k, simplex_rows, eps, &mut w, &mut scratch)
                 .map_err(|e| anyhow::anyhow!("initialisation: {e}"))?;
+            w
         } else {
-            // espm divides only the element rows by their sum, leaving the bremsstrahlung rows
-            // about N (counts per pixel) times too large against the lines; from there one
-            // phase often ends with all of the continuum. Dividing the whole column keeps each
-            // phase's continuum-to-line ratio (paper data, NNDSVDar: 30° → 5.8° mean angle).
-            edxs_core::init::physics_w(g, &d, l, m, k, &[], 0.0, &mut w, &mut scratch)
-                .map_err(|e| anyhow::anyhow!("initialisation: {e}"))?;
-            for c in 0..k {
-                let s: f64 = simplex_rows.iter().map(|&r| w[r * k + c]).sum();
-                for j in 0..m {
-                    w[j * k + c] = if s > 0.0 && s.is_finite() {
-                        w[j * k + c] / s
-                    } else if simplex_rows.contains(&j) {
-                        1.0 / simplex_rows.len() as f64
-                    } else {
-                        0.0
-                    };
-                }
-            }
-            w.iter_mut().for_each(|v| *v = v.max(eps));
-        }
+            crate::init::physics_w_whole_columns(g, &d, l, m, k, simplex_rows)?
+        };
         let mut h: Vec<f64> = h.iter().map(|v| v.max(eps)).collect();
         if self.simplex_h {
             for px in 0..p {
