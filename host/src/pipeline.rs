@@ -11,7 +11,8 @@ use anyhow::{anyhow, Result};
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::rng::Rng;
 use edxs_core::solver::{
-    GUpdate, IterReport, Laplacian, NoGUpdate, RunSummary, StopReason, Stopping,
+    Exec, GUpdate, IterReport, Laplacian, NoGUpdate, RunSummary, SerialExec, SimplexSolver,
+    StopReason, Stopping,
 };
 use edxs_core::{EdxsModel, Solver, SolverParams};
 
@@ -33,12 +34,23 @@ pub fn auto_bin(counts_per_pixel: f64) -> usize {
 }
 
 /// How a run starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Start {
-    /// sklearn's NNDSVDar.
+    /// sklearn's NNDSVD (zeros kept).
+    Nndsvd,
+    /// NNDSVD with zeros filled by the mean count (deterministic: no seed used).
+    Nndsvda,
+    /// sklearn's NNDSVDar (zeros filled by small random values).
     Nndsvdar,
     /// sklearn's random start.
     Random,
+    /// Given W0 (M×K, or L×K for plain KL-NMF) and H0 (K×P), floored at 1e-14.
+    Custom {
+        /// W0, row-major.
+        w: Vec<f64>,
+        /// H0, row-major.
+        h: Vec<f64>,
+    },
 }
 
 /// W entries imposed during a fit.
@@ -85,6 +97,12 @@ pub struct Recipe {
     pub two_stage_bin: usize,
     /// Update the bremsstrahlung columns of G from W every 3 iterations (espm's NMF_update).
     pub g_update: bool,
+    /// Each pixel's abundances on the simplex instead of the phases' compositions (espm's
+    /// `simplex_H`); joint fits only.
+    pub simplex_h: bool,
+    /// espm 1.1.3's solver exactly: its bisection for the simplex, its stopping rule and its
+    /// start (element rows of W normalised, the bremsstrahlung rows left as they come).
+    pub compat_espm: bool,
 }
 
 impl Recipe {
@@ -101,6 +119,8 @@ impl Recipe {
             anchor_iter,
             two_stage_bin: 0,
             g_update: true,
+            simplex_h: false,
+            compat_espm: false,
         }
     }
 
@@ -190,6 +210,8 @@ pub struct Fit {
     pub history: Vec<[f64; 6]>,
     /// Seconds of a spectra stage taken from the cache (not spent in this call).
     pub reused_seconds: f64,
+    /// Wall time of this call in seconds.
+    pub seconds: f64,
 }
 
 impl Fit {
@@ -264,6 +286,7 @@ pub fn fit(
     cache: &mut SpectraCache,
 ) -> Result<Fit> {
     anyhow::ensure!(set.max_iter >= 1, "the iteration cap must be at least 1");
+    let t0 = std::time::Instant::now();
     let (st, iterations, reused) = fit_state(prep, img, recipe, set, cache)?;
     let summary = st.summary.ok_or_else(|| anyhow!("no iteration ran"))?;
     Ok(Fit {
@@ -274,6 +297,7 @@ pub fn fit(
         summary,
         history: st.history,
         reused_seconds: reused,
+        seconds: t0.elapsed().as_secs_f64(),
     })
 }
 
@@ -313,7 +337,7 @@ fn fit_state(
         prep.model.n_columns()
     };
     let (g, mut w, h) = initial(prep, img, recipe, set.seed)?;
-    let fixed = fixed_w(prep, &recipe.fix, &mut w, m)?;
+    let fixed = fixed_w(prep, &recipe.fix, &mut w, m, recipe.compat_espm)?;
     let mut st = State {
         g,
         w,
@@ -371,7 +395,7 @@ fn two_stage(
         fix: stage.fix.clone(),
         bin: recipe.two_stage_bin.max(1),
         anchor_iter: recipe.anchor_iter,
-        start: recipe.start,
+        start: recipe.start.clone(),
         g_update: recipe.g_update,
     };
     let (mut st, mut iterations, reused) = match cache.entries.iter().find(|e| e.0 == key) {
@@ -386,7 +410,7 @@ fn two_stage(
     };
     if late {
         let m = prep.model.n_columns();
-        fixed_w(prep, &recipe.fix, &mut st.w, m)?;
+        fixed_w(prep, &recipe.fix, &mut st.w, m, false)?;
     }
     // The maps at full resolution with the spectra held: at low counts a free W would follow
     // the noise of single pixels, and at high counts the map penalties would bend the spectra.
@@ -408,7 +432,7 @@ fn spectra_stage(
     // the phases' spectra. A light log penalty (μ = 0.001, ε = 0.01) keeps particle phases out
     // of the pure-matrix blocks; λ is left out, since together they favour over-pure particle
     // spectra.
-    let mut sub = Recipe::espm(0.001, 0.0, 0.01, recipe.start, recipe.anchor_iter);
+    let mut sub = Recipe::espm(0.001, 0.0, 0.01, recipe.start.clone(), recipe.anchor_iter);
     sub.fix = recipe.fix.clone();
     sub.g_update = recipe.g_update;
     // The binned fits are not shared between images, so each gets its own cache.
@@ -582,11 +606,16 @@ pub fn bin(img: &SpectrumImage, b: usize) -> Option<(SpectrumImage, usize, usize
 /// Initial D (L×K) and H (K×P) for a start.
 fn start_dh(
     data: &SpectrumImage,
-    start: Start,
+    start: &Start,
     k: usize,
     seed: u64,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let (l, p) = (data.channels, data.pixels);
+    let variant = match start {
+        Start::Nndsvd => NndsvdVariant::Nndsvd,
+        Start::Nndsvda => NndsvdVariant::Nndsvda,
+        _ => NndsvdVariant::Nndsvdar,
+    };
     match start {
         Start::Random => {
             let mut d = vec![0.0; l * k];
@@ -595,7 +624,10 @@ fn start_dh(
             edxs_core::init::random_start(data.mean(), &mut rng, &mut d, &mut h, k);
             Ok((d, h))
         }
-        Start::Nndsvdar => nndsvd(&data.as_ref(), k, NndsvdVariant::Nndsvdar, seed),
+        Start::Nndsvd | Start::Nndsvda | Start::Nndsvdar => {
+            nndsvd(&data.as_ref(), k, variant, seed)
+        }
+        Start::Custom { .. } => Err(anyhow!("a custom start has no spectra to derive")),
     }
 }
 
@@ -606,13 +638,52 @@ fn initial(
     recipe: &Recipe,
     seed: u64,
 ) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-    let (l, k) = (img.channels, prep.k);
-    let (d, h) = start_dh(img, recipe.start, k, seed)?;
-    if recipe.plain {
-        return Ok((Vec::new(), floor(d), floor(h)));
+    let (l, k, p) = (img.channels, prep.k, img.pixels);
+    let g = if recipe.plain {
+        Vec::new()
+    } else {
+        prep.g.clone()
+    };
+    if let Start::Custom { w, h } = &recipe.start {
+        let m = if recipe.plain {
+            l
+        } else {
+            prep.model.n_columns()
+        };
+        anyhow::ensure!(
+            w.len() == m * k && h.len() == k * p,
+            "the custom start has {} W and {} H entries, expected {m}x{k} and {k}x{p}",
+            w.len(),
+            h.len()
+        );
+        return Ok((g, floor(w.clone()), floor(h.clone())));
     }
-    let w = physics_w(prep, &d, l, k)?;
-    Ok((prep.g.clone(), w, floor(h)))
+    let (d, h) = start_dh(img, &recipe.start, k, seed)?;
+    if recipe.plain {
+        return Ok((g, floor(d), floor(h)));
+    }
+    let mut h = floor(h);
+    let w = if recipe.compat_espm || recipe.simplex_h {
+        // espm normalises only the element rows of the start (none with simplex_H).
+        let m = prep.model.n_columns();
+        let rows: &[usize] = if recipe.simplex_h { &[] } else { &prep.rows };
+        let mut w = vec![0.0; m * k];
+        let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
+        edxs_core::init::physics_w(&prep.g, &d, l, m, k, rows, 1e-14, &mut w, &mut scratch)
+            .map_err(|e| anyhow!("initialisation: {e}"))?;
+        w
+    } else {
+        physics_w(prep, &d, l, k)?
+    };
+    if recipe.simplex_h {
+        for px in 0..p {
+            let s: f64 = (0..k).map(|c| h[c * p + px]).sum();
+            for c in 0..k {
+                h[c * p + px] /= s;
+            }
+        }
+    }
+    Ok((g, w, h))
 }
 
 /// W (M×k) from spectra D (L×k), every column divided by the sum of its element rows.
@@ -626,7 +697,13 @@ fn floor(v: Vec<f64>) -> Vec<f64> {
 
 /// The fixed-W matrix of `fix` (None when nothing is imposed), with the start `w` made to
 /// agree with it.
-fn fixed_w(prep: &Prepared<'_>, fix: &FixW, w: &mut [f64], m: usize) -> Result<Option<Vec<f64>>> {
+fn fixed_w(
+    prep: &Prepared<'_>,
+    fix: &FixW,
+    w: &mut [f64],
+    m: usize,
+    espm: bool,
+) -> Result<Option<Vec<f64>>> {
     let k = prep.k;
     let fixed = match fix {
         FixW::None => return Ok(None),
@@ -653,6 +730,10 @@ fn fixed_w(prep: &Prepared<'_>, fix: &FixW, w: &mut [f64], m: usize) -> Result<O
             f
         }
     };
+    if espm {
+        // espm imposes the entries after each update and leaves the start as it is.
+        return Ok(Some(fixed));
+    }
     for (wv, fv) in w.iter_mut().zip(&fixed) {
         if *fv >= 0.0 {
             *wv = *fv;
@@ -715,10 +796,23 @@ fn solve(
         params.simplex_rows = &[];
         params.g_identity = true;
     }
+    if recipe.simplex_h {
+        params.simplex_w = false;
+        params.simplex_h = true;
+    }
     params.fixed_w = fixed;
     params.tol = set.tol;
     params.max_iter = max_iter;
-    params.stopping = Stopping::Relative;
+    params.stopping = if recipe.compat_espm {
+        Stopping::Espm
+    } else {
+        Stopping::Relative
+    };
+    params.simplex_solver = if recipe.compat_espm {
+        SimplexSolver::EspmBisection
+    } else {
+        SimplexSolver::Newton
+    };
     let mut scratch = vec![0.0; prep.model.scratch_len()];
     let mut update: Box<dyn GUpdate<f64>> = if g_update {
         Box::new(BremsstrahlungUpdate {
@@ -730,12 +824,21 @@ fn solve(
         Box::new(NoGUpdate)
     };
     let solver = Solver::new(params, l, m, img.pixels).map_err(|e| anyhow!("{e}"))?;
-    let mut exec = ParallelExec::new(&solver, img.counts(), set.threads)?;
+    let mut serial_ws = Vec::new();
+    // espm's joint bisection over all pixels only exists in the serial solver.
+    let mut exec: Box<dyn Exec<f64>> = if recipe.compat_espm && recipe.simplex_h {
+        serial_ws.resize(solver.exec_len(), 0.0);
+        Box::new(
+            SerialExec::new(&solver, img.counts(), &mut serial_ws).map_err(|e| anyhow!("{e}"))?,
+        )
+    } else {
+        Box::new(ParallelExec::new(&solver, img.counts(), set.threads)?)
+    };
     let mut drv = vec![0.0; solver.driver_len()];
     let mut history = Vec::new();
     let summary = solver
         .drive(
-            &mut exec,
+            exec.as_mut(),
             &mut g,
             &mut w,
             &mut h,

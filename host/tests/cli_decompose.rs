@@ -465,7 +465,7 @@ fn normalize_gives_the_iterates_of_scaled_counts() {
         let o = edxs(&args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
-    run(&pl, &start, &["--max-iter", "1"]);
+    run(&pl, &start, &["--max-iter", "1", "--method", "joint"]);
     let w0 = start.join("W.npy");
     let h0_path = start.join("H.npy");
     let (_, h0) = npy::read_f64(&h0_path).unwrap();
@@ -489,6 +489,8 @@ fn normalize_gives_the_iterates_of_scaled_counts() {
     run(&pl, &a, &args_a);
     let mut args_b = common.to_vec();
     args_b.extend_from_slice(&[
+        "--units",
+        "raw",
         "--w0",
         w0.to_str().unwrap(),
         "--h0",
@@ -510,6 +512,8 @@ fn normalize_gives_the_iterates_of_scaled_counts() {
     let c = dir.join("c");
     let mut args_c = common.to_vec();
     args_c.extend_from_slice(&[
+        "--units",
+        "raw",
         "--w0",
         w0.to_str().unwrap(),
         "--h0",
@@ -521,6 +525,22 @@ fn normalize_gives_the_iterates_of_scaled_counts() {
     assert_eq!(
         read_json(&a.join("results.json"))["parameters"]["normalize"],
         serde_json::json!(true)
+    );
+    // Normalised units are the default: the same call without --normalize gives run a.
+    let d = dir.join("d");
+    let mut args_d = common.to_vec();
+    args_d.extend_from_slice(&[
+        "--w0",
+        w0.to_str().unwrap(),
+        "--h0",
+        h0_path.to_str().unwrap(),
+    ]);
+    run(&pl, &d, &args_d);
+    let (_, wd) = npy::read_f64(&d.join("W.npy")).unwrap();
+    assert_eq!(wd, wa, "the default units are not espm's normalised ones");
+    assert_eq!(
+        read_json(&d.join("results.json"))["parameters"]["units"],
+        serde_json::json!("normalized")
     );
 }
 

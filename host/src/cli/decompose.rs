@@ -1,18 +1,16 @@
 //! `edxs decompose`: ESpM-NMF of a spectrum image into phases (W), maps (H) and compositions.
 
-use crate::init::{nndsvd, NndsvdVariant};
 use crate::io::counts::SpectrumImage;
 use crate::io::{atomic, npy};
 use crate::model_args::{CompatArg, FileMeta, ModelArgs};
-use crate::parallel::ParallelExec;
-use crate::pipeline::{self, auto_bin, FixW, Prepared, Recipe, RunSettings, SpectraCache, Start};
+use crate::pipeline::{
+    self, auto_bin, Fit, FixW, Prepared, Recipe, RunSettings, SpectraCache, Start,
+};
 use crate::quant;
 use crate::report::plots;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use edxs_core::physics::BremsstrahlungUpdate;
-use edxs_core::solver::{Exec, GUpdate, Laplacian, NoGUpdate, SerialExec, SimplexSolver, Stopping};
-use edxs_core::{EdxsModel, Solver, SolverParams};
+use edxs_core::EdxsModel;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +28,51 @@ pub enum InitArg {
     /// W0 and H0 from files (`--w0`, `--h0`).
     Custom,
 }
+
+/// `--method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// The two-stage pipeline where it can run, else the joint fit.
+    Auto,
+    /// edxs's two-stage pipeline.
+    TwoStage,
+    /// One joint fit of W and H (espm's way).
+    Joint,
+}
+
+/// The fit a run performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// One joint fit.
+    Joint,
+    /// The two-stage pipeline.
+    TwoStage,
+}
+
+impl Method {
+    /// The name written to results.json and printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Joint => "joint",
+            Method::TwoStage => "two-stage",
+        }
+    }
+}
+
+/// `--units`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnitsArg {
+    /// espm's normalize=True units.
+    Normalized,
+    /// Raw counts.
+    Raw,
+}
+
+/// Iteration cap of each pipeline fit by default: every Figure 1 run settled before it.
+pub const TWO_STAGE_MAX_ITER: usize = 10000;
+/// Relative loss change at which a pipeline fit stops by default (Figure 1's tolerance: at
+/// 1e-6 the maps stop before the log and Laplacian terms have acted).
+pub const TWO_STAGE_TOL: f64 = 1e-8;
 
 /// Options of `edxs decompose`.
 #[derive(Debug, Args)]
@@ -52,9 +95,9 @@ pub struct DecomposeCmd {
     /// ε_reg inside the log term.
     #[arg(long, default_value_t = 1.0)]
     pub epsilon_reg: f64,
-    /// Initialisation.
-    #[arg(long, value_enum, default_value_t = InitArg::Nndsvda)]
-    pub init: InitArg,
+    /// Initialisation (default: NNDSVDar for the two-stage pipeline, NNDSVDa for a joint fit).
+    #[arg(long, value_enum)]
+    pub init: Option<InitArg>,
     /// Initial W (M×K .npy) for `--init custom`.
     #[arg(long)]
     pub w0: Option<PathBuf>,
@@ -64,12 +107,14 @@ pub struct DecomposeCmd {
     /// Seed of the random initialisations.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Iteration cap.
-    #[arg(long, default_value_t = 1000)]
-    pub max_iter: usize,
-    /// Stopping tolerance.
-    #[arg(long, default_value_t = 1e-6)]
-    pub tol: f64,
+    /// Iteration cap, of each fit of the pipeline (default: 1000 for a joint fit, 10000 for
+    /// the pipeline).
+    #[arg(long)]
+    pub max_iter: Option<usize>,
+    /// Relative loss change at which a fit stops (default: 1e-6 for a joint fit, 1e-8 for the
+    /// pipeline).
+    #[arg(long)]
+    pub tol: Option<f64>,
     /// Scan shape ROWSxCOLS for P×L input (enables the Laplacian on the scan grid).
     #[arg(long)]
     pub shape: Option<String>,
@@ -83,18 +128,26 @@ pub struct DecomposeCmd {
     /// Keep G fixed (no bremsstrahlung update from W every 3 iterations).
     #[arg(long)]
     pub no_g_update: bool,
-    /// Read μ, λ and ε_reg in espm's `normalize=True` units (counts scaled so that the mean
-    /// pixel total is K), as the paper's values are; without it they apply to raw counts,
-    /// where λ = 1 at ~300 counts per pixel smooths everything flat.
+    /// The fit: `auto` (the default) runs the two-stage pipeline on 2-D scans that can be
+    /// binned and says why when it falls back to the joint fit; `two-stage` is edxs's pipeline
+    /// (the phase spectra from the image binned to about 250 counts per pixel or more, blocks
+    /// of --bin to --bin + 3 pixels a side, the spectra that explain the full-resolution data
+    /// best kept, then the maps at full resolution with the spectra held and this run's μ, λ,
+    /// ε_reg); `joint` is espm's single fit of W and H together.
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
+    pub method: MethodArg,
+    /// Same as `--method two-stage` (kept for existing scripts).
+    #[arg(long, hide = true)]
+    pub two_stage: bool,
+    /// Units of μ, λ and ε_reg: `normalized` (the default; espm's `normalize=True` units,
+    /// counts scaled so that the mean pixel total is K, the units of the paper's values) or
+    /// `raw` (they act on the raw counts, where λ = 1 at ~300 counts per pixel smooths
+    /// everything flat). With --compat espm the default is raw, as espm's `normalize=False`.
+    #[arg(long, value_enum)]
+    pub units: Option<UnitsArg>,
+    /// Same as `--units normalized` (espm's `normalize=True`).
     #[arg(long)]
     pub normalize: bool,
-    /// edxs's two-stage pipeline: the phase spectra from the image binned to about 250 counts
-    /// per pixel or more (blocks of --bin to --bin + 3 pixels a side, from NNDSVDar or --init
-    /// random; the spectra that explain the full-resolution data best kept), then the maps at
-    /// full resolution with the spectra held and this run's μ, λ, ε_reg; --max-iter applies
-    /// to each fit. Needs a 2-D scan.
-    #[arg(long)]
-    pub two_stage: bool,
     /// Block side of --two-stage's first binning (0: from the counts per pixel, at least 2).
     #[arg(long, default_value_t = 0)]
     pub bin: usize,
@@ -126,24 +179,6 @@ pub fn parse_shape(s: &str) -> Result<(usize, usize)> {
         bail!("--shape: {r}x{c} has no pixel");
     }
     Ok((r, c))
-}
-
-/// The result of a decomposition.
-pub struct Decomposition {
-    /// Final G (L×M).
-    pub g: Vec<f64>,
-    /// W (M×K).
-    pub w: Vec<f64>,
-    /// H (K×P).
-    pub h: Vec<f64>,
-    /// Loss terms per iteration: (total, kl, log_reg, laplacian, rel_w, rel_h).
-    pub history: Vec<[f64; 6]>,
-    /// Solver summary (of the last stage with `--two-stage`).
-    pub summary: edxs_core::solver::RunSummary,
-    /// Iterations of every stage.
-    pub iterations: usize,
-    /// Wall time in seconds.
-    pub seconds: f64,
 }
 
 fn parse_fixes(specs: &[String], model: &EdxsModel<'_>, k: usize) -> Result<Option<Vec<f64>>> {
@@ -216,14 +251,96 @@ impl DecomposeCmd {
             );
         }
         let model = spec.model()?;
-        let result = self.decompose(&model, &data)?;
-        self.write(&model, &data, &result)?;
+        let (method, why) = self.method(&data);
+        let (recipe, set) = self.recipe(&model, &data, method)?;
+        let prep = Prepared::new(&model, self.n_components)?;
+        let result = pipeline::fit(&prep, &data, &recipe, &set, &mut SpectraCache::default())?;
+        // After the fit, so that a refusal from the solver stays one line.
+        match (&why, self.method == MethodArg::Auto && !self.two_stage) {
+            (Some(w), _) => eprintln!("edxs: method: joint fit ({w})"),
+            (None, true) => eprintln!(
+                "edxs: method: {} (--method joint for espm's single joint fit)",
+                match method {
+                    Method::TwoStage =>
+                        "two-stage pipeline, spectra from binned blocks, then the maps",
+                    Method::Joint => "joint fit",
+                }
+            ),
+            (None, false) => {}
+        }
+        self.write(&model, &data, &result, method)?;
         print!("{}", self.report(&model, &result));
         Ok(())
     }
 
-    /// Runs the decomposition on loaded data.
-    pub fn decompose(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<Decomposition> {
+    /// The method `--method` asks for, resolved for this data: `auto` becomes the two-stage
+    /// pipeline where it can run and the joint fit otherwise, with the reason.
+    pub fn method(&self, data: &SpectrumImage) -> (Method, Option<String>) {
+        let asked = if self.two_stage {
+            MethodArg::TwoStage
+        } else {
+            self.method
+        };
+        let espm = self.model.compat == Some(CompatArg::Espm);
+        match asked {
+            MethodArg::Joint => (Method::Joint, None),
+            MethodArg::TwoStage => (Method::TwoStage, None),
+            MethodArg::Auto => {
+                let why = if espm {
+                    Some("--compat espm runs espm's joint fit")
+                } else if self.simplex_h {
+                    Some("--simplex-h needs the joint fit")
+                } else if self.init == Some(InitArg::Custom) {
+                    Some("a custom start (--init custom) is a joint-fit start")
+                } else if data.shape.is_none() {
+                    Some("the data have no 2-D scan shape to bin")
+                } else if pipeline::bin(data, self.bin_side(data)).is_none() {
+                    Some("the scan is too small to bin into 4x4 blocks or more")
+                } else {
+                    None
+                };
+                match why {
+                    None => (Method::TwoStage, None),
+                    Some(w) => (Method::Joint, Some(w.to_string())),
+                }
+            }
+        }
+    }
+
+    fn bin_side(&self, data: &SpectrumImage) -> usize {
+        if self.bin > 0 {
+            self.bin
+        } else {
+            auto_bin(data.mean() * data.channels as f64)
+        }
+    }
+
+    /// Whether μ, λ and ε_reg are in espm's normalised units for this run.
+    pub fn normalized(&self) -> bool {
+        match self.units {
+            Some(UnitsArg::Normalized) => true,
+            Some(UnitsArg::Raw) => false,
+            // espm's SmoothNMF defaults to normalize=False, so its compat mode reads raw counts.
+            None => self.normalize || self.model.compat != Some(CompatArg::Espm),
+        }
+    }
+
+    /// The iteration cap and tolerance of this run (per stage for the pipeline).
+    pub fn limits(&self, method: Method) -> (usize, f64) {
+        let (it, tol) = match method {
+            Method::Joint => (1000, 1e-6),
+            Method::TwoStage => (TWO_STAGE_MAX_ITER, TWO_STAGE_TOL),
+        };
+        (self.max_iter.unwrap_or(it), self.tol.unwrap_or(tol))
+    }
+
+    /// The pipeline recipe and settings for `method`, checked against the data.
+    pub fn recipe(
+        &self,
+        model: &EdxsModel<'_>,
+        data: &SpectrumImage,
+        method: Method,
+    ) -> Result<(Recipe, RunSettings)> {
         let (l, m, k, p) = (
             data.channels,
             model.n_columns(),
@@ -236,226 +353,103 @@ impl DecomposeCmd {
         if k > l.min(p) {
             bail!("-k {k} is larger than the data allows ({p} pixels x {l} channels)");
         }
-        if self.two_stage {
-            return self.decompose_two_stage(model, data);
-        }
-        let mut g = vec![0.0; l * m];
-        let mut model_scratch = vec![0.0; model.scratch_len()];
-        let norm = model
-            .build_g(&mut g, &mut model_scratch)
-            .map_err(|e| anyhow::anyhow!("model: {e}"))?;
-        let rows: Vec<usize> = model.simplex_rows().collect();
-        let fixed_w = parse_fixes(&self.fix, model, k)?;
         let espm = self.model.compat == Some(CompatArg::Espm);
-        // espm's `normalize` multiplies the counts by f; the same iterates (with H/f) come from
-        // μ/f, λ·f and ε_reg/f on the raw counts, which keeps integer counts for the kernels.
-        let f = if self.normalize && data.mean() > 0.0 {
-            k as f64 / (data.mean() * l as f64)
-        } else {
-            1.0
-        };
-        let mu: Vec<f64> = self.mu.iter().map(|m| m / f).collect();
-        let mut params = SolverParams::new(k, &rows);
-        params.mu = &mu;
-        params.epsilon_reg = self.epsilon_reg / f;
-        params.lambda_l = self.lambda_l * f;
-        params.laplacian = match data.shape {
-            Some((rows, cols)) => Laplacian::Grid { rows, cols },
-            None => Laplacian::Identity,
-        };
-        params.simplex_w = !self.simplex_h;
-        params.simplex_h = self.simplex_h;
-        params.fixed_w = fixed_w.as_deref();
-        params.tol = self.tol;
-        params.max_iter = self.max_iter;
-        params.simplex_solver = if espm {
-            SimplexSolver::EspmBisection
-        } else {
-            SimplexSolver::Newton
-        };
-        params.stopping = if espm {
-            Stopping::Espm
-        } else {
-            Stopping::Relative
-        };
-        let brems = model.params().bremsstrahlung;
-        params.g_update_every = if self.no_g_update || !brems { 0 } else { 3 };
-        let solver = Solver::new(params, l, m, p).map_err(|e| anyhow::anyhow!("{e}"))?;
-
-        let (mut w, mut h) = self.initial(model, &g, data, &rows, k)?;
-        let mut history = Vec::new();
-        let start = std::time::Instant::now();
-        let mut update: Box<dyn GUpdate<f64>> = if brems {
-            Box::new(BremsstrahlungUpdate {
-                model,
-                norm,
-                scratch: &mut model_scratch,
-            })
-        } else {
-            Box::new(NoGUpdate)
-        };
-        let counts = data.counts();
-        let mut drv = vec![0.0; solver.driver_len()];
-        let mut serial_ws = Vec::new();
-        // espm's joint bisection over all pixels only exists in the serial solver.
-        let mut exec: Box<dyn Exec<f64>> = if espm && self.simplex_h {
-            serial_ws.resize(solver.exec_len(), 0.0);
-            Box::new(
-                SerialExec::new(&solver, counts, &mut serial_ws)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
-            )
-        } else {
-            Box::new(ParallelExec::new(&solver, counts, self.threads)?)
-        };
-        let summary = solver
-            .drive(
-                exec.as_mut(),
-                &mut g,
-                &mut w,
-                &mut h,
-                &mut drv,
-                update.as_mut(),
-                &mut |r| history.push(pipeline::history_row(r)),
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Decomposition {
-            g,
-            w,
-            h,
-            history,
-            iterations: summary.iterations,
-            summary,
-            seconds: start.elapsed().as_secs_f64(),
-        })
-    }
-
-    /// edxs's two-stage pipeline ([`crate::pipeline`]) with this command's options.
-    fn decompose_two_stage(
-        &self,
-        model: &EdxsModel<'_>,
-        data: &SpectrumImage,
-    ) -> Result<Decomposition> {
-        let k = self.n_components;
-        if self.model.compat == Some(CompatArg::Espm) {
-            bail!("--two-stage is edxs's own pipeline and cannot be combined with --compat espm");
+        let init = self.init.unwrap_or(match method {
+            Method::Joint => InitArg::Nndsvda,
+            Method::TwoStage => InitArg::Nndsvdar,
+        });
+        if method == Method::TwoStage {
+            if espm {
+                bail!(
+                    "--two-stage is edxs's own pipeline and cannot be combined with --compat espm"
+                );
+            }
+            if self.simplex_h {
+                bail!("--two-stage keeps W on the simplex and cannot be combined with --simplex-h");
+            }
+            if init == InitArg::Custom || self.w0.is_some() || self.h0.is_some() {
+                bail!("--two-stage makes its own start: --init custom, --w0 and --h0 cannot be used with it");
+            }
+            if data.shape.is_none() {
+                bail!(
+                    "--two-stage bins the scan, so it needs a 2-D scan shape \
+                     (--shape ROWSxCOLS, or a Y×X×L file)"
+                );
+            }
         }
-        if self.simplex_h {
-            bail!("--two-stage keeps W on the simplex and cannot be combined with --simplex-h");
+        let (max_iter, tol) = self.limits(method);
+        if max_iter == 0 {
+            bail!("--max-iter must be at least 1");
         }
-        if self.init == InitArg::Custom || self.w0.is_some() || self.h0.is_some() {
-            bail!("--two-stage makes its own start: --init custom, --w0 and --h0 cannot be used with it");
-        }
-        if data.shape.is_none() {
-            bail!(
-                "--two-stage bins the scan, so it needs a 2-D scan shape \
-                 (--shape ROWSxCOLS, or a Y×X×L file)"
-            );
-        }
-        if self.max_iter == 0 {
-            bail!("--max-iter must be at least 1 with --two-stage");
-        }
-        let prep = Prepared::new(model, k)?;
-        let counts_per_pixel = data.mean() * data.channels as f64;
-        let bin = if self.bin > 0 {
-            self.bin
-        } else {
-            auto_bin(counts_per_pixel)
+        let start = match init {
+            InitArg::Random => Start::Random,
+            InitArg::Nndsvd => Start::Nndsvd,
+            InitArg::Nndsvda => Start::Nndsvda,
+            InitArg::Nndsvdar => Start::Nndsvdar,
+            InitArg::Custom => {
+                let (Some(w0), Some(h0)) = (&self.w0, &self.h0) else {
+                    bail!("--init custom needs --w0 W0.npy and --h0 H0.npy");
+                };
+                Start::Custom {
+                    w: read_matrix(w0, m, k, "W0 (M x K)")?,
+                    h: read_matrix(h0, k, p, "H0 (K x P)")?,
+                }
+            }
         };
-        let mut recipe = Recipe::two_stage(0.0, self.lambda_l, self.epsilon_reg, bin);
+        if init != InitArg::Custom && (self.w0.is_some() || self.h0.is_some()) {
+            bail!("--w0/--h0 are only used with --init custom");
+        }
+        let mut recipe = match method {
+            Method::Joint => Recipe::espm(0.0, self.lambda_l, self.epsilon_reg, start, 0),
+            Method::TwoStage => {
+                let mut r =
+                    Recipe::two_stage(0.0, self.lambda_l, self.epsilon_reg, self.bin_side(data));
+                r.start = start;
+                r
+            }
+        };
         recipe.mu = self.mu.clone();
-        recipe.normalized = self.normalize;
-        recipe.start = if self.init == InitArg::Random {
-            Start::Random
-        } else {
-            Start::Nndsvdar
-        };
+        recipe.normalized = self.normalized();
         recipe.g_update = !self.no_g_update;
+        recipe.simplex_h = self.simplex_h;
+        recipe.compat_espm = espm;
         if let Some(f) = parse_fixes(&self.fix, model, k)? {
             recipe.fix = FixW::Given(f);
         }
         let set = RunSettings {
-            max_iter: self.max_iter,
-            tol: self.tol,
+            max_iter,
+            tol,
             threads: self.threads,
             seed: self.seed,
         };
-        let start = std::time::Instant::now();
-        let fit = pipeline::fit(&prep, data, &recipe, &set, &mut SpectraCache::default())?;
-        Ok(Decomposition {
-            g: fit.g,
-            w: fit.w,
-            h: fit.h,
-            history: fit.history,
-            iterations: fit.iterations,
-            summary: fit.summary,
-            seconds: start.elapsed().as_secs_f64(),
-        })
+        Ok((recipe, set))
     }
 
-    fn initial(
+    /// Runs the decomposition on loaded data with the method `--method` resolves to.
+    pub fn decompose(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<Fit> {
+        let (method, _) = self.method(data);
+        self.decompose_with(model, data, method)
+    }
+
+    /// Runs the decomposition with `method`.
+    pub fn decompose_with(
         &self,
         model: &EdxsModel<'_>,
-        g: &[f64],
         data: &SpectrumImage,
-        rows: &[usize],
-        k: usize,
-    ) -> Result<(Vec<f64>, Vec<f64>)> {
-        let (l, m, p) = (data.channels, model.n_columns(), data.pixels);
-        let eps = 1e-14;
-        if self.init == InitArg::Custom {
-            let (Some(w0), Some(h0)) = (&self.w0, &self.h0) else {
-                bail!("--init custom needs --w0 W0.npy and --h0 H0.npy");
-            };
-            let w = read_matrix(w0, m, k, "W0 (M x K)")?;
-            let h = read_matrix(h0, k, p, "H0 (K x P)")?;
-            return Ok((
-                w.iter().map(|v| v.max(eps)).collect(),
-                h.iter().map(|v| v.max(eps)).collect(),
-            ));
-        }
-        if self.w0.is_some() || self.h0.is_some() {
-            bail!("--w0/--h0 are only used with --init custom");
-        }
-        let (d, h) = match self.init {
-            InitArg::Random => {
-                let mut d = vec![0.0; l * k];
-                let mut h = vec![0.0; k * p];
-                let mut rng = edxs_core::rng::Rng::new(self.seed);
-                edxs_core::init::random_start(data.mean(), &mut rng, &mut d, &mut h, k);
-                (d, h)
-            }
-            variant => {
-                let v = match variant {
-                    InitArg::Nndsvd => NndsvdVariant::Nndsvd,
-                    InitArg::Nndsvda => NndsvdVariant::Nndsvda,
-                    _ => NndsvdVariant::Nndsvdar,
-                };
-                nndsvd(&data.as_ref(), k, v, self.seed)?
-            }
-        };
-        let simplex_rows: &[usize] = if self.simplex_h { &[] } else { rows };
-        let w = if self.model.compat == Some(CompatArg::Espm) || simplex_rows.is_empty() {
-            let mut w = vec![0.0; m * k];
-            let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
-            edxs_core::init::physics_w(g, &d, l, m, k, simplex_rows, eps, &mut w, &mut scratch)
-                .map_err(|e| anyhow::anyhow!("initialisation: {e}"))?;
-            w
-        } else {
-            crate::init::physics_w_whole_columns(g, &d, l, m, k, simplex_rows)?
-        };
-        let mut h: Vec<f64> = h.iter().map(|v| v.max(eps)).collect();
-        if self.simplex_h {
-            for px in 0..p {
-                let s: f64 = (0..k).map(|c| h[c * p + px]).sum();
-                for c in 0..k {
-                    h[c * p + px] /= s;
-                }
-            }
-        }
-        Ok((w, h))
+        method: Method,
+    ) -> Result<Fit> {
+        let (recipe, set) = self.recipe(model, data, method)?;
+        let prep = Prepared::new(model, self.n_components)?;
+        pipeline::fit(&prep, data, &recipe, &set, &mut SpectraCache::default())
     }
 
-    fn write(&self, model: &EdxsModel<'_>, data: &SpectrumImage, r: &Decomposition) -> Result<()> {
+    fn write(
+        &self,
+        model: &EdxsModel<'_>,
+        data: &SpectrumImage,
+        r: &Fit,
+        method: Method,
+    ) -> Result<()> {
         let (l, m, k, p) = (
             data.channels,
             model.n_columns(),
@@ -468,7 +462,7 @@ impl DecomposeCmd {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)
             .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
-        let written = self.write_into(&tmp, model, data, r, (l, m, k, p));
+        let written = self.write_into(&tmp, model, data, r, method, (l, m, k, p));
         if let Err(e) = written {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
@@ -481,7 +475,8 @@ impl DecomposeCmd {
         dir: &Path,
         model: &EdxsModel<'_>,
         data: &SpectrumImage,
-        r: &Decomposition,
+        r: &Fit,
+        method: Method,
         (l, m, k, p): (usize, usize, usize, usize),
     ) -> Result<()> {
         let path = |f: &str| dir.join(f);
@@ -526,12 +521,19 @@ impl DecomposeCmd {
             "columns": model.columns().map(|c| c.to_string()).collect::<Vec<_>>(),
             "parameters": {
                 "n_components": k, "mu": self.mu, "lambda_l": self.lambda_l,
-                "epsilon_reg": self.epsilon_reg, "init": format!("{:?}", self.init).to_lowercase(),
-                "seed": self.seed, "max_iter": self.max_iter, "tol": self.tol,
+                "epsilon_reg": self.epsilon_reg,
+                "init": format!("{:?}", self.init.unwrap_or(match method {
+                    Method::Joint => InitArg::Nndsvda,
+                    Method::TwoStage => InitArg::Nndsvdar,
+                })).to_lowercase(),
+                "seed": self.seed, "max_iter": self.limits(method).0, "tol": self.limits(method).1,
                 "simplex_h": self.simplex_h, "fix": self.fix, "g_update": !self.no_g_update,
-                "normalize": self.normalize,
+                "normalize": self.normalized(),
+                "units": if self.normalized() { "normalized" } else { "raw" },
+                "method": method.name(),
                 "compat": format!("{:?}", self.model.compat.unwrap_or(CompatArg::Edxs)).to_lowercase(),
-                "threads": self.threads, "two_stage": self.two_stage, "bin": self.bin,
+                "threads": self.threads, "two_stage": method == Method::TwoStage,
+                "bin": if method == Method::TwoStage { self.bin_side(data) } else { 0 },
             },
             "iterations": r.iterations,
             "stop_reason": format!("{:?}", r.summary.reason),
@@ -575,7 +577,7 @@ impl DecomposeCmd {
         Ok(())
     }
 
-    fn report(&self, model: &EdxsModel<'_>, r: &Decomposition) -> String {
+    fn report(&self, model: &EdxsModel<'_>, r: &Fit) -> String {
         let k = self.n_components;
         let shares = quant::quantify(model, &r.g, &r.w, &r.h, k);
         let mut s = String::new();

@@ -21,9 +21,9 @@ pub struct DemoCmd {
     /// Seed of the Poisson noise and the initialisation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Iteration cap of the decomposition.
-    #[arg(long, default_value_t = 2000)]
-    pub max_iter: usize,
+    /// Iteration cap of each fit of the decomposition (default: decompose's).
+    #[arg(long)]
+    pub max_iter: Option<usize>,
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -95,7 +95,7 @@ impl DemoCmd {
             .iter()
             .filter_map(|v| v.as_str().map(String::from))
             .collect();
-        println!("\n== decomposing (ESpM-NMF, K = 3)");
+        println!("\n== decomposing (ESpM-NMF, K = 3, decompose's defaults)");
         let mut args = vec![
             "decompose".to_string(),
             sim.join("counts.npy").display().to_string(),
@@ -103,18 +103,10 @@ impl DemoCmd {
         args.extend(model_args);
         args.extend(
             [
-                // NNDSVD and Cu also modelled line by line (the paper's set-up) gave the lowest
-                // loss and the closest phases among the starts we tried on this data.
+                // What a user types: the model from the data's description, everything else
+                // decompose's defaults.
                 "-k",
                 "3",
-                "--init",
-                "nndsvd",
-                "--ignored",
-                "Cu",
-                "--tol",
-                "1e-7",
-                "--max-iter",
-                &self.max_iter.to_string(),
                 "--seed",
                 &self.seed.to_string(),
                 "--threads",
@@ -124,6 +116,9 @@ impl DemoCmd {
             ]
             .map(String::from),
         );
+        if let Some(n) = self.max_iter {
+            args.extend(["--max-iter".to_string(), n.to_string()]);
+        }
         run_args(args)?;
         println!("\n== comparing with the truth");
         run_args(vec![

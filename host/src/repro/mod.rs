@@ -145,13 +145,13 @@ pub fn methods(dose: f64) -> Vec<Method> {
     } else {
         Start::Random
     };
-    let mut fixed = Method::espm("ESpM(0,0,0) Si=0 in Fp", 0.0, 0.0, 1.0, start);
+    let mut fixed = Method::espm("ESpM(0,0,0) Si=0 in Fp", 0.0, 0.0, 1.0, start.clone());
     fixed.fix_si_in_fp = true;
     let mut edxs_fixed = Method::edxs("edxs ESpM(0,0,0) Si=0 in Fp", 0.0, 0.0, 1.0, dose);
     edxs_fixed.fix_si_in_fp = true;
     vec![
-        Method::plain("KL-NMF", start),
-        Method::espm("ESpM(0,0,0)", 0.0, 0.0, 1.0, start),
+        Method::plain("KL-NMF", start.clone()),
+        Method::espm("ESpM(0,0,0)", 0.0, 0.0, 1.0, start.clone()),
         fixed,
         Method::espm("ESpM(0.004,1,0.01)", 0.004, 1.0, 0.01, start),
         Method::edxs("edxs ESpM(0,0,0)", 0.0, 0.0, 1.0, dose),
