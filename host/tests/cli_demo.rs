@@ -71,10 +71,13 @@ fn demo_simulates_decomposes_and_reports() {
     let res = read_json(&result.join("results.json"));
     assert_eq!(res["parameters"]["n_components"], 3);
     assert!(res["iterations"].as_u64().unwrap() >= 1);
+    // The history is the last fit's (the maps stage of the pipeline); iterations count all.
     assert_eq!(
         res["loss_history"].as_array().unwrap().len() as u64,
-        res["iterations"].as_u64().unwrap()
+        res["last_run_iterations"].as_u64().unwrap()
     );
+    assert!(res["iterations"].as_u64() >= res["last_run_iterations"].as_u64());
+    assert_eq!(res["parameters"]["method"], "two-stage");
     let phases = res["phases"].as_array().unwrap();
     assert_eq!(phases.len(), 3);
     for phase in phases {

@@ -86,15 +86,18 @@ pub struct DecomposeCmd {
     /// Number of phases K (espm's n_components).
     #[arg(short = 'k', long = "n-components", default_value_t = 3)]
     pub n_components: usize,
-    /// Weight μ of the log sparsity term (one value, or one per phase, comma separated).
-    #[arg(long, value_delimiter = ',', default_value = "0")]
-    pub mu: Vec<f64>,
-    /// Weight λ of the Laplacian smoothness term.
-    #[arg(long = "lambda-l", default_value_t = 0.0)]
-    pub lambda_l: f64,
-    /// ε_reg inside the log term.
-    #[arg(long, default_value_t = 1.0)]
-    pub epsilon_reg: f64,
+    /// Weight μ of the log sparsity term (one value, or one per phase, comma separated;
+    /// default: the paper's 0.004 on the two-stage pipeline's maps, espm's 0 for a joint fit).
+    #[arg(long, value_delimiter = ',')]
+    pub mu: Option<Vec<f64>>,
+    /// Weight λ of the Laplacian smoothness term (default: the paper's 1 on the pipeline's
+    /// maps, espm's 0 for a joint fit).
+    #[arg(long = "lambda-l")]
+    pub lambda_l: Option<f64>,
+    /// ε_reg inside the log term (default: the paper's 0.01 on the pipeline's maps, espm's 1
+    /// for a joint fit).
+    #[arg(long)]
+    pub epsilon_reg: Option<f64>,
     /// Initialisation (default: NNDSVDar for the two-stage pipeline, NNDSVDa for a joint fit).
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,
@@ -315,6 +318,21 @@ impl DecomposeCmd {
         }
     }
 
+    /// μ, λ and ε_reg of this run: the given values, else the paper's on the pipeline's maps
+    /// (where the spectra are held, so the penalties shape only the maps) and espm's defaults
+    /// for a joint fit (where the paper's values bend the spectra, README "Figure 1").
+    pub fn regularisation(&self, method: Method) -> (Vec<f64>, f64, f64) {
+        let (mu, lambda, eps) = match method {
+            Method::TwoStage => (0.004, 1.0, 0.01),
+            Method::Joint => (0.0, 0.0, 1.0),
+        };
+        (
+            self.mu.clone().unwrap_or_else(|| vec![mu]),
+            self.lambda_l.unwrap_or(lambda),
+            self.epsilon_reg.unwrap_or(eps),
+        )
+    }
+
     /// Whether μ, λ and ε_reg are in espm's normalised units for this run.
     pub fn normalized(&self) -> bool {
         match self.units {
@@ -399,16 +417,16 @@ impl DecomposeCmd {
         if init != InitArg::Custom && (self.w0.is_some() || self.h0.is_some()) {
             bail!("--w0/--h0 are only used with --init custom");
         }
+        let (mu, lambda, eps) = self.regularisation(method);
         let mut recipe = match method {
-            Method::Joint => Recipe::espm(0.0, self.lambda_l, self.epsilon_reg, start, 0),
+            Method::Joint => Recipe::espm(0.0, lambda, eps, start, 0),
             Method::TwoStage => {
-                let mut r =
-                    Recipe::two_stage(0.0, self.lambda_l, self.epsilon_reg, self.bin_side(data));
+                let mut r = Recipe::two_stage(0.0, lambda, eps, self.bin_side(data));
                 r.start = start;
                 r
             }
         };
-        recipe.mu = self.mu.clone();
+        recipe.mu = mu;
         recipe.normalized = self.normalized();
         recipe.g_update = !self.no_g_update;
         recipe.simplex_h = self.simplex_h;
@@ -520,8 +538,9 @@ impl DecomposeCmd {
             },
             "columns": model.columns().map(|c| c.to_string()).collect::<Vec<_>>(),
             "parameters": {
-                "n_components": k, "mu": self.mu, "lambda_l": self.lambda_l,
-                "epsilon_reg": self.epsilon_reg,
+                "n_components": k, "mu": self.regularisation(method).0,
+                "lambda_l": self.regularisation(method).1,
+                "epsilon_reg": self.regularisation(method).2,
                 "init": format!("{:?}", self.init.unwrap_or(match method {
                     Method::Joint => InitArg::Nndsvda,
                     Method::TwoStage => InitArg::Nndsvdar,
@@ -536,6 +555,7 @@ impl DecomposeCmd {
                 "bin": if method == Method::TwoStage { self.bin_side(data) } else { 0 },
             },
             "iterations": r.iterations,
+            "last_run_iterations": r.summary.iterations,
             "stop_reason": format!("{:?}", r.summary.reason),
             "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
             "seconds": r.seconds,
