@@ -591,24 +591,13 @@ fn two_stage_finds_the_phases_at_low_counts_and_refuses_what_it_cannot_do() {
         edxs(&args)
     };
     let out = dir.join("two");
-    let o = run(
-        &[
-            "--two-stage",
-            "--mu",
-            "0.004",
-            "--lambda-l",
-            "1",
-            "--epsilon-reg",
-            "0.01",
-        ],
-        &out,
-    );
+    let o = default_run(&counts, &model, &[], &out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let res = read_json(&out.join("results.json"));
     assert_eq!(res["parameters"]["two_stage"], true);
     // The spectra stage (several binned fits) and the map stage are all counted.
     assert!(
-        res["iterations"].as_u64().unwrap() > 600,
+        res["iterations"].as_u64() > res["last_run_iterations"].as_u64(),
         "{}",
         res["iterations"]
     );
@@ -621,9 +610,11 @@ fn two_stage_finds_the_phases_at_low_counts_and_refuses_what_it_cannot_do() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ev = read_json(&out.join("evaluation.json"));
     let mean = ev["mean_angle_deg"].as_f64().unwrap();
+    let mse = ev["mean_mse"].as_f64().unwrap();
     let angles = &ev["angles_deg"];
-    // Independent phases are 20–60° apart: a swapped or mixed phase fails this.
-    assert!(mean < 12.0, "two-stage mean angle {mean}° ({angles:?})");
+    // The issue's targets at 18 counts/pixel, with decompose's defaults.
+    assert!(mean <= 5.0, "default mean angle {mean}° ({angles:?})");
+    assert!(mse <= 0.12, "default map MSE {mse}");
 
     for (extra, want) in [
         (
@@ -660,4 +651,172 @@ fn two_stage_finds_the_phases_at_low_counts_and_refuses_what_it_cannot_do() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("needs a 2-D scan shape"), "{stderr}");
+}
+
+/// `decompose` with nothing but the model and K, as a new user types it.
+fn default_run(counts: &Path, model: &[String], extra: &[&str], out: &Path) -> Output {
+    let mut args = vec!["decompose", counts.to_str().unwrap()];
+    args.extend(model.iter().map(|s| s.as_str()));
+    args.extend(["-k", "3"]);
+    args.extend_from_slice(extra);
+    args.extend(["--out", out.to_str().unwrap()]);
+    edxs(&args)
+}
+
+#[test]
+fn the_default_is_the_pipeline_finds_the_phases_whatever_the_seed_despite_model_errors() {
+    let dir = tempdir("default");
+    let sim = dir.join("sim");
+    // The paper's phases with detector peaks 10 % wider and channels 1 % wider than the model
+    // below assumes: data that the decomposing G did not generate.
+    let phases = dir.join("phases.toml");
+    std::fs::write(
+        &phases,
+        r#"[model]
+e0 = 200
+offset = 0.3
+scale = 0.0101
+channels = 1980
+width_slope = 0.011
+width_intercept = 0.0715
+thickness = 1e-5
+density = 4.5
+toa = 35
+elements = ["O", "Ca", "Si", "Fe", "Mg", "Al", "Cu", "Hf", "Ti", "Sm", "Lu", "Nd"]
+
+[[phase]]
+name = "Brg"
+composition = { Mg = 0.245, Fe = 0.035, Ca = 0.031, Si = 0.219, Al = 0.024, O = 0.436, Cu = 0.05, Hf = 0.01 }
+b0 = 0.0003458
+b1 = 0.0006268
+
+[[phase]]
+name = "Fp"
+composition = { Mg = 0.522, Fe = 0.104, O = 0.374, Cu = 0.05 }
+b0 = 0.0001629
+b1 = 0.0009812
+density = 0.8
+
+[[phase]]
+name = "CaPv"
+composition = { Mg = 0.020, Fe = 0.018, Ca = 0.188, Si = 0.173, Al = 0.010, O = 0.572, Ti = 0.004, Cu = 0.05, Sm = 0.007, Lu = 0.006, Nd = 0.006 }
+b0 = 0.0007853
+b1 = 0.0003658
+density = 1.2
+"#,
+    )
+    .unwrap();
+    let o = edxs(&[
+        "simulate",
+        "--phases",
+        phases.to_str().unwrap(),
+        "-N",
+        "18",
+        "--shape",
+        "64x64",
+        "--radius",
+        "12",
+        "--centers",
+        "47,25;34,40",
+        "--seed",
+        "3",
+        "--out",
+        sim.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta = read_json(&sim.join("sim.json"));
+    let model: Vec<String> = meta["decompose_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .map(|a| match a.as_str() {
+            "0.011" => "0.01".to_string(),
+            "0.0715" => "0.065".to_string(),
+            "0.0101" => "0.01".to_string(),
+            _ => a,
+        })
+        .collect();
+    assert!(model.iter().any(|a| a == "0.065"), "{model:?}");
+    let counts = sim.join("counts.npy");
+    let mut means = Vec::new();
+    for seed in ["0", "1", "7"] {
+        let out = dir.join(format!("seed{seed}"));
+        let o = default_run(&counts, &model, &["--seed", seed], &out);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{stderr}");
+        assert!(stderr.contains("method: two-stage pipeline"), "{stderr}");
+        let res = read_json(&out.join("results.json"));
+        assert_eq!(res["parameters"]["method"], "two-stage");
+        assert_eq!(res["parameters"]["units"], "normalized");
+        let o = edxs(&[
+            "evaluate",
+            out.to_str().unwrap(),
+            "--truth",
+            sim.to_str().unwrap(),
+            "--match-by",
+            "mse",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let ev = read_json(&out.join("evaluation.json"));
+        let mean = ev["mean_angle_deg"].as_f64().unwrap();
+        let mse = ev["mean_mse"].as_f64().unwrap();
+        // The maps meet the issue's 18-count target. The angles cannot: against spectra on a
+        // 1 % wider axis with 10 % wider peaks even the true W is ~14° off (measured), so
+        // they only show that no phase is lost or mixed (a mixed phase is 20–60° off, and the
+        // angle and MSE matchings then disagree).
+        assert!(mse <= 0.12, "seed {seed}: map MSE {mse}");
+        assert!(mean < 20.0, "seed {seed}: mean angle {mean}°");
+        assert_eq!(ev["matchings_agree"], true, "seed {seed}");
+        means.push(mean);
+    }
+    let spread = means.iter().cloned().fold(f64::MIN, f64::max)
+        - means.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(spread < 1.0, "the seed moves the answer: {means:?}");
+}
+
+#[test]
+fn scans_the_pipeline_cannot_bin_fall_back_to_the_joint_fit_and_say_so() {
+    let dir = tempdir("fallback");
+    let (pl, _) = write_inputs(&dir);
+    let model: Vec<String> = MODEL.iter().map(|s| s.to_string()).collect();
+    for (extra, why) in [
+        (vec![], "no 2-D scan shape"),
+        (vec!["--shape", "1x120"], "too small to bin"),
+        (vec!["--shape", "6x20"], "too small to bin"),
+    ] {
+        let out = dir.join("out");
+        let o = default_run(&pl, &model, &extra, &out);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains("method: joint fit") && stderr.contains(why),
+            "{extra:?}: {stderr}"
+        );
+        let res = read_json(&out.join("results.json"));
+        assert_eq!(res["parameters"]["method"], "joint", "{extra:?}");
+        let (_, w) = read_npy_f64(&out.join("W.npy"));
+        assert!(w.iter().all(|v| v.is_finite() && *v >= 0.0), "{extra:?}");
+    }
+    // One summed spectrum: a single component, fitted jointly.
+    let (shape, x) = npy::read_f64(&pl).unwrap();
+    let (p, l) = (shape[0], shape[1]);
+    let sum: Vec<f64> = (0..l).map(|c| (0..p).map(|q| x[q * l + c]).sum()).collect();
+    let one = dir.join("one.npy");
+    npy::write_f64(&one, &[1, l], &sum).unwrap();
+    let out = dir.join("one");
+    let mut args = vec!["decompose", one.to_str().unwrap()];
+    args.extend_from_slice(MODEL);
+    args.extend(["-k", "1", "--out", out.to_str().unwrap()]);
+    let o = edxs(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("method: joint fit"), "{stderr}");
+    // K = 3 from one spectrum is refused, naming the limit.
+    let mut args = vec!["decompose", one.to_str().unwrap()];
+    args.extend_from_slice(MODEL);
+    args.extend(["-k", "3", "--out", out.to_str().unwrap()]);
+    let o = edxs(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("larger than the data allows"));
 }
