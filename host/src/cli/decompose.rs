@@ -4,7 +4,7 @@ use crate::io::counts::SpectrumImage;
 use crate::io::{atomic, npy};
 use crate::model_args::{CompatArg, FileMeta, ModelArgs};
 use crate::pipeline::{
-    self, auto_bin, Fit, FixW, Prepared, Recipe, RunSettings, SpectraCache, Start,
+    self, auto_bin, Fit, FixW, Method, Prepared, Recipe, RunSettings, SpectraCache, Start,
 };
 use crate::quant;
 use crate::report::plots;
@@ -40,25 +40,6 @@ pub enum MethodArg {
     Joint,
 }
 
-/// The fit a run performs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// One joint fit.
-    Joint,
-    /// The two-stage pipeline.
-    TwoStage,
-}
-
-impl Method {
-    /// The name written to results.json and printed.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Joint => "joint",
-            Method::TwoStage => "two-stage",
-        }
-    }
-}
-
 /// `--units`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum UnitsArg {
@@ -67,12 +48,6 @@ pub enum UnitsArg {
     /// Raw counts.
     Raw,
 }
-
-/// Iteration cap of each pipeline fit by default: every Figure 1 run settled before it.
-pub const TWO_STAGE_MAX_ITER: usize = 10000;
-/// Relative loss change at which a pipeline fit stops by default (Figure 1's tolerance: at
-/// 1e-6 the maps stop before the log and Laplacian terms have acted).
-pub const TWO_STAGE_TOL: f64 = 1e-8;
 
 /// Options of `edxs decompose`.
 #[derive(Debug, Args)]
@@ -295,12 +270,8 @@ impl DecomposeCmd {
                     Some("--simplex-h needs the joint fit")
                 } else if self.init == Some(InitArg::Custom) {
                     Some("a custom start (--init custom) is a joint-fit start")
-                } else if data.shape.is_none() {
-                    Some("the data have no 2-D scan shape to bin")
-                } else if pipeline::bin(data, self.bin_side(data)).is_none() {
-                    Some("the scan is too small to bin into 4x4 blocks or more")
                 } else {
-                    None
+                    pipeline::cannot_bin(data, self.bin_side(data))
                 };
                 match why {
                     None => (Method::TwoStage, None),
@@ -323,13 +294,7 @@ impl DecomposeCmd {
     /// (where the spectra are held, so the penalties shape only the maps) and espm's defaults
     /// for a joint fit (where the paper's values bend the spectra, README "Figure 1").
     pub fn regularisation(&self, method: Method) -> (Vec<f64>, f64, f64) {
-        let (mu, lambda, eps) = match method {
-            // λ = 0.1 rather than the paper's 1: in normalised units λ does not fall with the
-            // dose, and on espm-simulated 64² maps λ = 1 blurred the particles' edges (map MSE
-            // 0.0077 at 293 counts/pixel, 0.0011 with 0.1; 0.0061 with 0.1 at 18 counts).
-            Method::TwoStage => (0.004, 0.1, 0.01),
-            Method::Joint => (0.0, 0.0, 1.0),
-        };
+        let (mu, lambda, eps) = method.regularisation();
         (
             self.mu.clone().unwrap_or_else(|| vec![mu]),
             self.lambda_l.unwrap_or(lambda),
@@ -349,10 +314,7 @@ impl DecomposeCmd {
 
     /// The iteration cap and tolerance of this run (per stage for the pipeline).
     pub fn limits(&self, method: Method) -> (usize, f64) {
-        let (it, tol) = match method {
-            Method::Joint => (1000, 1e-6),
-            Method::TwoStage => (TWO_STAGE_MAX_ITER, TWO_STAGE_TOL),
-        };
+        let (it, tol) = method.limits();
         (self.max_iter.unwrap_or(it), self.tol.unwrap_or(tol))
     }
 
