@@ -31,6 +31,86 @@ use crate::error::SolverError;
 use crate::float::Float;
 use crate::solver::{Counts, Solver, SolverParams};
 
+/// Length of [`Stream`]'s `state` buffer for L `channels`, M `columns` of G, K `components` and
+/// P `pixels` (what [`Stream::state_len`] returns, as a `const fn` for static buffers): the
+/// accumulated counts P·L, the statistics 2·L·K + 3·K and the solver workspace.
+pub const fn state_len(channels: usize, columns: usize, components: usize, pixels: usize) -> usize {
+    let (l, m, k, p) = (channels, columns, components, pixels);
+    let max_pk = if p > k { p } else { k };
+    // `Solver::exec_len` + `Solver::driver_len`; tests/stream.rs checks the two agree.
+    let workspace = 2 * l * k + m + 4 * k + 2 * k * p + 3 * m * k + 4 * max_pk + 2 * (m * k + k * p);
+    p * l + 2 * l * k + 3 * k + workspace
+}
+
+/// Length of the `touched` bitmap for P `pixels` (one bit per pixel, in `u32` words).
+pub const fn touched_len(pixels: usize) -> usize {
+    pixels.div_ceil(32)
+}
+
+/// Length of a frame's `indptr` for a frame of `frame_pixels` pixels.
+pub const fn frame_indptr_len(frame_pixels: usize) -> usize {
+    frame_pixels + 1
+}
+
+/// Largest number of entries (`channels`/`counts`) of a frame of `frame_pixels` pixels once
+/// its events are merged per (pixel, channel): one per channel and pixel, whatever the dose.
+pub const fn frame_entries_len(channels: usize, frame_pixels: usize) -> usize {
+    channels * frame_pixels
+}
+
+/// Every buffer of a streaming run, in elements, for L channels, M columns of G, K components,
+/// P pixels and frames of at most `frame_pixels` pixels with merged counts. The model's scratch
+/// (`EdxsModel::scratch_len`) depends on the model and is not included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLens {
+    /// G, L×M floats.
+    pub g: usize,
+    /// W, M×K floats.
+    pub w: usize,
+    /// H, K×P floats.
+    pub h: usize,
+    /// [`state_len`] floats.
+    pub state: usize,
+    /// [`touched_len`] `u32` words.
+    pub touched: usize,
+    /// `Frame::pixels`, `u32`.
+    pub frame_pixels: usize,
+    /// `Frame::indptr`, `usize` ([`frame_indptr_len`]).
+    pub frame_indptr: usize,
+    /// `Frame::channels` (`u32`) and `Frame::counts` (floats), each ([`frame_entries_len`]).
+    pub frame_entries: usize,
+}
+
+impl StreamLens {
+    /// The lengths for the given dimensions.
+    pub const fn new(
+        channels: usize,
+        columns: usize,
+        components: usize,
+        pixels: usize,
+        frame_pixels: usize,
+    ) -> Self {
+        StreamLens {
+            g: channels * columns,
+            w: columns * components,
+            h: components * pixels,
+            state: state_len(channels, columns, components, pixels),
+            touched: touched_len(pixels),
+            frame_pixels,
+            frame_indptr: frame_indptr_len(frame_pixels),
+            frame_entries: frame_entries_len(channels, frame_pixels),
+        }
+    }
+
+    /// Bytes of all these buffers with `float_bytes`-byte floats and `usize_bytes`-byte
+    /// offsets (4 and 4 for f32 on a 32-bit MCU).
+    pub const fn bytes(&self, float_bytes: usize, usize_bytes: usize) -> usize {
+        float_bytes * (self.g + self.w + self.h + self.state + self.frame_entries)
+            + 4 * (self.touched + self.frame_pixels + self.frame_entries)
+            + usize_bytes * self.frame_indptr
+    }
+}
+
 /// The counts of one frame: pixel `pixels[i]` received `counts[j]` in channel `channels[j]`
 /// for j in `indptr[i]..indptr[i+1]`.
 #[derive(Debug, Clone, Copy)]
