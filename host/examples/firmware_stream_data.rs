@@ -91,7 +91,7 @@ fn main() -> Result<()> {
         frame_counts: &mut frame_counts,
     };
     let mut ring = HostRing(VecDeque::with_capacity(streaming::RING));
-    let sum = streaming::run(src, &mut ring, &mut NoMeter, buffers)?;
+    let sum = streaming::run(src, streaming::SPLIT_SEED, &mut ring, &mut NoMeter, buffers)?;
     ensure!(
         sum.frames as usize == streaming::PASSES * streaming::ROWS,
         "{} frames",

@@ -78,6 +78,61 @@ fn per(c: Cost, n: u64) -> u64 {
     c.ticks.checked_div(n).unwrap_or(0)
 }
 
+/// Instructions per call of the float operations the core uses, over `N` calls each with
+/// values the compiler cannot fold (`black_box`), loop overhead subtracted.
+fn op_costs(meter: &mut dyn Meter, tag: &str) {
+    use core::hint::black_box;
+    const N: u64 = 256;
+    let mut time = |f: &mut dyn FnMut(u32)| {
+        let t = meter.now();
+        for i in 0..N as u32 {
+            f(black_box(i));
+        }
+        meter.now().wrapping_sub(t)
+    };
+    let x = |i: u32| black_box(1.25f32 + i as f32 * 0.01);
+    let base = time(&mut |i| _ = black_box(x(i)));
+    let base64 = time(&mut |i| _ = black_box(x(i) as f64));
+    let mut ops: [(&str, u64); 8] = [
+        (
+            "f32 add",
+            time(&mut |i| _ = black_box(x(i) + black_box(0.3f32))),
+        ),
+        (
+            "f32 mul",
+            time(&mut |i| _ = black_box(x(i) * black_box(0.3f32))),
+        ),
+        (
+            "f32 div",
+            time(&mut |i| _ = black_box(black_box(0.3f32) / x(i))),
+        ),
+        ("f32 exp", time(&mut |i| _ = black_box(libm::expf(x(i))))),
+        ("f32 ln", time(&mut |i| _ = black_box(libm::logf(x(i))))),
+        (
+            "f64 add",
+            time(&mut |i| _ = black_box(x(i) as f64 + black_box(0.3f64))),
+        ),
+        (
+            "f64 mul",
+            time(&mut |i| _ = black_box(x(i) as f64 * black_box(0.3f64))),
+        ),
+        (
+            "f64 ln",
+            time(&mut |i| _ = black_box(libm::log(x(i) as f64))),
+        ),
+    ];
+    semihosting::print!("{tag} float ops: instructions per call:");
+    for (name, t) in ops.iter_mut() {
+        let b = if name.starts_with("f64") {
+            base64
+        } else {
+            base
+        };
+        semihosting::print!(" {name} {}", t.saturating_sub(b) / N);
+    }
+    println!(" (N = {N}, loop and operand set-up subtracted)");
+}
+
 /// Runs the streaming example and returns the process exit code (0: bit-identical to the host).
 pub fn run(target: &Target, tag: &str, counter: Counter<'_>) -> i32 {
     // SAFETY: called first thing from `main`, interrupts off, with the runtime's stack bounds.
@@ -105,7 +160,13 @@ pub fn run(target: &Target, tag: &str, counter: Counter<'_>) -> i32 {
         frame_channels: &mut s.frame_channels,
         frame_counts: &mut s.frame_counts,
     };
-    let sum = match streaming::run(data::source(), &mut ring, counter.meter, buffers) {
+    let sum = match streaming::run(
+        data::source(),
+        streaming::SPLIT_SEED,
+        &mut ring,
+        counter.meter,
+        buffers,
+    ) {
         Ok(sum) => sum,
         Err(e) => {
             println!("FAIL: {e}");
@@ -180,6 +241,7 @@ pub fn run(target: &Target, tag: &str, counter: Counter<'_>) -> i32 {
         "{tag} full pass: instructions per iteration: {}",
         per(sum.full_pass, sum.full_pass.calls)
     );
+    op_costs(counter.meter, tag);
     println!(
         "  RAM: buffers {} B, stack used {} B of {} B",
         core::mem::size_of::<Statics>(),

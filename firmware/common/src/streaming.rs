@@ -53,7 +53,7 @@ pub const ROUNDS: usize = 2;
 pub const FORGETTING: f32 = 0.9;
 /// Batch iterations over the accumulated counts after the last frame.
 pub const FINAL_ITERATIONS: usize = 10;
-/// Seed of the pass each count lands in (pixel index added).
+/// Seed of the pass each count lands in (pixel index added) in the checked run.
 pub const SPLIT_SEED: u64 = 1000;
 /// Capacity of the event ring buffer (a power of two; heapless's queue holds one less).
 pub const RING: usize = 1024;
@@ -184,13 +184,14 @@ pub struct Detector<'d> {
     end: usize,
     left: u32,
     channel: u32,
+    seed: u64,
     rng: Rng,
     started: bool,
 }
 
 impl<'d> Detector<'d> {
-    /// A detector at the start of the first pass.
-    pub fn new(src: Source<'d>) -> Self {
+    /// A detector at the start of the first pass; `seed` draws each count's pass.
+    pub fn new(src: Source<'d>, seed: u64) -> Self {
         Detector {
             src,
             pass: 0,
@@ -200,7 +201,8 @@ impl<'d> Detector<'d> {
             end: 0,
             left: 0,
             channel: 0,
-            rng: Rng::new(SPLIT_SEED),
+            seed,
+            rng: Rng::new(seed),
             started: false,
         }
     }
@@ -225,7 +227,7 @@ impl<'d> Detector<'d> {
         if !self.started {
             // Every pass redraws the same pixel's split from the same seed, so each count
             // lands in exactly one pass.
-            self.rng = Rng::new(SPLIT_SEED + self.px as u64);
+            self.rng = Rng::new(self.seed.wrapping_add(self.px as u64));
             self.sub = 0;
             self.enter_sub();
             self.started = true;
@@ -350,9 +352,12 @@ fn check_len(buffer: &'static str, got: usize, expected: usize) -> Result<(), So
     Ok(())
 }
 
-/// Runs the acquisition through the ring and the stream; W and H end in `b.w`, `b.h`.
+/// Runs the acquisition (each count's pass drawn from `split_seed`; the check uses
+/// [`SPLIT_SEED`]) through the ring and the stream; W and H end in `b.w`, `b.h`, the
+/// accumulated counts in the first P·L values of `b.state`.
 pub fn run(
     src: Source<'_>,
+    split_seed: u64,
     ring: &mut dyn Ring,
     meter: &mut dyn Meter,
     b: Buffers<'_>,
@@ -362,7 +367,11 @@ pub fn run(
     check_len("frame indptr", b.frame_indptr.len(), LENS.frame_indptr)?;
     check_len("frame channels", b.frame_channels.len(), LENS.frame_entries)?;
     check_len("frame counts", b.frame_counts.len(), LENS.frame_entries)?;
-    check_len("source indptr", src.indptr.len(), 4 * (pipeline::PIXELS + 1))?;
+    check_len(
+        "source indptr",
+        src.indptr.len(),
+        4 * (pipeline::PIXELS + 1),
+    )?;
     let Buffers {
         g,
         g_scratch,
@@ -438,7 +447,7 @@ pub fn run(
         n_entries: 0,
     };
     let mut sum = Summary::default();
-    let mut det = Detector::new(src);
+    let mut det = Detector::new(src, split_seed);
     let mut pending: Option<Event> = None;
     let mut exhausted = false;
     while !(exhausted && pending.is_none()) {

@@ -45,11 +45,26 @@ fn calibrate(n: u32) -> u64 {
     instret() - t
 }
 
+// The same source also builds for riscv32imafc-unknown-none-elf (run.sh does, to price the
+// soft float): the F extension then does the f32 arithmetic.
+#[cfg(not(target_feature = "f"))]
+const NAME: &str = "RV32IMAC (QEMU virt)";
+#[cfg(not(target_feature = "f"))]
+const TRIPLE: &str = "riscv32imac-unknown-none-elf";
+#[cfg(not(target_feature = "f"))]
+const TAG: &str = "rv32";
+#[cfg(target_feature = "f")]
+const NAME: &str = "RV32IMAFC (QEMU virt), hardware f32";
+#[cfg(target_feature = "f")]
+const TRIPLE: &str = "riscv32imafc-unknown-none-elf";
+#[cfg(target_feature = "f")]
+const TAG: &str = "rv32f";
+
 #[riscv_rt::entry]
 fn main() -> ! {
     let target = Target {
-        name: "RV32IMAC (QEMU virt)",
-        triple: "riscv32imac-unknown-none-elf",
+        name: NAME,
+        triple: TRIPLE,
         defmt_file: c"target/defmt-rv32-stream.bin",
         stack: Bounds {
             bottom: core::ptr::addr_of!(__estack) as usize,
@@ -64,7 +79,7 @@ fn main() -> ! {
         name: "minstret (QEMU -icount shift=0: exact)",
         meter: &mut Instret,
     };
-    semihosting::process::exit(run(&target, "rv32", counter))
+    semihosting::process::exit(run(&target, TAG, counter))
 }
 
 /// Any exception ends the run as a failure.
