@@ -241,6 +241,15 @@ pub fn run(target: &Target, tag: &str, counter: Counter<'_>) -> i32 {
         "{tag} full pass: instructions per iteration: {}",
         per(sum.full_pass, sum.full_pass.calls)
     );
+    println!(
+        "{tag} loss: instructions per evaluation: {} (all {} pixels, {} non-zero counts, f64)",
+        per(sum.loss, sum.loss.calls),
+        streaming::PIXELS,
+        s.state[..streaming::PIXELS * CHANNELS]
+            .iter()
+            .filter(|&&v| v != 0.0)
+            .count()
+    );
     op_costs(counter.meter, tag);
     println!(
         "  RAM: buffers {} B, stack used {} B of {} B",

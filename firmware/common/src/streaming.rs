@@ -116,6 +116,8 @@ pub struct Summary {
     pub g_update: Cost,
     /// `Stream::full_pass` per batch iteration (calls = iterations).
     pub full_pass: Cost,
+    /// `Stream::loss` on all the accumulated counts (f64 sums and logarithms), per call.
+    pub loss: Cost,
     /// Loss on all the counts after the last frame, before the full pass.
     pub loss_streamed: f64,
     /// Loss on all the counts at the end.
@@ -507,14 +509,18 @@ pub fn run(
             }
         }
     }
+    let t = meter.now();
     sum.loss_streamed = stream.loss(g, w, h, state)?.total();
+    sum.loss.add(t, meter.now());
     let t = meter.now();
     stream.full_pass(FINAL_ITERATIONS, g, w, h, state, touched)?;
     sum.full_pass = Cost {
         ticks: meter.now().wrapping_sub(t),
         calls: FINAL_ITERATIONS as u64,
     };
+    let t = meter.now();
     sum.loss_final = stream.loss(g, w, h, state)?.total();
+    sum.loss.add(t, meter.now());
     Ok(sum)
 }
 
