@@ -47,17 +47,17 @@ fn calibrate(n: u32) -> u64 {
 
 // The same source also builds for riscv32imafc-unknown-none-elf (run.sh does, to price the
 // soft float): the F extension then does the f32 arithmetic.
-#[cfg(not(target_feature = "f"))]
+#[cfg(not(hard_float))]
 const NAME: &str = "RV32IMAC (QEMU virt)";
-#[cfg(not(target_feature = "f"))]
+#[cfg(not(hard_float))]
 const TRIPLE: &str = "riscv32imac-unknown-none-elf";
-#[cfg(not(target_feature = "f"))]
+#[cfg(not(hard_float))]
 const TAG: &str = "rv32";
-#[cfg(target_feature = "f")]
+#[cfg(hard_float)]
 const NAME: &str = "RV32IMAFC (QEMU virt), hardware f32";
-#[cfg(target_feature = "f")]
+#[cfg(hard_float)]
 const TRIPLE: &str = "riscv32imafc-unknown-none-elf";
-#[cfg(target_feature = "f")]
+#[cfg(hard_float)]
 const TAG: &str = "rv32f";
 
 #[riscv_rt::entry]
