@@ -292,3 +292,260 @@ fn exact_statistics_make_commit_a_batch_step() {
         .commit(1, &s.g, &mut w, &mut h, &mut state, &mut no_bits)
         .is_err());
 }
+
+// The firmware's streaming example (`firmware/common/src/streaming.rs`), compiled here with
+// the batch example's configuration it builds on, replayed on the host.
+#[path = "../firmware/common/src/pipeline.rs"]
+#[allow(dead_code)]
+mod pipeline;
+#[path = "../firmware/common/src/streaming.rs"]
+#[allow(dead_code)]
+mod streaming;
+
+const FW_COUNTS: &[u8] = include_bytes!("../firmware/common/data/counts.bin");
+const FW_INDPTR: &[u8] = include_bytes!("../firmware/common/data/indptr.bin");
+
+/// A FIFO of the firmware ring's capacity.
+struct FifoRing(std::collections::VecDeque<u32>);
+
+impl streaming::Ring for FifoRing {
+    fn push(&mut self, ev: u32) -> Result<(), u32> {
+        if self.0.len() == streaming::RING - 1 {
+            return Err(ev);
+        }
+        self.0.push_back(ev);
+        Ok(())
+    }
+    fn pop(&mut self) -> Option<u32> {
+        self.0.pop_front()
+    }
+}
+
+struct NoMeter;
+
+impl streaming::Meter for NoMeter {
+    fn now(&mut self) -> u64 {
+        0
+    }
+}
+
+/// The firmware example's run on the host: W, H, the accumulated counts and the summary.
+fn replay(split_seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, streaming::Summary) {
+    let (w, h, mut state, sum, _) = replay_all(split_seed);
+    state.truncate(streaming::PIXELS * streaming::CHANNELS);
+    (w, h, state, sum)
+}
+
+/// [`replay`] with the whole state and the final G.
+#[allow(clippy::type_complexity)]
+fn replay_all(split_seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, streaming::Summary, Vec<f32>) {
+    let lens = streaming::LENS;
+    let (mut g, mut w, mut h) = (vec![0.0; lens.g], vec![0.0; lens.w], vec![0.0; lens.h]);
+    let mut g_scratch = vec![0.0; streaming::G_SCRATCH_LEN];
+    let mut state = vec![0.0; lens.state];
+    let mut touched = vec![0; lens.touched];
+    let mut dwell = vec![0.0; streaming::CHANNELS];
+    let (mut fp, mut fi) = (vec![0; lens.frame_pixels], vec![0; lens.frame_indptr]);
+    let (mut fc, mut fv) = (vec![0; lens.frame_entries], vec![0.0; lens.frame_entries]);
+    let src = streaming::Source {
+        counts: FW_COUNTS,
+        indptr: FW_INDPTR,
+    };
+    let buffers = streaming::Buffers {
+        g: &mut g,
+        g_scratch: &mut g_scratch,
+        w: &mut w,
+        h: &mut h,
+        state: &mut state,
+        touched: &mut touched,
+        dwell: &mut dwell,
+        frame_pixels: &mut fp,
+        frame_indptr: &mut fi,
+        frame_channels: &mut fc,
+        frame_counts: &mut fv,
+    };
+    let mut ring = FifoRing(Default::default());
+    let sum = streaming::run(src, split_seed, &mut ring, &mut NoMeter, buffers).unwrap();
+    (w, h, state, sum, g)
+}
+
+/// Batch fit of the accumulated counts from the stream's start (same G, start and
+/// regularisation, G updated every 3 iterations): initial and final loss.
+fn batch_fit(y: &[f32], iterations: usize) -> (f64, f64) {
+    use edxs_core::init::{physics_w, physics_w_scratch_len, random_start};
+    use edxs_core::physics::BremsstrahlungUpdate;
+    use edxs_core::EdxsModel;
+    let (l, m, k, p) = (
+        streaming::CHANNELS,
+        streaming::M,
+        streaming::K,
+        streaming::PIXELS,
+    );
+    let elements = pipeline::elements().unwrap();
+    let model = EdxsModel::new(streaming::model_params(&elements)).unwrap();
+    let mut g = vec![0.0f32; l * m];
+    let mut scratch = vec![0.0f32; model.scratch_len()];
+    let norm = model.build_g(&mut g, &mut scratch).unwrap();
+    let rows: Vec<usize> = model.simplex_rows().collect();
+    let mut prm = streaming::solver_params(&rows);
+    prm.max_iter = iterations;
+    prm.tol = 0.0;
+    let solver = Solver::new(prm, l, m, p).unwrap();
+    // The stream's start: the dose's mean count, the same seed.
+    let total: f64 = y.iter().map(|&v| v as f64).sum();
+    let (mut w, mut h) = (vec![0.0f32; m * k], vec![0.0f32; k * p]);
+    let mut d = vec![0.0f32; l * k];
+    let mut wscratch = vec![0.0f32; physics_w_scratch_len(l, m, k)];
+    random_start(
+        total / (l * p) as f64,
+        &mut Rng::new(pipeline::SEED),
+        &mut d,
+        &mut h,
+        k,
+    );
+    physics_w(&g, &d, l, m, k, &rows, prm.log_shift, &mut w, &mut wscratch).unwrap();
+    let mut ws = vec![0.0f32; solver.workspace_len()];
+    let counts = Counts::Dense {
+        channels: l,
+        pixels: p,
+        data: y,
+    };
+    let mut update = BremsstrahlungUpdate {
+        model: &model,
+        norm,
+        scratch: &mut scratch,
+    };
+    let run = solver
+        .run(
+            &counts,
+            &mut g,
+            &mut w,
+            &mut h,
+            &mut ws,
+            &mut update,
+            &mut |_| {},
+        )
+        .unwrap();
+    (run.initial_loss, run.final_loss)
+}
+
+#[test]
+fn firmware_event_stream_ends_near_the_batch_fit() {
+    // The bound of edxs_core::stream's module docs, on the firmware's event stream: T passes
+    // with R rounds per commit end no higher than a batch fit of the accumulated counts from
+    // the same start after T·R iterations; a full pass of n more, no higher than the batch
+    // fit after T·R + n; run on to 500 in all, within 1% of the batch fit's 500.
+    let tr = streaming::PASSES * streaming::ROUNDS;
+    let n = streaming::FINAL_ITERATIONS;
+    let (_, _, y, _) = replay(streaming::SPLIT_SEED);
+    // Every split of the dose accumulates the same counts, so one batch fit serves all.
+    let (start, batch_tr) = batch_fit(&y, tr);
+    let (_, batch_trn) = batch_fit(&y, tr + n);
+    let (_, batch_500) = batch_fit(&y, 500);
+    for seed in [streaming::SPLIT_SEED, 1, 2] {
+        let (w, h, mut state, sum, g) = replay_all(seed);
+        let y_seed = &state[..y.len()];
+        assert!(y_seed == &y[..], "seed {seed}: other accumulated counts");
+        let total: f64 = y.iter().map(|&v| v as f64).sum();
+        assert_eq!(total as u64, sum.counts, "every count arrived once");
+        assert_eq!(sum.counts, 16556, "the batch example's dose");
+        assert_eq!(sum.frames as usize, streaming::PASSES * streaming::ROWS);
+        assert!(w.iter().chain(&h).all(|v| v.is_finite() && *v >= 0.0));
+        eprintln!(
+            "seed {seed}: start {start:.6}; after the frames {:.6} (batch after {tr}: \
+             {batch_tr:.6}); after the full pass {:.6} (batch after {}: {batch_trn:.6})",
+            sum.loss_streamed,
+            sum.loss_final,
+            tr + n
+        );
+        assert!(
+            sum.loss_streamed <= batch_tr,
+            "seed {seed}: frames end above the batch"
+        );
+        assert!(
+            sum.loss_final <= batch_trn,
+            "seed {seed}: full pass ends above the batch"
+        );
+        assert!(
+            sum.loss_final <= sum.loss_streamed,
+            "the full pass raised the loss"
+        );
+        if seed != streaming::SPLIT_SEED {
+            continue;
+        }
+        let elements = pipeline::elements().unwrap();
+        let model = edxs_core::EdxsModel::new(streaming::model_params(&elements)).unwrap();
+        let rows: Vec<usize> = model.simplex_rows().collect();
+        let (l, m, p) = (streaming::CHANNELS, streaming::M, streaming::PIXELS);
+        let stream = Stream::new(streaming::solver_params(&rows), l, m, p, 1.0).unwrap();
+        let (mut w, mut h) = (w, h);
+        let mut touched = vec![0u32; stream.touched_len()];
+        let more = 500 - tr - n;
+        stream
+            .full_pass(more, &g, &mut w, &mut h, &mut state, &mut touched)
+            .unwrap();
+        let long = stream.loss(&g, &w, &h, &mut state).unwrap().total();
+        let rel = (long - batch_500) / batch_500;
+        eprintln!("  {more} more full-pass iterations: {long:.6} (batch after 500: {batch_500:.6}, {rel:+.2e})");
+        assert!(
+            rel.abs() <= 0.01,
+            "the long run ends {rel:e} from the batch fit"
+        );
+    }
+}
+
+#[test]
+fn firmware_reference_is_this_cores_result() {
+    // The firmware compares its W and H with these files bit for bit; a core change that
+    // moves any bit needs `cargo run --release -p edxs --example firmware_stream_data`.
+    let (w, h, _, sum) = replay(streaming::SPLIT_SEED);
+    let read = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("firmware/common/data")
+            .join(name);
+        std::fs::read(&path).unwrap()
+    };
+    let bits = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let regenerate = "regenerate with `cargo run --release -p edxs --example firmware_stream_data`";
+    assert!(
+        bits(&w) == read("stream_w_ref.bin"),
+        "W moved: {regenerate}"
+    );
+    assert!(
+        bits(&h) == read("stream_h_ref.bin"),
+        "H moved: {regenerate}"
+    );
+    let tail = read("stream_loss_ref.bin");
+    assert_eq!(
+        sum.loss_final.to_le_bytes()[..],
+        tail[8..16],
+        "loss moved: {regenerate}"
+    );
+}
+
+#[test]
+fn length_functions_match_the_solver() {
+    use edxs_core::stream::{state_len, touched_len, StreamLens};
+    let rows = [0usize, 1];
+    for (l, m, k, p) in [
+        (8, 4, 2, 1),
+        (128, 7, 3, 256),
+        (256, 7, 5, 1000),
+        (64, 9, 12, 3),
+    ] {
+        let prm = SolverParams::<f32>::new(k, &rows);
+        let stream = Stream::new(prm, l, m, p, 1.0).unwrap();
+        assert_eq!(state_len(l, m, k, p), stream.state_len());
+        assert_eq!(touched_len(p), stream.touched_len());
+        let lens = StreamLens::new(l, m, k, p, 16);
+        assert_eq!((lens.g, lens.w, lens.h), (l * m, m * k, k * p));
+        assert_eq!(lens.frame_indptr, 17);
+        assert_eq!(lens.frame_entries, 16 * l);
+        // A buffer one short is refused, the exact length accepted.
+        let mut state = vec![0.0f32; lens.state - 1];
+        let mut bits = vec![0u32; lens.touched];
+        assert!(stream.reset(&mut state, &mut bits).is_err());
+        state.push(0.0);
+        assert!(stream.reset(&mut state, &mut bits).is_ok());
+    }
+}

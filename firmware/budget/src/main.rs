@@ -11,6 +11,9 @@ use edxs_core::{EdxsModel, Element, Solver, SolverParams};
 #[path = "../../common/src/pipeline.rs"]
 #[allow(dead_code)]
 mod pipeline;
+#[path = "../../common/src/streaming.rs"]
+#[allow(dead_code)]
+mod streaming;
 
 /// Stack and runtime statics: the examples use about 3 KiB of stack and a few hundred bytes of
 /// other statics (see README.md); 8 KiB leaves room.
@@ -60,6 +63,67 @@ fn largest_p(l: usize, n_elements: usize, nnz: usize, budget: usize) -> usize {
     lo
 }
 
+/// Bytes of a streaming run on a `side`×`side` scan with one scan line per frame: every
+/// buffer from the core's `StreamLens` (G, W, H, the stream's state with the dense
+/// accumulated counts, the touched bitmap, the frame), the model's scratch and one pixel's
+/// dwell histogram (L floats each), the event ring, and the reserve.
+fn stream_bytes(l: usize, n_elements: usize, side: usize) -> usize {
+    let (_, scratch, m) = ram_bytes(l, n_elements, 1, 0);
+    let lens = edxs_core::stream::StreamLens::new(l, m, K, side * side, side);
+    lens.bytes(4, 4) + 4 * (scratch + l) + 4 * streaming::RING + RESERVE
+}
+
+fn largest_side(l: usize, n_elements: usize, budget: usize) -> usize {
+    let mut side = 0;
+    while stream_bytes(l, n_elements, side + 1) <= budget {
+        side += 1;
+    }
+    side
+}
+
+/// The streaming table: the largest square scan per RAM size.
+fn stream_budget() {
+    // The example's own figure, from the same formula the firmware sizes its statics with.
+    let example = stream_bytes(streaming::CHANNELS, 5, streaming::COLS) - RESERVE;
+    assert_eq!(
+        example,
+        streaming::buffer_bytes(),
+        "streaming formula drifted"
+    );
+    println!();
+    println!(
+        "streaming (Stream: dense accumulated counts P·L, K = {K}, one scan line per frame, ring of {} events, {RESERVE} B reserve):",
+        streaming::RING
+    );
+    println!(
+        "  the example: L = {}, M = {}, {}×{} pixels: {example} B of buffers",
+        streaming::CHANNELS,
+        streaming::M,
+        streaming::ROWS,
+        streaming::COLS
+    );
+    println!("| L | M | bytes/pixel (4L + 4(5K + 4)) | largest scan in 64 KiB | in 128 KiB | in 256 KiB |");
+    println!("|---|---|---|---|---|---|");
+    for l in [128, 256, 512] {
+        for n in [3, 6] {
+            let (_, _, m) = ram_bytes(l, n, 1, 0);
+            // Per pixel: its L accumulated counts, K values of H and 5K + 4 of workspace.
+            let per_pixel = 4 * l + 4 * K + 4 * (4 * K + 4);
+            let cells: Vec<String> = [64, 128, 256]
+                .iter()
+                .map(|&kib| {
+                    let side = largest_side(l, n, kib * 1024);
+                    format!("{side}×{side} = {}", side * side)
+                })
+                .collect();
+            println!(
+                "| {l} | {m} | {per_pixel} + 8L per frame pixel | {} | {} | {} |",
+                cells[0], cells[1], cells[2]
+            );
+        }
+    }
+}
+
 fn main() {
     let kib: usize = std::env::args()
         .nth(1)
@@ -103,4 +167,5 @@ fn main() {
             );
         }
     }
+    stream_budget();
 }

@@ -75,3 +75,55 @@ pub fn relative_max_diff(a: &[f32], b: impl Iterator<Item = f32> + Clone) -> f64
         diff
     }
 }
+
+/// The counts as stored (per non-zero: u16 channel, u16 count), for the streaming example's
+/// simulated detector, which reads them from flash as it scans.
+pub fn source() -> crate::streaming::Source<'static> {
+    crate::streaming::Source {
+        counts: COUNTS,
+        indptr: INDPTR,
+    }
+}
+
+const STREAM_W_REF: &[u8] = include_bytes!("../data/stream_w_ref.bin");
+const STREAM_H_REF: &[u8] = include_bytes!("../data/stream_h_ref.bin");
+const STREAM_LOSS_REF: &[u8] = include_bytes!("../data/stream_loss_ref.bin");
+const _: () = assert!(STREAM_W_REF.len() == 4 * crate::streaming::LENS.w);
+const _: () = assert!(STREAM_H_REF.len() == 4 * crate::streaming::LENS.h);
+const _: () = assert!(STREAM_LOSS_REF.len() == 32);
+
+/// The host's streaming W (M×K), entry by entry.
+pub fn stream_w_ref() -> impl Iterator<Item = f32> + Clone {
+    f32s(STREAM_W_REF)
+}
+
+/// The host's streaming H (K×P), entry by entry.
+pub fn stream_h_ref() -> impl Iterator<Item = f32> + Clone {
+    f32s(STREAM_H_REF)
+}
+
+/// The host's streaming run: loss after the last frame, final loss, counts, frames.
+pub fn stream_ref() -> (f64, f64, u64, u64) {
+    let b = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&STREAM_LOSS_REF[8 * i..8 * i + 8]);
+        a
+    };
+    (
+        f64::from_le_bytes(b(0)),
+        f64::from_le_bytes(b(1)),
+        u64::from_le_bytes(b(2)),
+        u64::from_le_bytes(b(3)),
+    )
+}
+
+/// Entries of `a` whose bits differ from `b`'s (or `usize::MAX` when the lengths differ).
+pub fn bit_differences(a: &[f32], b: impl Iterator<Item = f32> + Clone) -> usize {
+    if a.len() != b.clone().count() {
+        return usize::MAX;
+    }
+    a.iter()
+        .zip(b)
+        .filter(|(x, y)| x.to_bits() != y.to_bits())
+        .count()
+}

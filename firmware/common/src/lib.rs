@@ -8,6 +8,8 @@ pub mod data;
 pub mod logger;
 pub mod pipeline;
 pub mod stack;
+pub mod stream_check;
+pub mod streaming;
 
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, Ordering};
