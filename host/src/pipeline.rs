@@ -158,7 +158,7 @@ pub enum FixW {
     None,
     /// The entries ≥ 0 of this M×K matrix are imposed, the others free (espm's `fixed_W`).
     Given(Vec<f64>),
-    /// W[`row`] = 0 in the component whose start has the least of it for its sum over
+    /// W(`row`, c) = 0 in the component whose start has the least of it for its sum over
     /// `against` (Si in the ferropericlase-like phase needs no knowledge of the truth).
     ZeroWhereLeast {
         /// The row set to zero.

@@ -529,7 +529,7 @@ def emit_mac(pt, mac) -> str:
         HEADER,
         "\n",
         "//! Mass attenuation coefficients (cm²/g) from NIST FFAST (Chantler et al. 2005,\n",
-        "//! https://dx.doi.org/10.18434/T4HS32), as distributed by exspy and used by espm.\n",
+        "//! <https://dx.doi.org/10.18434/T4HS32>), as distributed by exspy and used by espm.\n",
         "//!\n",
         "//! Each element's knots are sorted by energy exactly as SciPy's `interp1d` sorts them;\n",
         "//! the spurious `(0.0, 0.0)` point at the end of every source array therefore becomes\n",

@@ -1,7 +1,7 @@
 //! Simulated spectrum images as espm builds them (spec §3): phase spectra, abundance maps,
 //! Poisson counts.
 //!
-//! Y[p, l] ~ Poisson(N · Σ_k H[k, p] · density_k · phase_k[l]), drawn pixel by pixel (row-major)
+//! Y[p, l] ~ Poisson(N · Σ_k H[k, p] · density_k · phase_k(l)), drawn pixel by pixel (row-major)
 //! and channel by channel, as espm's `generate_spim`.
 
 // `!(x > 0.0)` is deliberate throughout: unlike `x <= 0.0` it also rejects NaN.
