@@ -58,6 +58,9 @@ pub struct DecomposeCmd {
     /// Model options (the channel count defaults to the data's).
     #[command(flatten)]
     pub model: ModelArgs,
+    /// `--energy-range`.
+    #[command(flatten)]
+    pub range: crate::io::crop::EnergyRangeArgs,
     /// Number of phases K (espm's n_components).
     #[arg(short = 'k', long = "n-components", default_value_t = 3)]
     pub n_components: usize,
@@ -203,7 +206,9 @@ impl DecomposeCmd {
     /// Loads, decomposes, writes the outputs and prints the compositions.
     pub fn run(&self) -> Result<()> {
         let shape = self.shape.as_deref().map(parse_shape).transpose()?;
-        let loaded = crate::io::input::load(&self.input, shape)?;
+        let cropped = crate::io::crop::load(&self.input, shape, &self.model, &self.range)?;
+        cropped.note.iter().for_each(|n| eprintln!("edxs: note: {n}"));
+        let loaded = cropped.loaded;
         let meta = FileMeta {
             channels: Some(loaded.image.channels),
             offset: loaded.offset_kev,
@@ -216,7 +221,7 @@ impl DecomposeCmd {
             source: self.input.display().to_string(),
         };
         let data = loaded.image;
-        let spec = self.model.spec(&meta)?;
+        let spec = cropped.model.spec(&meta)?;
         for w in &spec.warnings {
             eprintln!("edxs: warning: {w}");
         }
@@ -497,6 +502,7 @@ impl DecomposeCmd {
                 "ignored": prm.ignored.iter().map(|e| e.symbol()).collect::<Vec<_>>(),
                 "split": prm.split.iter().map(|(e, c)| (e.symbol(), *c)).collect::<Vec<_>>(),
                 "e0_kev": prm.e0, "offset_kev": prm.axis.offset, "scale_kev": prm.axis.scale,
+                "energy_range_kev": [prm.axis.offset, prm.axis.offset + (l - 1) as f64 * prm.axis.scale],
                 "width_slope": prm.width_slope, "width_intercept": prm.width_intercept,
                 "absorption": prm.absorption.map(|a| serde_json::json!({"thickness_cm": a.thickness,
                     "density": a.density, "toa_deg": a.toa, "atomic_fraction": a.atomic_fraction})),

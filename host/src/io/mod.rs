@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod counts;
+pub mod crop;
 pub mod hspy;
 pub mod input;
 pub mod npy;
