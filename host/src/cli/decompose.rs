@@ -207,7 +207,10 @@ impl DecomposeCmd {
     pub fn run(&self) -> Result<()> {
         let shape = self.shape.as_deref().map(parse_shape).transpose()?;
         let cropped = crate::io::crop::load(&self.input, shape, &self.model, &self.range)?;
-        cropped.note.iter().for_each(|n| eprintln!("edxs: note: {n}"));
+        cropped
+            .note
+            .iter()
+            .for_each(|n| eprintln!("edxs: note: {n}"));
         let loaded = cropped.loaded;
         let meta = FileMeta {
             channels: Some(loaded.image.channels),

@@ -25,7 +25,11 @@ pub struct EnergyRangeArgs {
     /// Keep the channels from LO to HI keV, e.g. 0.1:20 (either side may be left empty).
     /// Without a LO, channels at or below 0 keV and a detector noise peak below the lowest
     /// modelled line are dropped automatically.
-    #[arg(long = "energy-range", value_name = "LO:HI", allow_hyphen_values = true)]
+    #[arg(
+        long = "energy-range",
+        value_name = "LO:HI",
+        allow_hyphen_values = true
+    )]
     pub energy_range: Option<String>,
 }
 
@@ -120,38 +124,42 @@ pub fn crop(loaded: Loaded, what: &str, model: &ModelArgs, range: EnergyRange) -
         return Ok(unchanged(loaded, model));
     }
     let energy = |i: usize| offset + i as f64 * scale;
-    // Channels inside the requested window and above 0 keV; a millionth of a channel of slack
-    // so that -0.47 + 47·0.01 counts as 0 keV and 0.1:20 keeps the channel printed as 0.100.
+    // A millionth of a channel of slack so that -0.47 + 47·0.01 counts as 0 keV and 0.1:20
+    // keeps the channel printed as 0.100.
     let tiny = 1e-6 * scale;
     let lo_e = range.lo.unwrap_or(f64::NEG_INFINITY) - tiny;
     let hi_e = range.hi.unwrap_or(f64::INFINITY) + tiny;
+    // espm's detector efficiency is tabulated on [dmin, dmax] only, and its G runs from the
+    // first channel to one channel width past the last (its linspace stop): channels outside
+    // cannot be modelled.
+    let (dmin, dmax) = edxs_core::model::detector_range();
     let positive = |i: usize| energy(i) > tiny;
-    let mut first = (0..l).find(|&i| energy(i) >= lo_e && positive(i));
-    let last = (0..l).rev().find(|&i| energy(i) <= hi_e);
-    let (mut first, last) = match (first.take(), last) {
-        (Some(f), Some(t)) if f <= t => (f, t),
-        _ => {
-            let asked = match (range.lo, range.hi) {
-                (None, None) => String::new(),
-                (a, b) => format!(
-                    "--energy-range {}:{} ",
-                    a.map_or(String::new(), |v| v.to_string()),
-                    b.map_or(String::new(), |v| v.to_string())
-                ),
-            };
-            bail!(
-                "{what}: {asked}keeps no channel of the axis {:.3}..{:.3} keV{}",
-                energy(0),
-                energy(l - 1),
-                if range.lo.is_none() {
-                    " above 0 keV"
-                } else {
-                    ""
-                }
-            );
-        }
+    let on_curve = |i: usize| energy(i) >= dmin && energy(i) + scale <= dmax;
+    let in_range = |i: usize| energy(i) >= lo_e && energy(i) <= hi_e;
+    let keep = |i: usize| positive(i) && on_curve(i) && in_range(i);
+    let first = (0..l).find(|&i| keep(i));
+    let last = (0..l).rev().find(|&i| keep(i));
+    let (Some(mut first), Some(last)) = (first, last) else {
+        let asked = match (range.lo, range.hi) {
+            (None, None) => String::new(),
+            (a, b) => format!(
+                "--energy-range {}:{} ",
+                a.map_or(String::new(), |v| v.to_string()),
+                b.map_or(String::new(), |v| v.to_string())
+            ),
+        };
+        bail!(
+            "{what}: {asked}keeps no channel of the axis {:.3}..{:.3} keV that the model can use \
+             (above 0 keV, on the detector curve {dmin:.3}..{dmax:.3} keV)",
+            energy(0),
+            energy(l - 1),
+        );
     };
-    let nonpositive = (0..first).filter(|&i| !positive(i)).count();
+    let dropped =
+        |f: &dyn Fn(usize) -> bool| (0..first).chain(last + 1..l).filter(|&i| f(i)).count();
+    let nonpositive = dropped(&|i| !positive(i));
+    let off_curve = dropped(&|i| positive(i) && !on_curve(i));
+    let by_range = dropped(&|i| positive(i) && on_curve(i));
     let mut noise = None;
     if range.lo.is_none() {
         if let Some((cut, line)) = noise_peak_end(&loaded, model, first, last, &energy) {
@@ -177,12 +185,16 @@ pub fn crop(loaded: Loaded, what: &str, model: &ModelArgs, range: EnergyRange) -
     if nonpositive > 0 {
         why.push(format!("{nonpositive} at or below 0 keV"));
     }
+    if off_curve > 0 {
+        why.push(format!(
+            "{off_curve} off the detector efficiency curve ({dmin:.3}..{dmax:.3} keV)"
+        ));
+    }
     if let Some((dropped, line)) = &noise {
         why.push(format!(
             "{dropped} of the detector noise peak below the lowest modelled line ({line})"
         ));
     }
-    let by_range = l - n - nonpositive - noise.as_ref().map_or(0, |n| n.0);
     if by_range > 0 {
         why.push(format!("{by_range} outside --energy-range"));
     }
@@ -249,7 +261,8 @@ pub fn crop_channels(img: &SpectrumImage, first: usize, n: usize) -> SpectrumIma
 }
 
 /// The first channel after a detector noise peak, if the summed spectrum between `first` and
-/// one FWHM below the lowest modelled line (and below [`NOISE_PEAK_MAX_KEV`]) falls from a
+/// one FWHM below the lowest modelled line (of at least 1 % of its element's strongest line;
+/// and below [`NOISE_PEAK_MAX_KEV`]) falls from a
 /// maximum to a minimum by more than Poisson noise can explain; with the line it was measured
 /// against ("O Ka at 0.525 keV").
 ///
@@ -281,9 +294,13 @@ fn noise_peak_end(
         .iter()
         .chain(&spec.ignored)
         .flat_map(|el| {
-            table
-                .lines_of(el.z())
+            let lines = table.lines_of(el.z());
+            let strongest = lines.iter().map(|ln| ln.cs).fold(0.0, f64::max);
+            // Lines below 1 % of the element's strongest (Si L1M3 at 0.146 keV is 0.2 % of
+            // Si Kα) would make any noise peak "a line".
+            lines
                 .iter()
+                .filter(move |ln| ln.cs >= 0.01 * strongest)
                 .map(move |ln| (ln.energy, el.symbol(), ln.iupac()))
         })
         .filter(|(e, _, _)| *e > 0.0 && *e >= energy(first) && *e <= energy(last))
@@ -308,10 +325,7 @@ fn noise_peak_end(
     if v == 0 || !significant {
         return None;
     }
-    Some((
-        first + v,
-        format!("{el} {line} at {line_e:.3} keV"),
-    ))
+    Some((first + v, format!("{el} {line} at {line_e:.3} keV")))
 }
 
 #[cfg(test)]
@@ -334,9 +348,12 @@ mod tests {
 
     /// `pixels` identical spectra with `f(E)` counts at channel energies `offset + i·scale`.
     fn image(offset: f64, scale: f64, l: usize, f: impl Fn(f64) -> f64) -> Loaded {
-        let row: Vec<f64> = (0..l).map(|i| f(offset + i as f64 * scale).round()).collect();
+        let row: Vec<f64> = (0..l)
+            .map(|i| f(offset + i as f64 * scale).round())
+            .collect();
         let data: Vec<f64> = (0..4).flat_map(|_| row.clone()).collect();
-        let mut ld = Loaded::bare(SpectrumImage::from_dense("t", &data, 4, l, Some((2, 2))).unwrap());
+        let mut ld =
+            Loaded::bare(SpectrumImage::from_dense("t", &data, 4, l, Some((2, 2))).unwrap());
         ld.offset_kev = Some(offset);
         ld.scale_kev = Some(scale);
         ld
@@ -346,15 +363,24 @@ mod tests {
     fn parses_ranges_and_names_bad_ones() {
         assert_eq!(
             EnergyRange::parse("0.1:20").unwrap(),
-            EnergyRange { lo: Some(0.1), hi: Some(20.0) }
+            EnergyRange {
+                lo: Some(0.1),
+                hi: Some(20.0)
+            }
         );
         assert_eq!(
             EnergyRange::parse(":5").unwrap(),
-            EnergyRange { lo: None, hi: Some(5.0) }
+            EnergyRange {
+                lo: None,
+                hi: Some(5.0)
+            }
         );
         assert_eq!(
             EnergyRange::parse("-0.2:").unwrap(),
-            EnergyRange { lo: Some(-0.2), hi: None }
+            EnergyRange {
+                lo: Some(-0.2),
+                hi: None
+            }
         );
         for (bad, want) in [
             ("abc", "expected LO:HI in keV (e.g. 0.1:20), got 'abc'"),
@@ -370,15 +396,21 @@ mod tests {
 
     #[test]
     fn drops_nonpositive_channels_and_the_noise_peak_but_not_a_rising_continuum() {
-        // A zero peak (FWHM 60 eV) on a continuum rising from 0 keV, O Ka at 0.525 keV.
-        let zero = |e: f64| 5000.0 * (-0.5 * (e / 0.0255f64).powi(2)).exp();
-        let cont = |e: f64| if e > 0.0 { 50.0 * (1.0 - (-e / 0.3).exp()) } else { 0.0 };
+        // A zero peak (FWHM 118 eV) on a continuum rising from 0 keV, O Ka at 0.525 keV.
+        let zero = |e: f64| 5000.0 * (-0.5 * (e / 0.05f64).powi(2)).exp();
+        let cont = |e: f64| {
+            if e > 0.0 {
+                50.0 * (1.0 - (-e / 0.3).exp())
+            } else {
+                0.0
+            }
+        };
         let ld = image(-0.47, 0.01, 4096, |e| zero(e) + cont(e));
         let c = crop(ld, "t", &model(&[]), EnergyRange::default()).unwrap();
         // Channel 47 is at 0 keV (offset -0.47 + 47·0.01), so 48 channels are at or below it.
         let first = c.first_channel;
         let e_first = -0.47 + first as f64 * 0.01;
-        assert!(first > 48, "kept from {first}");
+        assert!(first > 57, "kept from {first}");
         assert!(
             zero(e_first) < 0.1 * cont(e_first),
             "noise peak left at {e_first} keV: {} over {}",
@@ -390,8 +422,14 @@ mod tests {
         assert_eq!(c.model.offset, Some(e_first));
         assert_eq!(c.loaded.offset_kev, Some(e_first));
         let note = c.note.unwrap();
-        assert!(note.contains("48 at or below 0 keV"), "{note}");
-        assert!(note.contains("noise peak below the lowest modelled line (O"), "{note}");
+        assert!(
+            note.contains("48 at or below 0 keV, 9 off the detector efficiency curve"),
+            "{note}"
+        );
+        assert!(
+            note.contains("noise peak below the lowest modelled line (O"),
+            "{note}"
+        );
         assert_eq!(note.lines().count(), 1);
         // The counts moved with their channels.
         let orig: Vec<f64> = (0..4096)
@@ -402,10 +440,11 @@ mod tests {
             assert_eq!(*v, 4.0 * orig[first + i], "channel {i}");
         }
 
-        // Without the noise peak only the non-positive channels go.
+        // Without the noise peak only the channels the model cannot use go (0.1 keV is the
+        // first on the detector curve).
         let ld = image(-0.47, 0.01, 4096, cont);
         let c = crop(ld, "t", &model(&[]), EnergyRange::default()).unwrap();
-        assert_eq!(c.first_channel, 48);
+        assert_eq!(c.first_channel, 57);
         assert!(!c.note.unwrap().contains("noise"));
 
         // An explicit LO is taken as given (no noise-peak search), HI cuts the top.
@@ -414,7 +453,10 @@ mod tests {
         let c = crop(ld, "t", &model(&[]), r).unwrap();
         assert_eq!(c.first_channel, 57);
         let [lo, hi] = c.energy_range_kev.unwrap();
-        assert!((lo - 0.1).abs() < 1e-9 && (hi - 20.0).abs() < 1e-9, "{lo}..{hi}");
+        assert!(
+            (lo - 0.1).abs() < 1e-9 && (hi - 20.0).abs() < 1e-9,
+            "{lo}..{hi}"
+        );
         assert_eq!(c.loaded.image.channels, 1991);
     }
 
@@ -434,17 +476,25 @@ mod tests {
         ld.scale_kev = None;
         let m = model(&["--offset", "-0.5", "--scale", "0.02", "--channels", "100"]);
         let c = crop(ld.clone(), "t", &m, EnergyRange::default()).unwrap();
-        // -0.5 + 25·0.02 = 0: channels 0..=25 dropped.
-        assert_eq!(c.first_channel, 26);
+        // -0.5 + 25·0.02 = 0: channels 0..=25 dropped, and 26..=29 below the detector curve.
+        assert_eq!(c.first_channel, 30);
         assert_eq!(c.model.channels, None);
-        assert!((c.model.offset.unwrap() - 0.02).abs() < 1e-12);
+        assert!((c.model.offset.unwrap() - 0.1).abs() < 1e-12);
         let e = crop(ld.clone(), "t", &m, EnergyRange::parse("3:4").unwrap())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--energy-range 3:4 keeps no channel of the axis -0.500..1.480 keV"), "{e}");
-        let e = crop(ld.clone(), "t", &model(&[]), EnergyRange::parse("1:2").unwrap())
-            .unwrap_err()
-            .to_string();
+        assert!(
+            e.contains("--energy-range 3:4 keeps no channel of the axis -0.500..1.480 keV"),
+            "{e}"
+        );
+        let e = crop(
+            ld.clone(),
+            "t",
+            &model(&[]),
+            EnergyRange::parse("1:2").unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("needs the energy axis"), "{e}");
     }
 }
