@@ -9,6 +9,7 @@ pub mod model_args;
 pub mod parallel;
 pub mod pipeline;
 pub mod quant;
+pub mod rank;
 pub mod report;
 pub mod repro;
 pub mod sim;

@@ -85,3 +85,52 @@ fn summed_model_matches_the_summed_data_in_every_major_peak() {
     }
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// `edxs decompose FILE` with nothing else: the elements come from the file (O, below the
+/// first channel, dropped with a note), and `--energy-range` crops and is recorded.
+#[test]
+fn decomposes_with_defaults_and_with_an_energy_range() {
+    let Some(input) = map() else { return };
+    let out = std::env::temp_dir().join(format!("edxs-real-defaults-{}", std::process::id()));
+    let run = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_edxs"))
+            .arg("decompose")
+            .arg(&input)
+            .args(extra)
+            .args(["--max-iter", "300", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{extra:?}: {stderr}");
+        (stderr, read_json(&out.join("results.json")))
+    };
+    let (stderr, res) = run(&[]);
+    assert!(stderr.contains("dropped element(s) O"), "{stderr}");
+    assert!(!stderr.contains("note:"), "nothing to crop: {stderr}");
+    let range = &res["model"]["energy_range_kev"];
+    assert!(
+        (range[0].as_f64().unwrap() - 0.83152).abs() < 1e-4,
+        "{range}"
+    );
+    let w: Vec<f64> = res["W"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+        .collect();
+    assert!(w.iter().all(|v| v.is_finite() && *v >= 0.0), "{w:?}");
+
+    let (stderr, res) = run(&["--energy-range", "1:15"]);
+    assert!(
+        stderr.contains("kept channels 17..1416 (1.002..14.998 keV) of 1917; dropped 517 outside --energy-range"),
+        "{stderr}"
+    );
+    assert_eq!(res["data"]["channels"], 1400);
+    let range = &res["model"]["energy_range_kev"];
+    assert!(
+        (range[0].as_f64().unwrap() - 1.0016).abs() < 1e-3,
+        "{range}"
+    );
+    assert!((range[1].as_f64().unwrap() - 15.0).abs() < 0.01, "{range}");
+    std::fs::remove_dir_all(&out).ok();
+}

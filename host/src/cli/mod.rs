@@ -5,6 +5,7 @@ mod decompose;
 mod demo;
 pub(crate) mod evaluate;
 mod model;
+mod rank;
 mod repro;
 mod simulate;
 
@@ -40,6 +41,9 @@ pub enum Command {
     /// Reproduce the paper's Figure 1: eight simulated datasets, five methods, table and plot.
     #[command(name = "repro-fig1")]
     ReproFig1(repro::ReproCmd),
+    /// Choose the number of phases K by held-out Poisson likelihood (curve in rank.png/json).
+    #[command(allow_negative_numbers = true)]
+    Rank(rank::RankCmd),
 }
 
 /// Runs the program on the process arguments and returns the exit code.
@@ -70,5 +74,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(cmd) => cmd.run(),
         Command::Evaluate(cmd) => cmd.run(),
         Command::ReproFig1(cmd) => cmd.run(),
+        Command::Rank(cmd) => cmd.run(),
     }
 }

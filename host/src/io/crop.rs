@@ -223,6 +223,25 @@ pub fn crop(loaded: Loaded, what: &str, model: &ModelArgs, range: EnergyRange) -
     })
 }
 
+impl Cropped {
+    /// What the (cropped) file says about the acquisition, for [`ModelArgs::spec`] on
+    /// [`Cropped::model`]; `source` names the file in messages.
+    pub fn meta(&self, source: &str) -> FileMeta {
+        let ld = &self.loaded;
+        FileMeta {
+            channels: Some(ld.image.channels),
+            offset: ld.offset_kev,
+            scale: ld.scale_kev,
+            e0: ld.e0_kev,
+            elements: ld.elements.clone(),
+            toa: ld.toa_deg,
+            thickness: ld.thickness_cm,
+            density: ld.density,
+            source: source.to_string(),
+        }
+    }
+}
+
 fn unchanged(loaded: Loaded, model: &ModelArgs) -> Cropped {
     Cropped {
         loaded,

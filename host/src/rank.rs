@@ -1,0 +1,428 @@
+//! Choosing the number of phases K by held-out Poisson likelihood.
+//!
+//! The counts are split by binomial thinning: each count goes to the fit half with probability
+//! `fit_fraction`, else to the test half, so the two halves are independent Poisson images of
+//! the same sample (the means scaled by f and 1 − f). Each K from 1 to `k_max` is fitted on
+//! the fit half with the default method, and scored by the test half's Poisson
+//! log-likelihood under the fitted mean times (1 − f)/f. Too few phases leave structure the
+//! test half still shows; extra phases only fit the fit half's noise, which the test half does
+//! not share, so the curve rises to the true K and then flattens or falls.
+//!
+//! The rule (Breiman's one-standard-error rule, per pixel): the smallest K whose held-out
+//! log-likelihood is within one standard error of the best K's, the error being that of the
+//! summed per-pixel difference between the two (pixels of the test half are independent given
+//! the fits).
+
+use crate::io::counts::SpectrumImage;
+use crate::pipeline::{self, auto_bin, Prepared, Recipe, RunSettings, SpectraCache, Start};
+use anyhow::{bail, Result};
+use edxs_core::rng::Rng;
+use edxs_core::EdxsModel;
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// How [`choose_k`] runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RankOptions {
+    /// Largest K tried (from 1).
+    pub k_max: usize,
+    /// Share of the counts in the fit half (the rest is the test half).
+    pub fit_fraction: f64,
+    /// Seed of the thinning and of the fits.
+    pub seed: u64,
+    /// Iteration cap of each fit (of each stage of a two-stage fit).
+    pub max_iter: usize,
+    /// Stopping tolerance of each fit.
+    pub tol: f64,
+    /// Worker threads (0 = one per core); the curve is the same for every count.
+    pub threads: usize,
+    /// Block side over which test counts and model are summed before scoring (0: the
+    /// spectra stage's block side for the fit half; 1: single pixels).
+    pub eval_bin: usize,
+}
+
+impl Default for RankOptions {
+    fn default() -> Self {
+        RankOptions {
+            k_max: 6,
+            fit_fraction: 0.5,
+            seed: 0,
+            max_iter: 1000,
+            tol: 1e-6,
+            threads: 0,
+            eval_bin: 0,
+        }
+    }
+}
+
+/// One K of the curve.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankPoint {
+    /// Number of phases.
+    pub k: usize,
+    /// Test-half Poisson log-likelihood, without the K-independent Σ log y! term.
+    pub test_loglik: f64,
+    /// `test_loglik` minus the best K's.
+    pub delta_from_best: f64,
+    /// Standard error of `delta_from_best` from the per-pixel differences (0 for the best).
+    pub std_error: f64,
+    /// Seconds spent fitting this K.
+    pub seconds: f64,
+}
+
+/// The held-out likelihood curve and the K it picks.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankReport {
+    /// The chosen number of phases.
+    pub chosen: usize,
+    /// The K with the highest held-out log-likelihood.
+    pub best: usize,
+    /// The rule that chose.
+    pub rule: String,
+    /// How each K was fitted ("two-stage, blocks from B" or "joint").
+    pub method: String,
+    /// Block side over which the test half was scored.
+    pub eval_bin: usize,
+    /// Share of the counts in the fit half.
+    pub fit_fraction: f64,
+    /// Seed of the thinning.
+    pub seed: u64,
+    /// Counts in the fit and test halves.
+    pub fit_counts: f64,
+    /// Counts in the test half.
+    pub test_counts: f64,
+    /// The curve, K = 1 … k_max.
+    pub curve: Vec<RankPoint>,
+}
+
+/// Splits integer counts by binomial thinning: each count goes to the first image with
+/// probability `fraction`. Deterministic for a seed (one sequential stream over pixels and
+/// channels in storage order); non-integer counts are refused, since thinning needs counts.
+pub fn thin(
+    img: &SpectrumImage,
+    fraction: f64,
+    seed: u64,
+) -> Result<(SpectrumImage, SpectrumImage)> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        bail!("the fit fraction must lie strictly between 0 and 1, got {fraction}");
+    }
+    if let Some(v) = img.values.iter().find(|v| v.fract() != 0.0) {
+        bail!("held-out likelihood needs integer counts; the data hold {v}");
+    }
+    let mut rng = Rng::new(seed ^ 0x7417_c0de_5eed_0001);
+    let empty = || SpectrumImage {
+        channels: img.channels,
+        pixels: img.pixels,
+        shape: img.shape,
+        indptr: vec![0],
+        indices: Vec::new(),
+        values: Vec::new(),
+    };
+    let (mut a, mut b) = (empty(), empty());
+    for p in 0..img.pixels {
+        let r = img.indptr[p]..img.indptr[p + 1];
+        for (&c, &v) in img.indices[r.clone()].iter().zip(&img.values[r]) {
+            let n = v as u64;
+            let k = (0..n).filter(|_| rng.uniform() < fraction).count() as f64;
+            if k > 0.0 {
+                a.indices.push(c);
+                a.values.push(k);
+            }
+            if v - k > 0.0 {
+                b.indices.push(c);
+                b.values.push(v - k);
+            }
+        }
+        a.indptr.push(a.indices.len());
+        b.indptr.push(b.indices.len());
+    }
+    Ok((a, b))
+}
+
+/// Per-pixel Poisson log-likelihood of `test` under the mean `scale`·D·H (D: K×L spectra,
+/// component-major; H: K×P), without Σ log y!. A zero mean where a count was seen is clamped to
+/// 1e-300 so that the result stays finite (and very low).
+pub fn held_out_loglik(
+    d: &[f64],
+    h: &[f64],
+    k: usize,
+    test: &SpectrumImage,
+    scale: f64,
+) -> Vec<f64> {
+    let (l, p) = (test.channels, test.pixels);
+    let colsum: Vec<f64> = (0..k).map(|c| d[c * l..(c + 1) * l].iter().sum()).collect();
+    (0..p)
+        .map(|px| {
+            let total: f64 = (0..k).map(|c| colsum[c] * h[c * p + px]).sum::<f64>() * scale;
+            let r = test.indptr[px]..test.indptr[px + 1];
+            let hit: f64 = test.indices[r.clone()]
+                .iter()
+                .zip(&test.values[r])
+                .map(|(&ch, &y)| {
+                    let mu: f64 = (0..k)
+                        .map(|c| d[c * l + ch as usize] * h[c * p + px])
+                        .sum::<f64>()
+                        * scale;
+                    y * mu.max(1e-300).ln()
+                })
+                .sum();
+            hit - total
+        })
+        .collect()
+}
+
+/// The fit used for each K: the two-stage pipeline as `decompose --two-stage` builds it with
+/// its defaults (μ = λ = 0, ε_reg = 1 on raw counts, blocks from [`auto_bin`]) on a 2-D scan,
+/// else a joint fit from NNDSVDar.
+fn default_recipe(img: &SpectrumImage) -> (Recipe, String) {
+    if img.shape.is_some() {
+        let bin = auto_bin(img.mean() * img.channels as f64);
+        let mut r = Recipe::two_stage(0.0, 0.0, 1.0, bin);
+        r.normalized = false;
+        (r, format!("two-stage, blocks from {bin}"))
+    } else {
+        let mut r = Recipe::espm(0.0, 0.0, 1.0, Start::Nndsvdar, 0);
+        r.normalized = false;
+        (r, "joint from NNDSVDar".into())
+    }
+}
+
+/// The number of phases for `img` under `model` by held-out Poisson likelihood (see the module
+/// documentation), with the whole curve.
+///
+/// How to call it for `decompose -k auto`: load and crop the input as `decompose` does, build
+/// the model (`spec.model()?`), then
+/// `let report = edxs::rank::choose_k(&model, &data, &RankOptions { seed, threads, ..Default::default() })?;`
+/// and decompose the full data with `report.chosen` phases; put `serde_json::to_value(&report)?`
+/// in results.json under `"rank"` and draw the curve with
+/// [`crate::report::rank_plot::rank_png`]. It fits `k_max` models on half the counts, so it
+/// costs about `k_max` decompositions. Errors: non-integer counts, `k_max` of 0 or larger than
+/// the data allow, and any fit's error.
+pub fn choose_k(
+    model: &EdxsModel<'_>,
+    img: &SpectrumImage,
+    opts: &RankOptions,
+) -> Result<RankReport> {
+    let limit = img.channels.min(img.pixels);
+    if opts.k_max == 0 || opts.k_max > limit {
+        bail!(
+            "--k-max {} must be between 1 and {limit} ({} pixels x {} channels)",
+            opts.k_max,
+            img.pixels,
+            img.channels
+        );
+    }
+    let f = opts.fit_fraction;
+    let (fit, test) = thin(img, f, opts.seed)?;
+    let (recipe, method) = default_recipe(&fit);
+    let set = RunSettings {
+        max_iter: opts.max_iter,
+        tol: opts.tol,
+        threads: opts.threads,
+        seed: opts.seed,
+    };
+    let l = img.channels;
+    let b = match opts.eval_bin {
+        0 => recipe.two_stage_bin.max(1),
+        b => b,
+    };
+    // Scored over b×b blocks: each pixel's maps follow its own noise in the fit half, which
+    // costs every extra phase a little at every pixel, while a real phase gains coherently over
+    // a block; summing over blocks keeps the gain and divides that cost by b².
+    let blocks = block_map(img, b);
+    let (fit_b, test_b) = match (&blocks, pipeline::bin(&fit, b), pipeline::bin(&test, b)) {
+        (Some(_), Some((f, _, _)), Some((t, _, _))) => (f, t),
+        _ => (fit.clone(), test.clone()),
+    };
+    let mut lls = Vec::new();
+    let mut curve = Vec::new();
+    for k in 1..=opts.k_max {
+        let t0 = std::time::Instant::now();
+        let prep = Prepared::new(model, k)?;
+        let r = pipeline::fit(&prep, &fit, &recipe, &set, &mut SpectraCache::default())?;
+        let d = pipeline::spectra_of(&r.g, &r.w, l, k);
+        let mut h = match &blocks {
+            Some(map) => {
+                let (p, pb) = (img.pixels, fit_b.pixels);
+                let mut hb = vec![0.0; k * pb];
+                for c in 0..k {
+                    for (px, &q) in map.iter().enumerate() {
+                        hb[c * pb + q] += r.h[c * p + px];
+                    }
+                }
+                hb
+            }
+            None => r.h.clone(),
+        };
+        refit_maps(&d, &mut h, k, &fit_b, opts.max_iter.max(100));
+        let ll = held_out_loglik(&d, &h, k, &test_b, (1.0 - f) / f);
+        curve.push(RankPoint {
+            k,
+            test_loglik: ll.iter().sum(),
+            delta_from_best: 0.0,
+            std_error: 0.0,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+        lls.push(ll);
+    }
+    let best = (0..curve.len())
+        .max_by(|&a, &b| curve[a].test_loglik.total_cmp(&curve[b].test_loglik))
+        .unwrap_or(0);
+    for (i, pt) in curve.iter_mut().enumerate() {
+        pt.delta_from_best = pt.test_loglik - lls_total(&lls[best]);
+        pt.std_error = paired_std_error(&lls[i], &lls[best]);
+    }
+    let chosen = curve
+        .iter()
+        .find(|pt| pt.delta_from_best >= -pt.std_error)
+        .map_or(best + 1, |pt| pt.k);
+    Ok(RankReport {
+        chosen,
+        best: best + 1,
+        rule: "smallest K within one standard error (paired over pixels) of the best held-out log-likelihood".into(),
+        method,
+        eval_bin: if blocks.is_some() { b } else { 1 },
+        fit_fraction: f,
+        seed: opts.seed,
+        fit_counts: fit.values.iter().sum(),
+        test_counts: test.values.iter().sum(),
+        curve,
+    })
+}
+
+/// Block index of each pixel for b×b blocks, as [`pipeline::bin`] sums them (None where it
+/// does not bin).
+fn block_map(img: &SpectrumImage, b: usize) -> Option<Vec<usize>> {
+    let (rows, cols) = img.shape?;
+    let (br, bc) = (rows.div_ceil(b), cols.div_ceil(b));
+    if b < 2 || br < 4 || bc < 4 {
+        return None;
+    }
+    Some(
+        (0..img.pixels)
+            .map(|px| (px / cols / b) * bc + (px % cols) / b)
+            .collect(),
+    )
+}
+
+/// Fits the maps H (K×P) of `y` with the spectra D (K×L) held, by KL multiplicative updates
+/// from the given H (each pixel independently; at most `max_iter` sweeps, stopping when no
+/// entry moves by more than 1e-6 relative).
+pub fn refit_maps(d: &[f64], h: &mut [f64], k: usize, y: &SpectrumImage, max_iter: usize) {
+    let (l, p) = (y.channels, y.pixels);
+    let colsum: Vec<f64> = (0..k)
+        .map(|c| d[c * l..(c + 1) * l].iter().sum::<f64>().max(1e-300))
+        .collect();
+    let pixels: Vec<Vec<f64>> = (0..p)
+        .into_par_iter()
+        .map(|px| {
+            let r = y.indptr[px]..y.indptr[px + 1];
+            let (idx, val) = (&y.indices[r.clone()], &y.values[r]);
+            let mut hp: Vec<f64> = (0..k).map(|c| h[c * p + px].max(1e-12)).collect();
+            if idx.is_empty() {
+                return vec![0.0; k];
+            }
+            let mut num = vec![0.0; k];
+            for _ in 0..max_iter {
+                num.iter_mut().for_each(|v| *v = 0.0);
+                for (&ch, &v) in idx.iter().zip(val) {
+                    let ch = ch as usize;
+                    let mu: f64 = (0..k).map(|c| d[c * l + ch] * hp[c]).sum();
+                    let ratio = v / mu.max(1e-300);
+                    for c in 0..k {
+                        num[c] += d[c * l + ch] * ratio;
+                    }
+                }
+                let mut moved = 0.0f64;
+                for c in 0..k {
+                    let new = hp[c] * num[c] / colsum[c];
+                    moved = moved.max((new - hp[c]).abs() / hp[c].max(1e-12));
+                    hp[c] = new;
+                }
+                if moved < 1e-6 {
+                    break;
+                }
+            }
+            hp
+        })
+        .collect();
+    for (px, hp) in pixels.iter().enumerate() {
+        for c in 0..k {
+            h[c * p + px] = hp[c];
+        }
+    }
+}
+
+fn lls_total(ll: &[f64]) -> f64 {
+    ll.iter().sum()
+}
+
+/// Standard error of Σ_p (a_p − b_p) from the spread of the per-pixel differences.
+fn paired_std_error(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let diff: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let mean = diff.iter().sum::<f64>() / n;
+    let var = diff.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (n * var).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(values: &[f64], pixels: usize, channels: usize) -> SpectrumImage {
+        SpectrumImage::from_dense("t", values, pixels, channels, None).unwrap()
+    }
+
+    #[test]
+    fn thinning_splits_every_count_and_is_binomial() {
+        let data: Vec<f64> = (0..2000).map(|i| (i % 7) as f64 * 3.0).collect();
+        let img = image(&data, 100, 20);
+        let (a, b) = thin(&img, 0.3, 5).unwrap();
+        let (sa, sb) = (a.sum_spectrum(), b.sum_spectrum());
+        let total: f64 = data.iter().sum();
+        let st = img.sum_spectrum();
+        for c in 0..20 {
+            assert_eq!(sa[c] + sb[c], st[c], "channel {c}");
+        }
+        // Binomial(n, 0.3) of the total: within 5 standard deviations of 0.3 n.
+        let fa: f64 = sa.iter().sum();
+        let sd = (total * 0.3 * 0.7).sqrt();
+        assert!((fa - 0.3 * total).abs() < 5.0 * sd, "{fa} of {total}");
+        // Deterministic for a seed, different for another.
+        let (a2, _) = thin(&img, 0.3, 5).unwrap();
+        assert_eq!(a.values, a2.values);
+        let (a3, _) = thin(&img, 0.3, 6).unwrap();
+        assert_ne!(a.values, a3.values);
+        let e = thin(&image(&[1.5, 2.0], 1, 2), 0.5, 0).unwrap_err();
+        assert!(
+            e.to_string().contains("integer counts; the data hold 1.5"),
+            "{e}"
+        );
+        assert!(thin(&img, 1.0, 0).is_err());
+    }
+
+    #[test]
+    fn loglik_is_the_poisson_likelihood_and_peaks_at_the_true_mean() {
+        // One pixel, two channels, one component: mean (2, 3)·h·scale.
+        let test = image(&[4.0, 1.0], 1, 2);
+        let d = [2.0, 3.0];
+        let ll = held_out_loglik(&d, &[1.0], 1, &test, 0.5)[0];
+        let want = 4.0 * 1.0f64.ln() + 1.0 * 1.5f64.ln() - 2.5;
+        assert!((ll - want).abs() < 1e-12, "{ll} vs {want}");
+        // The likelihood in h peaks where the mean's total equals the counts' (h = 5/2.5 = 2).
+        let at = |h: f64| held_out_loglik(&d, &[h], 1, &test, 0.5)[0];
+        assert!(at(2.0) > at(1.9) && at(2.0) > at(2.1));
+    }
+
+    #[test]
+    fn paired_error_is_the_spread_of_the_sum() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [0.0; 4];
+        // var = 5/3, n·var = 20/3.
+        assert!((paired_std_error(&a, &b) - (20.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    }
+}
