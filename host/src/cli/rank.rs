@@ -30,12 +30,12 @@ pub struct RankCmd {
     /// Seed of the thinning and of the fits.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Iteration cap of each fit.
-    #[arg(long, default_value_t = 1000)]
-    pub max_iter: usize,
-    /// Stopping tolerance of each fit.
-    #[arg(long, default_value_t = 1e-6)]
-    pub tol: f64,
+    /// Iteration cap of each fit (default: `decompose`'s, 10000 per stage of the pipeline).
+    #[arg(long)]
+    pub max_iter: Option<usize>,
+    /// Stopping tolerance of each fit (default: `decompose`'s, 1e-8 for the pipeline).
+    #[arg(long)]
+    pub tol: Option<f64>,
     /// Block side over which the held-out counts are scored (0: the fit's first binning).
     #[arg(long, default_value_t = 0)]
     pub eval_bin: usize,
