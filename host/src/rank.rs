@@ -189,14 +189,18 @@ pub fn held_out_loglik(
 }
 
 /// The fit used for each K, as `decompose`'s default (`--method auto`) builds it: the
-/// two-stage pipeline (μ = λ = 0, NNDSVDar, blocks from [`auto_bin`], 10000 iterations per
-/// stage to 1e-8) where the scan bins into 4×4 blocks or more, else the joint fit from NNDSVDa
-/// (1000 iterations to 1e-6).
+/// two-stage pipeline (μ = λ = 0, NNDSVDar, blocks from [`auto_bin`]) where the scan bins into
+/// 4×4 blocks or more, else the joint fit from NNDSVDa (1000 iterations to 1e-6).
+///
+/// The pipeline runs 2000 iterations per stage to 1e-6 rather than `decompose`'s 10000 to
+/// 1e-8: its full-resolution maps are refitted per block here, and on the 64×64 paper scan at
+/// 293 counts/pixel the curve kept its shape (K = 2 and K = 4 at −926 and −427 from K = 3
+/// against −1010 and −483) in a quarter of the time (30 s against 117 s for K ≤ 4).
 fn default_recipe(img: &SpectrumImage) -> (Recipe, usize, f64, String) {
     let bin = auto_bin(img.mean() * img.channels as f64);
     if pipeline::bin(img, bin).is_some() {
         let r = Recipe::two_stage(0.0, 0.0, 1.0, bin);
-        (r, 10000, 1e-8, format!("two-stage, blocks from {bin}"))
+        (r, 2000, 1e-6, format!("two-stage, blocks from {bin}"))
     } else {
         let r = Recipe::espm(0.0, 0.0, 1.0, Start::Nndsvda, 0);
         (r, 1000, 1e-6, "joint from NNDSVDa".into())

@@ -30,10 +30,10 @@ pub struct RankCmd {
     /// Seed of the thinning and of the fits.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Iteration cap of each fit (default: `decompose`'s, 10000 per stage of the pipeline).
+    /// Iteration cap of each fit (default: 2000 per stage of the pipeline, 1000 for a joint fit).
     #[arg(long)]
     pub max_iter: Option<usize>,
-    /// Stopping tolerance of each fit (default: `decompose`'s, 1e-8 for the pipeline).
+    /// Stopping tolerance of each fit (default: 1e-6).
     #[arg(long)]
     pub tol: Option<f64>,
     /// Block side over which the held-out counts are scored (0: the fit's first binning).
