@@ -20,14 +20,14 @@
 //! The rule: the smallest K whose held-out log-likelihood is within [`MARGIN_SE`] standard
 //! errors of the best K's, the error being that of the summed per-block difference between the
 //! two (blocks of the test half are independent given the fits). Measured on the paper's
-//! phases at 64×64 (4 Poisson samplings × 2 thinning seeds, README "Choosing K"): one K too
-//! many always scored ≥ 2.3 standard errors below the truth, while at 18 counts/pixel the
-//! third phase gained only 1.0–2.5 over two phases; Breiman's one-standard-error margin lost it
-//! in 2 of those 8 runs, half an error in 1 (the run where K = 2 scored best, which no margin
-//! mends).
+//! phases (README "Choosing K"): one phase too many never came within 2.8 standard errors of
+//! the true K, while at 18 counts/pixel on 64×64 scans (74 000 counts) the third phase gained
+//! 0.3–2.6 errors over two where it won; of 8 such runs the best K was 3 in 7 and a margin of
+//! 0.5 or 1 error chose 3 in 6. Half an error is kept so that a flat tail (real data) resolves
+//! to the smaller K; at 128×128 and at 293 counts/pixel the gaps are many errors wide.
 
 use crate::io::counts::SpectrumImage;
-use crate::pipeline::{self, auto_bin, Prepared, Recipe, RunSettings, SpectraCache, Start};
+use crate::pipeline::{self, Method, Prepared, SpectraCache};
 use anyhow::{bail, Result};
 use edxs_core::rng::Rng;
 use edxs_core::EdxsModel;
@@ -47,9 +47,10 @@ pub struct RankOptions {
     pub fit_fraction: f64,
     /// Seed of the thinning and of the fits.
     pub seed: u64,
-    /// Iteration cap of each fit (of each stage of a two-stage fit; None: `decompose`'s).
+    /// Iteration cap of each fit (of each stage of a two-stage fit; None: [`PIPELINE_LIMITS`]
+    /// for the pipeline, `decompose`'s for a joint fit).
     pub max_iter: Option<usize>,
-    /// Stopping tolerance of each fit (None: `decompose`'s).
+    /// Stopping tolerance of each fit (None: as for `max_iter`).
     pub tol: Option<f64>,
     /// Worker threads (0 = one per core); the curve is the same for every count.
     pub threads: usize,
@@ -188,24 +189,11 @@ pub fn held_out_loglik(
         .collect()
 }
 
-/// The fit used for each K, as `decompose`'s default (`--method auto`) builds it: the
-/// two-stage pipeline (μ = λ = 0, NNDSVDar, blocks from [`auto_bin`]) where the scan bins into
-/// 4×4 blocks or more, else the joint fit from NNDSVDa (1000 iterations to 1e-6).
-///
-/// The pipeline runs 2000 iterations per stage to 1e-6 rather than `decompose`'s 10000 to
-/// 1e-8: its full-resolution maps are refitted per block here, and on the 64×64 paper scan at
+/// Iteration cap and tolerance of the pipeline's fits here, rather than `decompose`'s 10000
+/// to 1e-8: the full-resolution maps are refitted per block, and on the 64×64 paper scan at
 /// 293 counts/pixel the curve kept its shape (K = 2 and K = 4 at −926 and −427 from K = 3
 /// against −1010 and −483) in a quarter of the time (30 s against 117 s for K ≤ 4).
-fn default_recipe(img: &SpectrumImage) -> (Recipe, usize, f64, String) {
-    let bin = auto_bin(img.mean() * img.channels as f64);
-    if pipeline::bin(img, bin).is_some() {
-        let r = Recipe::two_stage(0.0, 0.0, 1.0, bin);
-        (r, 2000, 1e-6, format!("two-stage, blocks from {bin}"))
-    } else {
-        let r = Recipe::espm(0.0, 0.0, 1.0, Start::Nndsvda, 0);
-        (r, 1000, 1e-6, "joint from NNDSVDa".into())
-    }
-}
+pub const PIPELINE_LIMITS: (usize, f64) = (2000, 1e-6);
 
 /// The number of phases for `img` under `model` by held-out Poisson likelihood (see the module
 /// documentation), with the whole curve.
@@ -234,12 +222,17 @@ pub fn choose_k(
     }
     let f = opts.fit_fraction;
     let (fit, test) = thin(img, f, opts.seed)?;
-    let (recipe, max_iter, tol, method) = default_recipe(&fit);
-    let set = RunSettings {
-        max_iter: opts.max_iter.unwrap_or(max_iter),
-        tol: opts.tol.unwrap_or(tol),
-        threads: opts.threads,
-        seed: opts.seed,
+    // The fit `decompose` runs by default: the two-stage pipeline where the fit half can be
+    // binned, else the joint fit.
+    let (kind, recipe, mut set, _) = pipeline::default_recipe(&fit, opts.seed, opts.threads);
+    if kind == Method::TwoStage {
+        (set.max_iter, set.tol) = PIPELINE_LIMITS;
+    }
+    set.max_iter = opts.max_iter.unwrap_or(set.max_iter);
+    set.tol = opts.tol.unwrap_or(set.tol);
+    let method = match kind {
+        Method::TwoStage => format!("two-stage, blocks from {}", recipe.two_stage_bin),
+        Method::Joint => "joint".to_string(),
     };
     let l = img.channels;
     let b = match opts.eval_bin {
