@@ -103,6 +103,7 @@ fn decomposes_with_defaults(input: &Path, extra: &[&str], truth: &[f64], out: &P
     // One note: the 50 channels at or below 0 keV, then the noise peak's tail up to its valley.
     let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("note:")).collect();
     assert_eq!(notes.len(), 1, "{stderr}");
+    eprintln!("{}", notes[0]);
     assert!(notes[0].contains("of 4096; dropped 51 at or below 0 keV, 9 off the detector efficiency curve (0.098..40.664 keV), "), "{stderr}");
     assert!(
         notes[0].contains("detector noise peak below the lowest modelled line (O"),
