@@ -34,8 +34,6 @@ fn summed_model_matches_the_summed_data_in_every_major_peak() {
             "3",
             "--ignored",
             "Cu",
-            "--max-iter",
-            "400",
         ])
         .args(["--out", out.to_str().unwrap()])
         .output()

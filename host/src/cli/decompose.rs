@@ -49,8 +49,28 @@ pub enum UnitsArg {
     Raw,
 }
 
+/// `-k`: a number of phases or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KArg {
+    /// Chosen from the data (`rank::choose_k`).
+    Auto,
+    /// Given.
+    Fixed(usize),
+}
+
+/// Parses `-k`: a whole number or `auto`.
+fn parse_k(s: &str) -> std::result::Result<KArg, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(KArg::Auto);
+    }
+    s.trim()
+        .parse::<usize>()
+        .map(KArg::Fixed)
+        .map_err(|_| format!("expected a number of phases or 'auto', got '{s}'"))
+}
+
 /// Options of `edxs decompose`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DecomposeCmd {
     /// Counts: .npy (Y×X×L, or P×L with `--shape ROWSxCOLS`; any integer or float dtype),
     /// Ripple .rpl (+ .raw) or HyperSpy .hspy (build with `--features hdf5`).
@@ -61,9 +81,13 @@ pub struct DecomposeCmd {
     /// `--energy-range`.
     #[command(flatten)]
     pub range: crate::io::crop::EnergyRangeArgs,
-    /// Number of phases K (espm's n_components).
-    #[arg(short = 'k', long = "n-components", default_value_t = 3)]
-    pub n_components: usize,
+    /// Number of phases K (espm's n_components), or `auto`: chosen by held-out Poisson
+    /// likelihood (`edxs rank`), the curve written to rank.png and results.json.
+    #[arg(short = 'k', long = "n-components", default_value = "3", value_parser = parse_k)]
+    pub n_components: KArg,
+    /// The rank report of `-k auto`, once chosen.
+    #[arg(skip)]
+    pub rank: Option<crate::rank::RankReport>,
     /// Weight μ of the log sparsity term (one value, or one per phase, comma separated;
     /// default: the paper's 0.004 on the two-stage pipeline's maps, espm's 0 for a joint fit).
     #[arg(long, value_delimiter = ',')]
@@ -203,6 +227,14 @@ fn parse_fixes(specs: &[String], model: &EdxsModel<'_>, k: usize) -> Result<Opti
 }
 
 impl DecomposeCmd {
+    /// K of this run (`-k auto` is resolved by [`DecomposeCmd::run`] before anything uses it).
+    pub fn k(&self) -> Result<usize> {
+        match self.n_components {
+            KArg::Fixed(k) => Ok(k),
+            KArg::Auto => bail!("-k auto is resolved by `edxs decompose` itself; give a number"),
+        }
+    }
+
     /// Loads, decomposes, writes the outputs and prints the compositions.
     pub fn run(&self) -> Result<()> {
         let shape = self.shape.as_deref().map(parse_shape).transpose()?;
@@ -237,10 +269,31 @@ impl DecomposeCmd {
             );
         }
         let model = spec.model()?;
-        let (method, why) = self.method(&data);
-        let (recipe, set) = self.recipe(&model, &data, method)?;
-        let prep = Prepared::new(&model, self.n_components)?;
-        let result = pipeline::fit(&prep, &data, &recipe, &set, &mut SpectraCache::default())?;
+        if self.n_components == KArg::Auto {
+            let opts = crate::rank::RankOptions {
+                seed: self.seed,
+                threads: self.threads,
+                ..Default::default()
+            };
+            let report = crate::rank::choose_k(&model, &data, &opts)?;
+            eprintln!(
+                "edxs: -k auto: {} phases (held-out likelihood, {}; `edxs rank` shows the curve)",
+                report.chosen, report.rule
+            );
+            let mut cmd = self.clone();
+            cmd.n_components = KArg::Fixed(report.chosen);
+            cmd.rank = Some(report);
+            return cmd.fit_and_write(&model, &data);
+        }
+        self.fit_and_write(&model, &data)
+    }
+
+    fn fit_and_write(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<()> {
+        let (model, data) = (model, data);
+        let (method, why) = self.method(data);
+        let (recipe, set) = self.recipe(model, data, method)?;
+        let prep = Prepared::new(model, self.k()?)?;
+        let result = pipeline::fit(&prep, data, &recipe, &set, &mut SpectraCache::default())?;
         // After the fit, so that a refusal from the solver stays one line.
         match (&why, self.method == MethodArg::Auto && !self.two_stage) {
             (Some(w), _) => eprintln!("edxs: method: joint fit ({w})"),
@@ -254,8 +307,8 @@ impl DecomposeCmd {
             ),
             (None, false) => {}
         }
-        self.write(&model, &data, &result, method)?;
-        print!("{}", self.report(&model, &result));
+        self.write(model, data, &result, method)?;
+        print!("{}", self.report(model, &result));
         Ok(())
     }
 
@@ -336,7 +389,7 @@ impl DecomposeCmd {
         let (l, m, k, p) = (
             data.channels,
             model.n_columns(),
-            self.n_components,
+            self.k()?,
             data.pixels,
         );
         if k == 0 {
@@ -431,7 +484,7 @@ impl DecomposeCmd {
         method: Method,
     ) -> Result<Fit> {
         let (recipe, set) = self.recipe(model, data, method)?;
-        let prep = Prepared::new(model, self.n_components)?;
+        let prep = Prepared::new(model, self.k()?)?;
         pipeline::fit(&prep, data, &recipe, &set, &mut SpectraCache::default())
     }
 
@@ -445,7 +498,7 @@ impl DecomposeCmd {
         let (l, m, k, p) = (
             data.channels,
             model.n_columns(),
-            self.n_components,
+            self.k()?,
             data.pixels,
         );
         // Everything goes to a sibling folder that replaces the output at the end, so a failed
@@ -495,7 +548,7 @@ impl DecomposeCmd {
         }
         atomic::write_bytes(&path("quant.csv"), q.as_bytes())?;
         let prm = model.params();
-        let results = serde_json::json!({
+        let mut results = serde_json::json!({
             "edxs_version": env!("CARGO_PKG_VERSION"),
             "input": self.input.display().to_string(),
             "data": {"channels": l, "pixels": p, "shape": data.shape, "nnz": data.values.len(),
@@ -538,6 +591,10 @@ impl DecomposeCmd {
             "W": r.w.chunks(k).map(|row| row.to_vec()).collect::<Vec<_>>(),
             "phases": shares,
         });
+        if let Some(report) = &self.rank {
+            results["rank"] = serde_json::to_value(report).context("serialising the rank curve")?;
+            crate::report::rank_plot::rank_png(&path("rank.png"), report)?;
+        }
         let text = serde_json::to_string_pretty(&results).context("serialising results.json")?;
         atomic::write_bytes(&path("results.json"), text.as_bytes())?;
         // Figures.
@@ -573,7 +630,7 @@ impl DecomposeCmd {
     }
 
     fn report(&self, model: &EdxsModel<'_>, r: &Fit) -> String {
-        let k = self.n_components;
+        let k = self.k().unwrap_or(0);
         let shares = quant::quantify(model, &r.g, &r.w, &r.h, k);
         let mut s = String::new();
         let _ = writeln!(
