@@ -820,3 +820,31 @@ fn scans_the_pipeline_cannot_bin_fall_back_to_the_joint_fit_and_say_so() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("larger than the data allows"));
 }
+
+#[test]
+fn k_auto_decomposes_with_the_rank_it_chose_and_records_the_curve() {
+    let dir = tempdir("kauto");
+    let (_, yxl) = write_inputs(&dir);
+    let out = dir.join("out");
+    let mut args = vec!["decompose", yxl.to_str().unwrap()];
+    args.extend_from_slice(MODEL);
+    args.extend(["-k", "auto", "--out", out.to_str().unwrap()]);
+    let o = edxs(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("-k auto:"), "{stderr}");
+    let res = read_json(&out.join("results.json"));
+    let chosen = res["rank"]["chosen"].as_u64().unwrap();
+    assert_eq!(res["parameters"]["n_components"].as_u64(), Some(chosen));
+    let (shape, _) = read_npy_f64(&out.join("W.npy"));
+    assert_eq!(shape[1], chosen);
+    assert!(res["rank"]["curve"].as_array().unwrap().len() >= 2);
+    assert!(out.join("rank.png").exists());
+    // A K that is neither a number nor auto is a command-line error naming it.
+    let mut args = vec!["decompose", yxl.to_str().unwrap()];
+    args.extend_from_slice(MODEL);
+    args.extend(["-k", "three", "--out", out.to_str().unwrap()]);
+    let o = edxs(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'three'"));
+}

@@ -386,12 +386,7 @@ impl DecomposeCmd {
         data: &SpectrumImage,
         method: Method,
     ) -> Result<(Recipe, RunSettings)> {
-        let (l, m, k, p) = (
-            data.channels,
-            model.n_columns(),
-            self.k()?,
-            data.pixels,
-        );
+        let (l, m, k, p) = (data.channels, model.n_columns(), self.k()?, data.pixels);
         if k == 0 {
             bail!("-k/--n-components must be at least 1");
         }
@@ -495,12 +490,7 @@ impl DecomposeCmd {
         r: &Fit,
         method: Method,
     ) -> Result<()> {
-        let (l, m, k, p) = (
-            data.channels,
-            model.n_columns(),
-            self.k()?,
-            data.pixels,
-        );
+        let (l, m, k, p) = (data.channels, model.n_columns(), self.k()?, data.pixels);
         // Everything goes to a sibling folder that replaces the output at the end, so a failed
         // run never leaves half a result.
         let tmp = crate::io::atomic::temp_sibling(&self.out);
