@@ -1,0 +1,324 @@
+//! The one place where the binding meets the host's fit driver, so that moving to another
+//! driver (the one-driver `pipeline`) changes this file only. Everything here is plain Rust on
+//! owned buffers: no Python object crosses this boundary, which lets the caller run it with the
+//! GIL released.
+
+use anyhow::{anyhow, bail, Result};
+use edxs::init::{nndsvd, physics_w_whole_columns, NndsvdVariant};
+use edxs::io::counts::SpectrumImage;
+use edxs::model_args::ModelSpec;
+use edxs::parallel::ParallelExec;
+use edxs::pipeline::history_row;
+use edxs_core::physics::BremsstrahlungUpdate;
+use edxs_core::solver::{Exec, GUpdate, Laplacian, NoGUpdate, SerialExec, SimplexSolver, Stopping};
+use edxs_core::{Solver, SolverParams};
+
+/// espm's `log_shift`: the floor of W and H.
+const EPS: f64 = 1e-14;
+
+/// What G is (espm's `G` argument).
+pub enum GSpec {
+    /// `G=None`: the identity, so W holds the spectra (plain KL-NMF).
+    Identity,
+    /// A fixed L×M array: every W row on the simplex, never updated.
+    Array {
+        /// L×M row-major.
+        g: Vec<f64>,
+        /// Columns M.
+        m: usize,
+    },
+    /// A physics model: element rows on the simplex, bremsstrahlung updated from W.
+    Model(ModelSpec),
+}
+
+/// How W and H start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Init {
+    /// sklearn's random start.
+    Random,
+    /// NNDSVD, zeros kept.
+    Nndsvd,
+    /// NNDSVD, zeros filled with the mean count.
+    Nndsvda,
+    /// NNDSVD, zeros filled with small random values.
+    Nndsvdar,
+    /// W (M×K) and H (K×P) given.
+    Custom {
+        /// M×K row-major.
+        w: Vec<f64>,
+        /// K×P row-major.
+        h: Vec<f64>,
+    },
+}
+
+/// A fit's parameters, in espm's `SmoothNMF` terms.
+pub struct Request {
+    /// K.
+    pub k: usize,
+    /// μ: one value or one per component.
+    pub mu: Vec<f64>,
+    /// λ of the Laplacian term.
+    pub lambda_l: f64,
+    /// ε_reg of the log term.
+    pub epsilon_reg: f64,
+    /// Simplex on W's rows.
+    pub simplex_w: bool,
+    /// Simplex on H's columns (only when `simplex_w` is false).
+    pub simplex_h: bool,
+    /// Imposed W entries (M×K, negative = free).
+    pub fixed_w: Option<Vec<f64>>,
+    /// Imposed H entries (K×P, negative = free).
+    pub fixed_h: Option<Vec<f64>>,
+    /// The start.
+    pub init: Init,
+    /// Seed of the random starts.
+    pub seed: u64,
+    /// Iteration cap.
+    pub max_iter: usize,
+    /// Stopping tolerance.
+    pub tol: f64,
+    /// espm 1.1.3's solver (bisection simplex, its stopping rules, its start of W).
+    pub espm: bool,
+    /// espm's `normalize`: regularisation read in units where the mean pixel total is K.
+    pub normalize: bool,
+    /// Update the bremsstrahlung columns every 3 iterations (physics models only).
+    pub g_update: bool,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+/// A fit's result, in espm's conventions (with `normalize`, W divided and H multiplied by the
+/// normalisation factor, as espm returns them).
+pub struct Output {
+    /// Final G (L×M; empty for the identity).
+    pub g: Vec<f64>,
+    /// W (M×K).
+    pub w: Vec<f64>,
+    /// H (K×P).
+    pub h: Vec<f64>,
+    /// Columns M of W's rows.
+    pub m: usize,
+    /// Per iteration: (total, kl, log_reg, laplacian, rel_w, rel_h), unaveraged.
+    pub history: Vec<[f64; 6]>,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Why the fit stopped.
+    pub reason: String,
+    /// espm's normalisation factor (1 without `normalize`).
+    pub norm_factor: f64,
+}
+
+/// Fits `data` (P pixels × L channels, per-pixel sparse) with `g` and `req`.
+pub fn fit(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
+    let (l, p, k) = (data.channels, data.pixels, req.k);
+    if k == 0 {
+        bail!("n_components must be at least 1");
+    }
+    if k > l.min(p) {
+        bail!("n_components={k} is larger than the data allow ({p} pixels x {l} channels)");
+    }
+    if req.max_iter == 0 {
+        bail!("max_iter must be at least 1");
+    }
+    let model = match g {
+        GSpec::Model(spec) => Some(spec.model()?),
+        _ => None,
+    };
+    if let Some(m) = &model {
+        if m.n_channels() != l {
+            bail!(
+                "G has {} channels but X has {l}: the model's energy axis must match the data's",
+                m.n_channels()
+            );
+        }
+    }
+    let (mut gm, m, norm) = match (g, &model) {
+        (GSpec::Identity, _) => (Vec::new(), l, None),
+        (GSpec::Array { g, m }, _) => {
+            if g.len() != l * m {
+                bail!(
+                    "G has {} rows but X has {l} channels",
+                    g.len() / (*m).max(1)
+                );
+            }
+            (g.clone(), *m, None)
+        }
+        (GSpec::Model(_), Some(model)) => {
+            let m = model.n_columns();
+            let mut gm = vec![0.0; l * m];
+            let mut scratch = vec![0.0; model.scratch_len()];
+            let norm = model
+                .build_g(&mut gm, &mut scratch)
+                .map_err(|e| anyhow!("model: {e}"))?;
+            (gm, m, Some(norm))
+        }
+        (GSpec::Model(_), None) => unreachable!("the model was built above"),
+    };
+    let simplex_h = req.simplex_h && !req.simplex_w;
+    let rows: Vec<usize> = match &model {
+        Some(model) => model.simplex_rows().collect(),
+        None => (0..m).collect(),
+    };
+    // espm's `normalize` multiplies X by f; μ/f, λ·f and ε_reg/f on the raw counts give the same
+    // W with H/f, and keep the counts integers for the kernels.
+    let f = if req.normalize && data.mean() > 0.0 {
+        k as f64 / (data.mean() * l as f64)
+    } else {
+        1.0
+    };
+    let mu: Vec<f64> = req.mu.iter().map(|v| v / f).collect();
+    let fixed_h: Option<Vec<f64>> = req
+        .fixed_h
+        .as_ref()
+        .map(|fh| fh.iter().map(|&v| if v >= 0.0 { v / f } else { v }).collect());
+    let mut params = SolverParams::new(k, &rows);
+    params.mu = &mu;
+    params.epsilon_reg = req.epsilon_reg / f;
+    params.lambda_l = req.lambda_l * f;
+    params.laplacian = match data.shape {
+        Some((rows, cols)) => Laplacian::Grid { rows, cols },
+        None => Laplacian::Identity,
+    };
+    params.simplex_w = req.simplex_w;
+    params.simplex_h = simplex_h;
+    params.fixed_w = req.fixed_w.as_deref();
+    params.fixed_h = fixed_h.as_deref();
+    params.tol = req.tol;
+    params.max_iter = req.max_iter;
+    params.g_identity = matches!(g, GSpec::Identity);
+    params.simplex_solver = if req.espm {
+        SimplexSolver::EspmBisection
+    } else {
+        SimplexSolver::Newton
+    };
+    params.stopping = if req.espm {
+        Stopping::Espm
+    } else {
+        Stopping::Relative
+    };
+    let brems = model.as_ref().is_some_and(|m| m.params().bremsstrahlung);
+    params.g_update_every = if req.g_update && brems { 3 } else { 0 };
+    let solver = Solver::new(params, l, m, p).map_err(|e| anyhow!("{e}"))?;
+
+    let (mut w, mut h) = start(req, g, &gm, data, &rows, m, simplex_h, f)?;
+    let mut model_scratch = vec![0.0; model.as_ref().map_or(0, |m| m.scratch_len())];
+    let mut update: Box<dyn GUpdate<f64>> = match (&model, norm) {
+        (Some(model), Some(norm)) if brems => Box::new(BremsstrahlungUpdate {
+            model,
+            norm,
+            scratch: &mut model_scratch,
+        }),
+        _ => Box::new(NoGUpdate),
+    };
+    let counts = data.counts();
+    let mut drv = vec![0.0; solver.driver_len()];
+    let mut serial_ws = Vec::new();
+    // espm's joint bisection over all pixels only exists in the serial solver.
+    let mut exec: Box<dyn Exec<f64>> = if req.espm && simplex_h {
+        serial_ws.resize(solver.exec_len(), 0.0);
+        Box::new(SerialExec::new(&solver, counts, &mut serial_ws).map_err(|e| anyhow!("{e}"))?)
+    } else {
+        Box::new(ParallelExec::new(&solver, counts, req.threads)?)
+    };
+    let mut history = Vec::new();
+    let summary = solver
+        .drive(
+            exec.as_mut(),
+            &mut gm,
+            &mut w,
+            &mut h,
+            &mut drv,
+            update.as_mut(),
+            &mut |r| history.push(history_row(r)),
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+    if f != 1.0 {
+        w.iter_mut().for_each(|v| *v /= f);
+        h.iter_mut().for_each(|v| *v *= f);
+    }
+    Ok(Output {
+        g: gm,
+        w,
+        h,
+        m,
+        history,
+        iterations: summary.iterations,
+        reason: format!("{:?}", summary.reason),
+        norm_factor: f,
+    })
+}
+
+/// W and H at the start (espm §4.4), in raw-count units.
+#[allow(clippy::too_many_arguments)]
+fn start(
+    req: &Request,
+    g: &GSpec,
+    gm: &[f64],
+    data: &SpectrumImage,
+    rows: &[usize],
+    m: usize,
+    simplex_h: bool,
+    f: f64,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (l, p, k) = (data.channels, data.pixels, req.k);
+    if let Init::Custom { w, h } = &req.init {
+        if w.len() != m * k {
+            bail!("W has {} entries, expected {m} x {k}", w.len());
+        }
+        if h.len() != k * p {
+            bail!("H has {} entries, expected {k} x {p}", h.len());
+        }
+        return Ok((
+            w.iter().map(|v| v.max(EPS)).collect(),
+            h.iter().map(|v| (v / f).max(EPS)).collect(),
+        ));
+    }
+    let (mut d, mut h) = match &req.init {
+        Init::Random => {
+            let mut d = vec![0.0; l * k];
+            let mut h = vec![0.0; k * p];
+            let mut rng = edxs_core::rng::Rng::new(req.seed);
+            edxs_core::init::random_start(data.mean(), &mut rng, &mut d, &mut h, k);
+            (d, h)
+        }
+        variant => {
+            let v = match variant {
+                Init::Nndsvd => NndsvdVariant::Nndsvd,
+                Init::Nndsvdar => NndsvdVariant::Nndsvdar,
+                _ => NndsvdVariant::Nndsvda,
+            };
+            nndsvd(&data.as_ref(), k, v, req.seed)?
+        }
+    };
+    if simplex_h {
+        // espm: every pixel's abundances divided by their sum, the spectra by the mean sum.
+        let mut total = 0.0;
+        for px in 0..p {
+            let s: f64 = (0..k).map(|c| h[c * p + px]).sum();
+            total += s;
+            for c in 0..k {
+                h[c * p + px] = if s > 0.0 { h[c * p + px] / s } else { 1.0 / k as f64 };
+            }
+        }
+        let mean = total / p as f64;
+        d.iter_mut().for_each(|v| *v *= mean);
+    }
+    let w = match g {
+        GSpec::Identity => d,
+        GSpec::Model(_) if !req.espm && req.simplex_w => {
+            physics_w_whole_columns(gm, &d, l, m, k, rows)?
+        }
+        _ => {
+            let simplex_rows: &[usize] = if req.simplex_w { rows } else { &[] };
+            let mut w = vec![0.0; m * k];
+            let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
+            edxs_core::init::physics_w(gm, &d, l, m, k, simplex_rows, EPS, &mut w, &mut scratch)
+                .map_err(|e| anyhow!("initialisation: {e}"))?;
+            w
+        }
+    };
+    Ok((
+        w.into_iter().map(|v| v.max(EPS)).collect(),
+        h.into_iter().map(|v| v.max(EPS)).collect(),
+    ))
+}
