@@ -331,9 +331,9 @@ class SmoothNMF:
         else:
             self.G_ = np.frombuffer(res["G"], dtype=np.float64).reshape(L, M)
         hist = np.array(res["history"], dtype=np.float64).reshape(-1, 6)
-        # espm's losses are averaged over the n·p entries of X (and computed on f·X when
-        # normalize is set, which scales every term by f).
-        scale = res["norm_factor"] / (L * P)
+        # The solver's losses are espm's (averaged over the n·p entries of X); espm computes
+        # them on f·X when normalize is set, which scales the data term by f.
+        scale = res["norm_factor"]
         self.losses_ = hist[:, 0] * scale
         self.detailed_losses_ = hist[:, 1:4] * scale
         self.rel_ = hist[:, 4:6]
