@@ -5,6 +5,7 @@ when a function needs them.
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -162,7 +163,10 @@ def decompose(signal, n_components=3, *, elements=None, ignored_elements=(), **o
     model_kw = {k: meta[k] for k in ("E0", "e_offset", "e_scale", "e_size", "toa", "thickness",
                                      "density", "width_slope", "width_intercept") if k in meta}
     # The model's axis is espm's (as `edxs decompose` builds it from a file's offset and scale).
-    model = build_G(meta["elements"], ignored_elements=list(ignored_elements), **model_kw)
+    model = build_G(meta["elements"], ignored_elements=list(ignored_elements),
+                    drop_missing=elements is None, **model_kw)
+    for w in model.warnings:
+        warnings.warn(w, stacklevel=2)
     nav = s.axes_manager.navigation_shape[::-1]
     shape_2d = tuple(nav) if len(nav) == 2 else None
     options.setdefault("verbose", 0)

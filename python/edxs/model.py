@@ -125,6 +125,7 @@ def build_G(
     density=None,
     atomic_fraction=False,
     db_name=None,
+    drop_missing=False,
 ):
     """espm's `build_G`: the EDXS model for `elements` (symbols or atomic numbers).
 
@@ -137,7 +138,9 @@ def build_G(
     modelled line by line outside the simplex; elements_dict ({"Pt": 5.0}) splits an element's
     lines at an energy (keV). thickness in cm (0: no absorption), toa in degrees, density in
     g/cm^3 (None: estimated). db_name ("200keV_xrays.json") must agree with E0 if given: the line
-    table is always chosen from E0.
+    table is always chosen from E0. drop_missing: leave out (with a warning in the model's
+    `warnings`) elements without an X-ray line on the axis, as `edxs decompose` does with a
+    file's element list, instead of raising.
     """
     if elements is not None and not isinstance(elements, (str, int, list, tuple, np.ndarray)):
         from .hyperspy import model_params_from_signal
@@ -157,6 +160,7 @@ def build_G(
             elements_dict=elements_dict,
             atomic_fraction=atomic_fraction,
             db_name=db_name,
+            drop_missing=drop_missing,
             **merged,
         )
     if problem_type not in ("bremsstrahlung", "no_brstlg", "identity"):
@@ -200,6 +204,7 @@ def build_G(
         rust = _edxs.Model(
             els, E0_v, e_offset_v, e_scale_v, int(e_size), ws, wi, thickness_v, density_v,
             toa_v, bool(atomic_fraction), ignored, split, problem_type == "bremsstrahlung",
+            bool(drop_missing),
         )
     except ValueError as e:
         raise ValueError(f"build_G: {e}") from None

@@ -61,10 +61,12 @@ struct Model {
 
 #[pymethods]
 impl Model {
-    /// Checks every parameter and builds the model (G is built by `g()`).
+    /// Checks every parameter and builds the model (G is built by `g()`); with `drop_missing`,
+    /// elements without a line on the axis are dropped (listed in `warnings()`).
     #[new]
     #[pyo3(signature = (elements, e0, offset, scale, channels, width_slope, width_intercept,
-        thickness, density, toa, atomic_fraction, ignored, split, bremsstrahlung))]
+        thickness, density, toa, atomic_fraction, ignored, split, bremsstrahlung,
+        drop_missing))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         elements: Vec<String>,
@@ -81,14 +83,22 @@ impl Model {
         ignored: Vec<String>,
         split: Vec<(String, f64)>,
         bremsstrahlung: bool,
+        drop_missing: bool,
     ) -> PyResult<Self> {
         if elements.is_empty() {
             return Err(PyValueError::new_err(
                 "elements: at least one element is needed",
             ));
         }
+        // A file's element list goes through the CLI's path: elements without a line on the
+        // axis are dropped with a warning instead of failing.
+        let meta = FileMeta {
+            elements: if drop_missing { elements.clone() } else { Vec::new() },
+            source: "signal metadata".into(),
+            ..FileMeta::default()
+        };
         let args = ModelArgs {
-            elements,
+            elements: if drop_missing { Vec::new() } else { elements },
             e0: Some(e0),
             offset: Some(offset),
             scale: Some(scale),
@@ -105,7 +115,7 @@ impl Model {
             no_bremsstrahlung: !bremsstrahlung,
             compat: None,
         };
-        let spec = args.spec(&FileMeta::default()).map_err(value_error)?;
+        let spec = args.spec(&meta).map_err(value_error)?;
         spec.model().map_err(value_error)?;
         Ok(Model { spec })
     }
