@@ -60,17 +60,22 @@ class SmoothNMF:
     `components_`, ...), usable as `s.decomposition(algorithm=edxs.SmoothNMF(...))` in HyperSpy.
 
     `compat="espm"` reproduces espm 1.1.3's iterates (its simplex bisection, stopping rules and
-    start of W); the default (`compat=None`) is edxs's solver as `edxs decompose` runs it: an
-    exact simplex projection, a relative-change stop that keeps the best iterate, and W started
-    with each phase's continuum in proportion to its lines.
+    start of W), and parameters left at None take espm's defaults (mu=0, lambda_L=0.0,
+    epsilon_reg=1, max_iter=200, tol=1e-4, normalize=False). The default (`compat=None`) is
+    edxs's best method, exactly what `edxs decompose` runs: with a physics model G and a 2-D
+    `shape_2d`, the two-stage pipeline (spectra from the binned scan, then the maps), otherwise
+    the joint fit; parameters left at None take `edxs decompose`'s defaults for that method
+    (mu, lambda_L, epsilon_reg in espm's normalised units). Given explicitly, every parameter
+    has espm's meaning.
 
     Differences from espm: only `algo="log_surrogate"` (espm's default) is implemented;
     `random_state=None` means seed 0 (results are reproducible); data are always fitted in
     float64; bad parameters raise ValueError/TypeError instead of being silently repaired.
     `G` may be None (identity), an array (L x M), an :class:`edxs.EDXSModel` (from
     :func:`edxs.build_G`) or an espm `EDXS` model (`s.model`), translated to an edxs model.
-    Extra: `n_jobs` (solver threads, 0 = one per core; results do not depend on it) and
-    `g_update` (False keeps G fixed).
+    Extra: `n_jobs` (solver threads, 0 = one per core; results do not depend on it),
+    `g_update` (False keeps G fixed) and `method` ("auto", "joint", "two-stage": as
+    `edxs decompose --method`; physics models only).
     """
 
     def __init__(
@@ -78,19 +83,19 @@ class SmoothNMF:
         n_components=2,
         G=None,
         shape_2d=None,
-        lambda_L=0.0,
-        mu=0,
-        epsilon_reg=1,
+        lambda_L=None,
+        mu=None,
+        epsilon_reg=None,
         algo="log_surrogate",
         init=None,
         random_state=None,
-        max_iter=200,
-        tol=1e-4,
+        max_iter=None,
+        tol=None,
         fixed_W=None,
         fixed_H=None,
         simplex_W=True,
         simplex_H=False,
-        normalize=False,
+        normalize=None,
         hspy_comp=False,
         verbose=1,
         log_shift=1e-14,
@@ -106,6 +111,7 @@ class SmoothNMF:
         compat=None,
         g_update=True,
         n_jobs=0,
+        method="auto",
     ):
         self.n_components = n_components
         self.G = G
@@ -138,6 +144,7 @@ class SmoothNMF:
         self.compat = compat
         self.g_update = g_update
         self.n_jobs = n_jobs
+        self.method = method
         self._chunks = []
         self._pending = False
         self._check_params()
@@ -168,9 +175,11 @@ class SmoothNMF:
         """Every parameter checked; returns the normalised values the solver needs."""
         p = {}
         p["k"] = _int("n_components", self.n_components, 1)
-        p["lambda_L"] = _real("lambda_L", self.lambda_L, 0.0)
+        p["lambda_L"] = None if self.lambda_L is None else _real("lambda_L", self.lambda_L, 0.0)
         mu = self.mu
-        if np.ndim(mu) == 0:
+        if mu is None:
+            p["mu"] = None
+        elif np.ndim(mu) == 0:
             p["mu"] = [_real("mu", mu, 0.0)]
         else:
             arr = np.asarray(mu)
@@ -181,7 +190,8 @@ class SmoothNMF:
                     f"mu: {len(arr)} values for n_components={p['k']} (give one per component)"
                 )
             p["mu"] = [_real(f"mu[{i}]", float(v), 0.0) for i, v in enumerate(arr)]
-        p["epsilon_reg"] = _real("epsilon_reg", self.epsilon_reg, 0.0, strict=True)
+        p["epsilon_reg"] = (None if self.epsilon_reg is None
+                            else _real("epsilon_reg", self.epsilon_reg, 0.0, strict=True))
         if self.algo != "log_surrogate":
             raise ValueError(
                 f"algo={self.algo!r}: edxs implements espm's default 'log_surrogate' only"
@@ -200,9 +210,15 @@ class SmoothNMF:
             p["seed"] = int(rs.integers(0, 2**63 - 1))
         else:
             p["seed"] = _int("random_state", rs, 0)
-        p["max_iter"] = _int("max_iter", self.max_iter, 1)
-        p["tol"] = _real("tol", self.tol, 0.0)
-        for name in ("simplex_W", "simplex_H", "normalize", "hspy_comp", "no_stop_criterion",
+        p["max_iter"] = None if self.max_iter is None else _int("max_iter", self.max_iter, 1)
+        p["tol"] = None if self.tol is None else _real("tol", self.tol, 0.0)
+        if self.normalize is not None and not isinstance(self.normalize, (bool, np.bool_)):
+            raise TypeError(f"normalize: expected None, True or False, got {self.normalize!r}")
+        if self.method not in ("auto", "joint", "two-stage"):
+            raise ValueError(
+                f"method={self.method!r}: expected 'auto', 'joint' or 'two-stage'"
+            )
+        for name in ("simplex_W", "simplex_H", "hspy_comp", "no_stop_criterion",
                      "debug", "g_update", "linesearch", "l2"):
             v = getattr(self, name)
             if not isinstance(v, (bool, np.bool_)):
@@ -240,6 +256,12 @@ class SmoothNMF:
             p["shape"] = (_int("shape_2d[0]", s[0], 1), _int("shape_2d[1]", s[1], 1))
         else:
             p["shape"] = None
+        if self.compat == "espm":
+            # espm's own defaults for what was left unset.
+            for key, v in (("mu", [0.0]), ("lambda_L", 0.0), ("epsilon_reg", 1.0),
+                           ("max_iter", 200), ("tol", 1e-4)):
+                if p[key] is None:
+                    p[key] = v
         G = self.G
         if G is None or isinstance(G, EDXSModel):
             p["G"] = G
@@ -294,7 +316,7 @@ class SmoothNMF:
             if p["fixed_H"].shape != (k, P):
                 raise ValueError(f"fixed_H: expected shape {(k, P)}, got {p['fixed_H'].shape}")
             fixed_h = p["fixed_H"].tobytes()
-        init = p_init = self.init or "nndsvda"
+        init = p_init = self.init
         w0 = h0 = None
         if W is not None or H is not None:
             if W is None or H is None:
@@ -315,14 +337,17 @@ class SmoothNMF:
                           "(as espm does)", stacklevel=3)
             simplex_h = False
         tol = 0.0 if self.no_stop_criterion else p["tol"]
+        normalize = None if self.normalize is None else bool(self.normalize)
+        if normalize is None and self.compat == "espm":
+            normalize = False
         ip, ix, vals = counts.buffers()
         res = _edxs.fit(
             ip, ix, vals, L, P, p["shape"], kind,
             None if model is None else model._rust,
             None if g_arr is None else g_arr.tobytes(), M, k, p["mu"], p["lambda_L"],
             p["epsilon_reg"], bool(self.simplex_W), simplex_h, fixed_w, fixed_h, init, w0,
-            h0, p["seed"], p["max_iter"], tol, self.compat == "espm", bool(self.normalize),
-            bool(self.g_update), p["threads"],
+            h0, p["seed"], p["max_iter"], tol, self.compat == "espm", normalize,
+            bool(self.g_update), p["threads"], self.method,
         )
         self.W_ = np.frombuffer(res["W"], dtype=np.float64).reshape(M, k)
         self.H_ = np.frombuffer(res["H"], dtype=np.float64).reshape(k, P)
@@ -339,6 +364,8 @@ class SmoothNMF:
         self.rel_ = hist[:, 4:6]
         self.n_iter_ = int(res["n_iter"])
         self.stop_reason_ = res["stop_reason"]
+        #: "two-stage", "joint" (edxs decompose's driver) or "direct" (plain or identity G).
+        self.method_ = res["method"]
         self.n_components_ = k
         self.GWH_numel_ = L * P
         self.reconstruction_err_ = float(self.losses_[-1]) if len(self.losses_) else np.nan
@@ -348,7 +375,8 @@ class SmoothNMF:
         self.model_ = model
         if self.verbose:
             print(
-                f"edxs SmoothNMF: {self.n_iter_} iterations ({self.stop_reason_}), "
+                f"edxs SmoothNMF ({self.method_}): {self.n_iter_} iterations "
+                f"({self.stop_reason_}), "
                 f"loss {self.reconstruction_err_:.6g}"
             )
         D = self.G_ @ self.W_
@@ -434,8 +462,9 @@ class SmoothNMF:
             ip, ix, vals, counts.channels, P, shape, "array", None,
             np.ascontiguousarray(D).tobytes(), k, k, p["mu"], p["lambda_L"],
             p["epsilon_reg"], False, False, eye.tobytes(), None, "custom", eye.tobytes(),
-            np.ascontiguousarray(h0).tobytes(), p["seed"], p["max_iter"], p["tol"],
-            self.compat == "espm", False, False, p["threads"],
+            np.ascontiguousarray(h0).tobytes(), p["seed"], p["max_iter"] or 1000,
+            1e-6 if p["tol"] is None else p["tol"], self.compat == "espm", self.normalize,
+            False, p["threads"], "joint",
         )
         return np.frombuffer(res["H"], dtype=np.float64).reshape(k, P).copy()
 

@@ -8,7 +8,7 @@ use edxs::init::{nndsvd, physics_w_whole_columns, NndsvdVariant};
 use edxs::io::counts::SpectrumImage;
 use edxs::model_args::ModelSpec;
 use edxs::parallel::ParallelExec;
-use edxs::pipeline::history_row;
+use edxs::pipeline::{self, history_row, FixW, Prepared, SpectraCache, Start};
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::solver::{Exec, GUpdate, Laplacian, NoGUpdate, SerialExec, SimplexSolver, Stopping};
 use edxs_core::{Solver, SolverParams};
@@ -51,16 +51,17 @@ pub enum Init {
     },
 }
 
-/// A fit's parameters, in espm's `SmoothNMF` terms.
+/// A fit's parameters, in espm's `SmoothNMF` terms. `None` means "the default": espm's with
+/// `espm`, else `edxs decompose`'s for the method it picks.
 pub struct Request {
     /// K.
     pub k: usize,
     /// μ: one value or one per component.
-    pub mu: Vec<f64>,
+    pub mu: Option<Vec<f64>>,
     /// λ of the Laplacian term.
-    pub lambda_l: f64,
+    pub lambda_l: Option<f64>,
     /// ε_reg of the log term.
-    pub epsilon_reg: f64,
+    pub epsilon_reg: Option<f64>,
     /// Simplex on W's rows.
     pub simplex_w: bool,
     /// Simplex on H's columns (only when `simplex_w` is false).
@@ -70,21 +71,24 @@ pub struct Request {
     /// Imposed H entries (K×P, negative = free).
     pub fixed_h: Option<Vec<f64>>,
     /// The start.
-    pub init: Init,
+    pub init: Option<Init>,
     /// Seed of the random starts.
     pub seed: u64,
     /// Iteration cap.
-    pub max_iter: usize,
+    pub max_iter: Option<usize>,
     /// Stopping tolerance.
-    pub tol: f64,
+    pub tol: Option<f64>,
     /// espm 1.1.3's solver (bisection simplex, its stopping rules, its start of W).
     pub espm: bool,
-    /// espm's `normalize`: regularisation read in units where the mean pixel total is K.
-    pub normalize: bool,
+    /// espm's `normalize`: regularisation read in units where the mean pixel total is K, and W
+    /// and H returned as espm returns them. None: `edxs decompose`'s units, raw-count H.
+    pub normalize: Option<bool>,
     /// Update the bremsstrahlung columns every 3 iterations (physics models only).
     pub g_update: bool,
     /// Worker threads (0 = one per core).
     pub threads: usize,
+    /// `edxs decompose --method`: "auto", "joint" or "two-stage" (physics models only).
+    pub method: String,
 }
 
 /// A fit's result, in espm's conventions (with `normalize`, W divided and H multiplied by the
@@ -106,18 +110,173 @@ pub struct Output {
     pub reason: String,
     /// espm's normalisation factor (1 without `normalize`).
     pub norm_factor: f64,
+    /// "joint", "two-stage" or "direct" (a G the pipeline does not take).
+    pub method: String,
 }
 
-/// Fits `data` (P pixels × L channels, per-pixel sparse) with `g` and `req`.
+/// Fits `data` (P pixels × L channels, per-pixel sparse) with `g` and `req`: a physics model
+/// goes through `edxs decompose`'s own driver and defaults (`pipeline::fit` with the recipe
+/// `DecomposeCmd::recipe` makes); a plain or identity G, fixed H entries or no simplex at all
+/// (which the pipeline does not take) run the core solver directly.
 pub fn fit(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
+    match g {
+        GSpec::Model(spec)
+            if req.fixed_h.is_none() && (req.simplex_w || req.simplex_h) =>
+        {
+            fit_pipeline(spec, data, req)
+        }
+        _ => fit_direct(g, data, req),
+    }
+}
+
+/// The options of `edxs decompose` that `req` sets, as its command line.
+fn decompose_argv(req: &Request, custom: bool) -> Vec<String> {
+    let mut a: Vec<String> = ["edxs", "decompose", "<python>", "-k"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.push(req.k.to_string());
+    let mut opt = |name: &str, v: String| {
+        a.push(name.to_string());
+        a.push(v);
+    };
+    if let Some(mu) = &req.mu {
+        let list: Vec<String> = mu.iter().map(|v| format!("{v:e}")).collect();
+        opt("--mu", list.join(","));
+    }
+    if let Some(v) = req.lambda_l {
+        opt("--lambda-l", format!("{v:e}"));
+    }
+    if let Some(v) = req.epsilon_reg {
+        opt("--epsilon-reg", format!("{v:e}"));
+    }
+    if let Some(v) = req.max_iter {
+        opt("--max-iter", v.to_string());
+    }
+    if let Some(v) = req.tol {
+        opt("--tol", format!("{v:e}"));
+    }
+    match (&req.init, custom) {
+        // A custom start replaces the recipe's start below; the joint fit is what takes one.
+        (_, true) => {
+            opt("--init", "nndsvda".into());
+            opt("--method", "joint".into());
+        }
+        (Some(i), false) => {
+            let name = match i {
+                Init::Random => "random",
+                Init::Nndsvd => "nndsvd",
+                Init::Nndsvdar => "nndsvdar",
+                _ => "nndsvda",
+            };
+            opt("--init", name.into());
+            opt("--method", req.method.clone());
+        }
+        (None, false) => opt("--method", req.method.clone()),
+    }
+    opt("--seed", req.seed.to_string());
+    opt("--threads", req.threads.to_string());
+    if let Some(n) = req.normalize {
+        opt("--units", if n { "normalized" } else { "raw" }.into());
+    }
+    if req.espm {
+        opt("--compat", "espm".into());
+    }
+    if req.simplex_h && !req.simplex_w {
+        a.push("--simplex-h".into());
+    }
+    if !req.g_update {
+        a.push("--no-g-update".into());
+    }
+    a
+}
+
+/// A physics-model fit through `edxs decompose`'s driver and defaults.
+fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
+    use clap::Parser;
+    let custom = matches!(req.init, Some(Init::Custom { .. }));
+    let cli = edxs::cli::Cli::try_parse_from(decompose_argv(req, custom))
+        .map_err(|e| anyhow!("{e}"))?;
+    let edxs::cli::Command::Decompose(cmd) = cli.command else {
+        bail!("internal: not a decompose command line");
+    };
+    let model = spec.model()?;
+    if model.n_channels() != data.channels {
+        bail!(
+            "G has {} channels but X has {}: the model's energy axis must match the data's",
+            model.n_channels(),
+            data.channels
+        );
+    }
+    let (method, _why) = cmd.method(data);
+    let (mut recipe, set) = cmd.recipe(&model, data, method)?;
+    let (m, k, p) = (model.n_columns(), req.k, data.pixels);
+    let f = if req.normalize == Some(true) && data.mean() > 0.0 {
+        k as f64 / (data.mean() * data.channels as f64)
+    } else {
+        1.0
+    };
+    if let Some(Init::Custom { w, h }) = &req.init {
+        if w.len() != m * k {
+            bail!("W has {} entries, expected {m} x {k}", w.len());
+        }
+        if h.len() != k * p {
+            bail!("H has {} entries, expected {k} x {p}", h.len());
+        }
+        // espm fits f·X from this H: the same iterates on X start from H/f.
+        recipe.start = Start::Custom {
+            w: w.clone(),
+            h: h.iter().map(|v| v / f).collect(),
+        };
+    }
+    if let Some(fw) = &req.fixed_w {
+        if fw.len() != m * k {
+            bail!("fixed_W has {} entries, expected {m} x {k}", fw.len());
+        }
+        recipe.fix = FixW::Given(fw.clone());
+    }
+    let prep = Prepared::new(&model, k)?;
+    let fit = pipeline::fit(&prep, data, &recipe, &set, &mut SpectraCache::default())?;
+    let (mut w, mut h) = (fit.w, fit.h);
+    if f != 1.0 {
+        w.iter_mut().for_each(|v| *v /= f);
+        h.iter_mut().for_each(|v| *v *= f);
+    }
+    Ok(Output {
+        g: fit.g,
+        w,
+        h,
+        m,
+        history: fit.history,
+        iterations: fit.iterations,
+        reason: format!("{:?}", fit.summary.reason),
+        norm_factor: f,
+        method: if recipe.two_stage_bin > 0 {
+            "two-stage"
+        } else {
+            "joint"
+        }
+        .into(),
+    })
+}
+
+/// The core solver on any G (identity, plain array or model), espm's estimator loop.
+fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
     let (l, p, k) = (data.channels, data.pixels, req.k);
+    // espm's defaults for what was left unset.
+    let mu_v = req.mu.clone().unwrap_or_else(|| vec![0.0]);
+    let lambda_l = req.lambda_l.unwrap_or(0.0);
+    let epsilon_reg = req.epsilon_reg.unwrap_or(1.0);
+    let max_iter = req.max_iter.unwrap_or(200);
+    let tol = req.tol.unwrap_or(1e-4);
+    let normalize = req.normalize.unwrap_or(false);
     if k == 0 {
         bail!("n_components must be at least 1");
     }
     if k > l.min(p) {
         bail!("n_components={k} is larger than the data allow ({p} pixels x {l} channels)");
     }
-    if req.max_iter == 0 {
+    if max_iter == 0 {
         bail!("max_iter must be at least 1");
     }
     let model = match g {
@@ -161,20 +320,20 @@ pub fn fit(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
     };
     // espm's `normalize` multiplies X by f; μ/f, λ·f and ε_reg/f on the raw counts give the same
     // W with H/f, and keep the counts integers for the kernels.
-    let f = if req.normalize && data.mean() > 0.0 {
+    let f = if normalize && data.mean() > 0.0 {
         k as f64 / (data.mean() * l as f64)
     } else {
         1.0
     };
-    let mu: Vec<f64> = req.mu.iter().map(|v| v / f).collect();
+    let mu: Vec<f64> = mu_v.iter().map(|v| v / f).collect();
     let fixed_h: Option<Vec<f64>> = req
         .fixed_h
         .as_ref()
         .map(|fh| fh.iter().map(|&v| if v >= 0.0 { v / f } else { v }).collect());
     let mut params = SolverParams::new(k, &rows);
     params.mu = &mu;
-    params.epsilon_reg = req.epsilon_reg / f;
-    params.lambda_l = req.lambda_l * f;
+    params.epsilon_reg = epsilon_reg / f;
+    params.lambda_l = lambda_l * f;
     params.laplacian = match data.shape {
         Some((rows, cols)) => Laplacian::Grid { rows, cols },
         None => Laplacian::Identity,
@@ -183,8 +342,8 @@ pub fn fit(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
     params.simplex_h = simplex_h;
     params.fixed_w = req.fixed_w.as_deref();
     params.fixed_h = fixed_h.as_deref();
-    params.tol = req.tol;
-    params.max_iter = req.max_iter;
+    params.tol = tol;
+    params.max_iter = max_iter;
     params.g_identity = matches!(g, GSpec::Identity);
     params.simplex_solver = if req.espm {
         SimplexSolver::EspmBisection
@@ -245,6 +404,7 @@ pub fn fit(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
         iterations: summary.iterations,
         reason: format!("{:?}", summary.reason),
         norm_factor: f,
+        method: "direct".into(),
     })
 }
 
@@ -261,7 +421,7 @@ fn start(
     f: f64,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let (l, p, k) = (data.channels, data.pixels, req.k);
-    if let Init::Custom { w, h } = &req.init {
+    if let Some(Init::Custom { w, h }) = &req.init {
         if w.len() != m * k {
             bail!("W has {} entries, expected {m} x {k}", w.len());
         }
@@ -273,7 +433,7 @@ fn start(
             h.iter().map(|v| (v / f).max(EPS)).collect(),
         ));
     }
-    let (mut d, mut h) = match &req.init {
+    let (mut d, mut h) = match req.init.as_ref().unwrap_or(&Init::Nndsvda) {
         Init::Random => {
             let mut d = vec![0.0; l * k];
             let mut h = vec![0.0; k * p];

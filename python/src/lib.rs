@@ -204,7 +204,7 @@ impl Model {
 #[pyfunction]
 #[pyo3(signature = (indptr, indices, values, channels, pixels, shape, g_kind, model, g_array,
     g_columns, k, mu, lambda_l, epsilon_reg, simplex_w, simplex_h, fixed_w, fixed_h, init,
-    w0, h0, seed, max_iter, tol, espm, normalize, g_update, threads))]
+    w0, h0, seed, max_iter, tol, espm, normalize, g_update, threads, method))]
 #[allow(clippy::too_many_arguments)]
 fn fit<'py>(
     py: Python<'py>,
@@ -219,23 +219,24 @@ fn fit<'py>(
     g_array: Option<&[u8]>,
     g_columns: usize,
     k: usize,
-    mu: Vec<f64>,
-    lambda_l: f64,
-    epsilon_reg: f64,
+    mu: Option<Vec<f64>>,
+    lambda_l: Option<f64>,
+    epsilon_reg: Option<f64>,
     simplex_w: bool,
     simplex_h: bool,
     fixed_w: Option<&[u8]>,
     fixed_h: Option<&[u8]>,
-    init: &str,
+    init: Option<&str>,
     w0: Option<&[u8]>,
     h0: Option<&[u8]>,
     seed: u64,
-    max_iter: usize,
-    tol: f64,
+    max_iter: Option<usize>,
+    tol: Option<f64>,
     espm: bool,
-    normalize: bool,
+    normalize: Option<bool>,
     g_update: bool,
     threads: usize,
+    method: String,
 ) -> PyResult<Bound<'py, PyDict>> {
     if indptr.len() % 8 != 0 || indices.len() % 4 != 0 {
         return Err(PyValueError::new_err("X: malformed sparse buffers"));
@@ -272,15 +273,16 @@ fn fit<'py>(
         other => return Err(PyValueError::new_err(format!("G: unknown kind {other:?}"))),
     };
     let init = match (init, w0, h0) {
-        ("custom", Some(w), Some(h)) => Init::Custom {
+        (Some("custom"), Some(w), Some(h)) => Some(Init::Custom {
             w: f64s(w, "W")?,
             h: f64s(h, "H")?,
-        },
-        ("random", ..) => Init::Random,
-        ("nndsvd", ..) => Init::Nndsvd,
-        ("nndsvda", ..) => Init::Nndsvda,
-        ("nndsvdar", ..) => Init::Nndsvdar,
-        (other, ..) => {
+        }),
+        (None, ..) => None,
+        (Some("random"), ..) => Some(Init::Random),
+        (Some("nndsvd"), ..) => Some(Init::Nndsvd),
+        (Some("nndsvda"), ..) => Some(Init::Nndsvda),
+        (Some("nndsvdar"), ..) => Some(Init::Nndsvdar),
+        (Some(other), ..) => {
             return Err(PyValueError::new_err(format!(
                 "init={other:?}: expected 'random', 'nndsvd', 'nndsvda', 'nndsvdar' or W and H"
             )))
@@ -303,6 +305,7 @@ fn fit<'py>(
         normalize,
         g_update,
         threads,
+        method,
     };
     let out = detached(py, move || adapter::fit(&g, &data, &req))?;
     let d = PyDict::new(py);
@@ -314,6 +317,7 @@ fn fit<'py>(
     d.set_item("n_iter", out.iterations)?;
     d.set_item("stop_reason", out.reason)?;
     d.set_item("norm_factor", out.norm_factor)?;
+    d.set_item("method", out.method)?;
     Ok(d)
 }
 
