@@ -297,6 +297,14 @@ class SmoothNMF:
     def _fit_counts(self, counts, W=None, H=None):
         p = self._check_params()
         L, P, k = counts.channels, counts.pixels, p["k"]
+        v = counts.values[: 100000]
+        if v.size and not np.array_equal(v, np.round(v)) and v.max() < 1:
+            warnings.warn(
+                "X holds small non-integer values, not counts: ESpM's Poisson likelihood needs "
+                "raw counts (HyperSpy's EDS signals rescale them by default; call "
+                "s.decomposition(normalize_poissonian_noise=False, algorithm=...))",
+                stacklevel=3,
+            )
         if p["shape"] is not None and p["shape"][0] * p["shape"][1] != P:
             raise ValueError(
                 f"shape_2d={tuple(p['shape'])}: {p['shape'][0] * p['shape'][1]} pixels, "
