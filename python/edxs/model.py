@@ -78,6 +78,13 @@ class EDXSModel:
         )
         return [{el: (at, wt, sd) for el, at, wt, sd in phase} for phase in phases]
 
+    def __deepcopy__(self, memo):
+        # Immutable: HyperSpy deep-copies signals together with their decomposition estimator.
+        return self
+
+    def __reduce__(self):
+        return (_rebuild, (self.params,))
+
     def __repr__(self):
         return (
             f"EDXSModel(elements={self.elements}, E0={self.params['E0']}, "
@@ -244,3 +251,9 @@ def from_espm_model(m):
             "build it with edxs.build_G instead"
         )
     return model
+
+
+def _rebuild(params):
+    """An EDXSModel from its parameters (unpickling)."""
+    p = dict(params)
+    return build_G(p.pop("elements"), **p)

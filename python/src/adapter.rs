@@ -120,9 +120,7 @@ pub struct Output {
 /// (which the pipeline does not take) run the core solver directly.
 pub fn fit(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
     match g {
-        GSpec::Model(spec)
-            if req.fixed_h.is_none() && (req.simplex_w || req.simplex_h) =>
-        {
+        GSpec::Model(spec) if req.fixed_h.is_none() && (req.simplex_w || req.simplex_h) => {
             fit_pipeline(spec, data, req)
         }
         _ => fit_direct(g, data, req),
@@ -195,8 +193,8 @@ fn decompose_argv(req: &Request, custom: bool) -> Vec<String> {
 fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
     use clap::Parser;
     let custom = matches!(req.init, Some(Init::Custom { .. }));
-    let cli = edxs::cli::Cli::try_parse_from(decompose_argv(req, custom))
-        .map_err(|e| anyhow!("{e}"))?;
+    let cli =
+        edxs::cli::Cli::try_parse_from(decompose_argv(req, custom)).map_err(|e| anyhow!("{e}"))?;
     let edxs::cli::Command::Decompose(cmd) = cli.command else {
         bail!("internal: not a decompose command line");
     };
@@ -326,10 +324,11 @@ fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> 
         1.0
     };
     let mu: Vec<f64> = mu_v.iter().map(|v| v / f).collect();
-    let fixed_h: Option<Vec<f64>> = req
-        .fixed_h
-        .as_ref()
-        .map(|fh| fh.iter().map(|&v| if v >= 0.0 { v / f } else { v }).collect());
+    let fixed_h: Option<Vec<f64>> = req.fixed_h.as_ref().map(|fh| {
+        fh.iter()
+            .map(|&v| if v >= 0.0 { v / f } else { v })
+            .collect()
+    });
     let mut params = SolverParams::new(k, &rows);
     params.mu = &mu;
     params.epsilon_reg = epsilon_reg / f;
@@ -457,7 +456,11 @@ fn start(
             let s: f64 = (0..k).map(|c| h[c * p + px]).sum();
             total += s;
             for c in 0..k {
-                h[c * p + px] = if s > 0.0 { h[c * p + px] / s } else { 1.0 / k as f64 };
+                h[c * p + px] = if s > 0.0 {
+                    h[c * p + px] / s
+                } else {
+                    1.0 / k as f64
+                };
             }
         }
         let mean = total / p as f64;

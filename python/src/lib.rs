@@ -19,10 +19,7 @@ fn value_error(e: anyhow::Error) -> PyErr {
 
 /// Runs `f` with the GIL released; a panic (a bug, never the plan) becomes a RuntimeError
 /// instead of aborting the interpreter.
-fn detached<T: Send>(
-    py: Python<'_>,
-    f: impl FnOnce() -> anyhow::Result<T> + Send,
-) -> PyResult<T> {
+fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> anyhow::Result<T> + Send) -> PyResult<T> {
     py.detach(|| catch_unwind(AssertUnwindSafe(f)))
         .map_err(|p| {
             let msg = p
@@ -93,7 +90,11 @@ impl Model {
         // A file's element list goes through the CLI's path: elements without a line on the
         // axis are dropped with a warning instead of failing.
         let meta = FileMeta {
-            elements: if drop_missing { elements.clone() } else { Vec::new() },
+            elements: if drop_missing {
+                elements.clone()
+            } else {
+                Vec::new()
+            },
             source: "signal metadata".into(),
             ..FileMeta::default()
         };
@@ -313,7 +314,10 @@ fn fit<'py>(
     d.set_item("W", bytes_of(py, &out.w))?;
     d.set_item("H", bytes_of(py, &out.h))?;
     d.set_item("M", out.m)?;
-    d.set_item("history", out.history.iter().map(|r| r.to_vec()).collect::<Vec<_>>())?;
+    d.set_item(
+        "history",
+        out.history.iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+    )?;
     d.set_item("n_iter", out.iterations)?;
     d.set_item("stop_reason", out.reason)?;
     d.set_item("norm_factor", out.norm_factor)?;
@@ -327,8 +331,8 @@ fn simulate_to(py: Python<'_>, args: Vec<String>) -> PyResult<()> {
     use clap::Parser;
     let mut argv = vec!["edxs".to_string(), "simulate".to_string()];
     argv.extend(args);
-    let cli = edxs::cli::Cli::try_parse_from(argv)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let cli =
+        edxs::cli::Cli::try_parse_from(argv).map_err(|e| PyValueError::new_err(e.to_string()))?;
     if !matches!(cli.command, edxs::cli::Command::Simulate(_)) {
         return Err(PyValueError::new_err("simulate: not a simulate command"));
     }
