@@ -33,7 +33,7 @@ fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> anyhow::Result<T> + Sen
 }
 
 fn f64s(b: &[u8], what: &str) -> PyResult<Vec<f64>> {
-    if b.len() % 8 != 0 {
+    if !b.chunks_exact(8).remainder().is_empty() {
         return Err(PyValueError::new_err(format!(
             "{what}: {} bytes is not a whole number of float64",
             b.len()
@@ -48,6 +48,9 @@ fn bytes_of(py: Python<'_>, v: &[f64]) -> Py<PyByteArray> {
     let raw: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
     PyByteArray::new(py, &raw).unbind()
 }
+
+/// One element of one phase: (symbol, at.%, wt.%, counting std %).
+type Share = (String, f64, f64, f64);
 
 /// An EDXS model (espm's `EDXS` with `build_G`): the energy axis, the elements and the physics
 /// from which G is built. Immutable; G is built on request.
@@ -170,13 +173,7 @@ impl Model {
     }
 
     /// Per phase, per element: (symbol, at.%, wt.%, counting std %), from G, W (M×K), H (K×P).
-    fn quantify(
-        &self,
-        g: &[u8],
-        w: &[u8],
-        h: &[u8],
-        k: usize,
-    ) -> PyResult<Vec<Vec<(String, f64, f64, f64)>>> {
+    fn quantify(&self, g: &[u8], w: &[u8], h: &[u8], k: usize) -> PyResult<Vec<Vec<Share>>> {
         let model = self.spec.model().map_err(value_error)?;
         let (g, w, h) = (f64s(g, "G")?, f64s(w, "W")?, f64s(h, "H")?);
         let (l, m) = (model.n_channels(), model.n_columns());
@@ -239,7 +236,9 @@ fn fit<'py>(
     threads: usize,
     method: String,
 ) -> PyResult<Bound<'py, PyDict>> {
-    if indptr.len() % 8 != 0 || indices.len() % 4 != 0 {
+    if !indptr.chunks_exact(8).remainder().is_empty()
+        || !indices.chunks_exact(4).remainder().is_empty()
+    {
         return Err(PyValueError::new_err("X: malformed sparse buffers"));
     }
     let indptr: Vec<usize> = indptr

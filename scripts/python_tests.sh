@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The Python package's tests, as CI runs them: two fresh throwaway virtualenvs, because espm
+# 1.1.3 pins HyperSpy 2.2 while lazy custom estimators need HyperSpy >= 2.5.
+#   A: espm==1.1.3 (brings hyperspy 2.2), exspy: live parity with espm, EDS_espm, in-memory.
+#   B: hyperspy>=2.5, exspy, dask, numba: lazy signals (partial_fit), the JEOL .pts reader.
+# `pip install ./python` (what a user runs) builds the wheel in A; B installs the same abi3
+# wheel. pytest's "no tests collected" (exit 5) fails the step instead of passing silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$(pwd)"
+t0=$(date +%s)
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python3 -m venv "$work/A"
+python3 -m venv "$work/B"
+"$work/A/bin/pip" install -q --disable-pip-version-check pytest scipy "espm==1.1.3" exspy &
+pa=$!
+"$work/B/bin/pip" install -q --disable-pip-version-check pytest scipy "hyperspy>=2.5" exspy \
+  dask numba &
+pb=$!
+wait $pa
+wait $pb
+t1=$(date +%s)
+"$work/A/bin/pip" install -q --disable-pip-version-check ./python
+"$work/A/bin/pip" wheel -q --disable-pip-version-check --no-deps -w "$work/wheels" ./python
+"$work/B/bin/pip" install -q --disable-pip-version-check "$work"/wheels/edxs-*.whl
+t2=$(date +%s)
+for v in A B; do
+  echo "--- pytest in venv $v ($("$work/$v/bin/python" -c 'import hyperspy; print("hyperspy", hyperspy.__version__)'))"
+  rc=0
+  # Run from outside the source tree so that the installed package (with its extension) is
+  # imported, not python/edxs.
+  (cd "$work" && "$work/$v/bin/python" -m pytest -q -rs -p no:cacheprovider \
+    "$repo/python/tests") || rc=$?
+  if [ "$rc" -eq 5 ]; then
+    echo "pytest in venv $v collected no tests"
+    exit 1
+  elif [ "$rc" -ne 0 ]; then
+    exit "$rc"
+  fi
+done
+t3=$(date +%s)
+echo "python step: venvs $((t1 - t0)) s, build+install $((t2 - t1)) s, tests $((t3 - t2)) s, total $((t3 - t0)) s"
