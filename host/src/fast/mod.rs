@@ -14,6 +14,7 @@ pub mod kkt;
 pub mod maps;
 pub mod newton;
 pub mod objective;
+pub mod plot;
 
 pub use kkt::kkt_residual;
 pub use maps::{solve_maps, MapsOptions, MapsReport};

@@ -167,6 +167,37 @@ fn solve_free<const K: usize>(a: &[[f64; K]; K], b: &[f64; K], free: &[bool; K])
     x
 }
 
+/// Whether `a` restricted to `free` is positive definite (a Cholesky factorisation succeeds
+/// with pivots clear of rounding).
+fn is_pd<const K: usize>(a: &[[f64; K]; K], free: &[bool; K]) -> bool {
+    let mut map = [0usize; K];
+    let mut n = 0;
+    for (i, &f) in free.iter().enumerate() {
+        if f {
+            map[n] = i;
+            n += 1;
+        }
+    }
+    let mut l = [[0.0f64; K]; K];
+    for i in 0..n {
+        for j in 0..=i {
+            let mut s = a[map[i]][map[j]];
+            for t in 0..j {
+                s -= l[i][t] * l[j][t];
+            }
+            if i == j {
+                if !(s > 1e-12 * a[map[i]][map[i]].abs()) {
+                    return false;
+                }
+                l[i][i] = s.sqrt();
+            } else {
+                l[i][j] = s / l[j][j];
+            }
+        }
+    }
+    true
+}
+
 /// Largest number of halvings of one step before the guard gives up on it.
 pub const MAX_HALVINGS: u32 = 40;
 
@@ -196,16 +227,43 @@ pub fn newton_pixel<const K: usize>(
             g[i] = c[i] + t.q * h[i] - st.g[i];
             free[i] = !(h[i] <= t.eps && g[i] >= 0.0);
         }
+        // The surrogate's Hessian (positive semi-definite), and the objective's own, which
+        // adds the log term's negative curvature: Newton on the objective where that is
+        // positive definite on the free variables converges where the tangent alone crawls
+        // (maps that go to zero under a strong log term).
         let mut a = st.hs;
         for (i, row) in a.iter_mut().enumerate() {
             row[i] += t.q;
         }
+        let mut exact = a;
+        for (i, row) in exact.iter_mut().enumerate() {
+            let e = h[i] + t.epsilon_reg;
+            row[i] -= t.mu[i] / (e * e);
+        }
+        if is_pd(&exact, &free) {
+            a = exact;
+        }
         let neg: [f64; K] = core::array::from_fn(|i| -g[i]);
-        let delta = solve_free(&a, &neg, &free);
+        let mut delta = solve_free(&a, &neg, &free);
+        // A variable at its bound that the step would push further down is held too (else
+        // the step's length would be 0); the reduced direction stays a descent direction.
+        for _ in 0..K {
+            let mut changed = false;
+            for i in 0..K {
+                if free[i] && h[i] <= t.eps && delta[i] < 0.0 {
+                    free[i] = false;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+            delta = solve_free(&a, &neg, &free);
+        }
         let slope: f64 = (0..K).map(|i| g[i] * delta[i]).sum();
         let sq: f64 = (0..K).map(|i| h[i] * h[i]).sum();
         let scale = 1.0 + st.logv.abs() + (0..K).map(|i| (c[i] * h[i]).abs()).sum::<f64>();
-        if !(slope < -1e-16 * scale) {
+        if !(slope < -1e-15 * scale) {
             break;
         }
         // Ratio test: the longest step along δ that keeps every h ≥ ε.
@@ -242,7 +300,15 @@ pub fn newton_pixel<const K: usize>(
                 sq1 += h1[i] * h1[i];
             }
             dpsi += 0.5 * t.q * (sq1 - sq);
-            if dphi <= 0.0 || dpsi <= 1e-4 * step * slope {
+            // The objective's own change: the log term exactly instead of its tangent.
+            let mut df = dpsi;
+            for i in 0..K {
+                if t.mu[i] != 0.0 {
+                    df += t.mu[i] * ((h1[i] + t.epsilon_reg).ln() - (h[i] + t.epsilon_reg).ln())
+                        - t.mu[i] / (h[i] + t.epsilon_reg) * (h1[i] - h[i]);
+                }
+            }
+            if dphi <= 0.0 || df <= 1e-4 * step * slope {
                 *h = h1;
                 *st = st1;
                 accepted = true;
