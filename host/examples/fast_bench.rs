@@ -197,8 +197,8 @@ fn main() -> anyhow::Result<()> {
             let f_mu = objective(&pb, &hm).total();
             series.push((format!("MU, {dose} cts, {name}"), mu_pts));
             println!(
-                "maps {name:<19} Newton: {:5.1} passes {:7.3} s to KKT {:.1e}  objective {:.12e} ({} sweeps, {} halvings, {} refused)",
-                rep.passes, t_new, rep.kkt, f_new, rep.sweeps, rep.halvings, rep.refused
+                "maps {name:<19} Newton: {:5.1} passes {:7.3} s to KKT {:.1e}  objective {:.12e} ({} sweeps, {} CG, {} halvings, {} refused)",
+                rep.passes, t_new, rep.kkt, f_new, rep.sweeps, rep.cg_iterations, rep.halvings, rep.refused
             );
             println!(
                 "maps {name:<19} MU:     {it:5} iterations {spent:7.3} s to KKT {kkt:.1e}{}  objective {:.12e}  (Newton lower by {:.2e} relative)",

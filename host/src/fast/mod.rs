@@ -9,6 +9,7 @@
 //!        + Σ_k μ_k Σ_p ln(H_kp + ε_reg) + ½λ·tr(HΔHᵀ)] / (L·P).
 //! The multiplicative updates stay in the core for `--compat espm` and the firmware.
 
+pub mod coupled;
 pub mod held;
 pub mod kkt;
 pub mod maps;

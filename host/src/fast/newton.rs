@@ -4,10 +4,11 @@
 //! With the spectra and the neighbours held, pixel p's share of the objective is
 //! f_p(h) = Σ_k c_k h_k + ½q·|h|² − Σ_nz y·ln(d_l·h) + Σ_k μ_k ln(h_k + ε_reg) (+ const),
 //! with c = s − λ·(sum of the neighbours' h) and q = λ·(number of neighbours). The log term is
-//! concave, so each step works on its tangent (a majorizer, equal at the current point): the
-//! surrogate ψ is convex, and ψ(h₁) ≤ ψ(h₀) gives f(h₁) ≤ ψ(h₁) ≤ ψ(h₀) = f(h₀). A step is kept
-//! when ψ's slope along it is still ≤ 0 at its end (then ψ fell all along the segment, by
-//! convexity), or when the computed fall of ψ passes Armijo's test; otherwise it is halved.
+//! concave: the step is Newton's on f where f's Hessian is positive definite on the free
+//! variables, else on the convex surrogate ψ that replaces the log term by its tangent (a
+//! majorizer, equal at the current point). A step is kept when ψ's slope along it is still ≤ 0
+//! at its end (then ψ fell all along the segment, by convexity, and f(h₁) ≤ ψ(h₁) ≤ ψ(h₀) =
+//! f(h₀)), or when the computed change of f passes Armijo's test; otherwise it is halved.
 //!
 //! One pass over the pixel's non-zeros gives the value Σ y·ln(d·h) (as the core sums
 //! logarithms, [`LogSum`]), the gradient Σ y·d/(d·h) and the Hessian Σ y·ddᵀ/(d·h)² at once;
@@ -169,7 +170,7 @@ fn solve_free<const K: usize>(a: &[[f64; K]; K], b: &[f64; K], free: &[bool; K])
 
 /// Whether `a` restricted to `free` is positive definite (a Cholesky factorisation succeeds
 /// with pivots clear of rounding).
-fn is_pd<const K: usize>(a: &[[f64; K]; K], free: &[bool; K]) -> bool {
+pub(crate) fn is_pd<const K: usize>(a: &[[f64; K]; K], free: &[bool; K]) -> bool {
     let mut map = [0usize; K];
     let mut n = 0;
     for (i, &f) in free.iter().enumerate() {
