@@ -14,7 +14,9 @@
 //!    regularisation and for the paper's ESpM(0.004, 1, 0.01) (normalised units): passes over
 //!    the non-zeros and seconds to a KKT residual of 1e-6, for both solvers (the multiplicative
 //!    updates capped at `--mu-cap` seconds), and the objective each reaches.
-//! Prints a table and writes the residual-against-time curves to `--png`.
+//! Prints a table and writes the residual-against-time curves to `--png`. `--maps-only` skips
+//! step 1 and holds the true spectra (large images: `--size 512 --doses 100 --mu-cap 0`);
+//! `--skip-mu-pipeline` runs step 1 with the Newton sweeps only.
 
 use edxs::fast::plot::{kkt_png, Series};
 use edxs::fast::{kkt_residual, objective, solve_maps, MapsOptions, MapsProblem};
@@ -75,7 +77,10 @@ fn main() -> anyhow::Result<()> {
         );
         // 1. The whole default decomposition, before and after.
         let mut fits = Vec::new();
-        let solvers = if args.iter().any(|a| a == "--skip-mu-pipeline") {
+        let maps_only = args.iter().any(|a| a == "--maps-only");
+        let solvers = if maps_only {
+            vec![]
+        } else if args.iter().any(|a| a == "--skip-mu-pipeline") {
             vec![HeldSolver::Newton]
         } else {
             vec![HeldSolver::Multiplicative, HeldSolver::Newton]
@@ -97,9 +102,12 @@ fn main() -> anyhow::Result<()> {
             );
             fits.push(fit);
         }
-        let fit = fits.last().expect("a fit");
-        // 2. The maps with those spectra held, from a flat start.
-        let d = fit.spectra(l, k);
+        // 2. The maps with those spectra held (with --maps-only the true spectra), from a flat
+        // start.
+        let d = match fits.last() {
+            Some(fit) => fit.spectra(l, k),
+            None => data.spectra.clone(),
+        };
         let mut d_lk = vec![0.0; l * k];
         for c in 0..k {
             for li in 0..l {
@@ -134,30 +142,6 @@ fn main() -> anyhow::Result<()> {
             };
             let rep = solve_maps(&pb, &mut h, &opt)?;
             let f_new = objective(&pb, &h).total();
-            if std::env::var("FAST_DEBUG").is_ok() {
-                let (dc, s) = pb.clipped_d();
-                let mut sig = [0.0; 3];
-                for c in 0..k { sig[c] = h[c*p..(c+1)*p].iter().sum::<f64>() / p as f64; }
-                let mut worst: Vec<(f64, usize, usize, f64, f64)> = Vec::new();
-                for px in 0..p {
-                    let (a, b) = (img.indptr[px], img.indptr[px + 1]);
-                    let hv = [h[px], h[p + px], h[2 * p + px]];
-                    let st = edxs::fast::newton::pass::<3>(&img.indices[a..b], &img.values[a..b], &dc, &hv);
-                    for c in 0..k {
-                        let row = &h[c * p..(c + 1) * p];
-                        let lap = edxs::fast::objective::lap_at(pb.laplacian, row, px);
-                        let grad = s[c] - st.g[c] + mu / (hv[c] + eps_reg) + lambda * lap;
-                        let r = (hv[c] / sig[c]).min(sig[c] * grad);
-                        worst.push((r.abs(), px, c, hv[c], grad));
-                    }
-                }
-                worst.sort_by(|a, b| b.0.total_cmp(&a.0));
-                println!("sigma {sig:?} s {s:?}");
-                for w in worst.iter().take(8) { println!("  r {:.3e} px {} c {} h {:.4e} grad {:.4e}", w.0, w.1, w.2, w.3, w.4); }
-                let tot: f64 = worst.iter().map(|w| w.0 * w.0).sum();
-                let top: f64 = worst.iter().take(100).map(|w| w.0 * w.0).sum();
-                println!("  share of top 100: {:.3}", top / tot);
-            }
             let t_new = rep.history.last().map_or(0.0, |r| r.seconds);
             let mut pts = vec![(1e-4, rep.initial_kkt)];
             pts.extend(rep.history.iter().map(|r| (r.seconds.max(1e-4), r.kkt)));
