@@ -553,6 +553,7 @@ fn spectra_stage(
     let mut sub = Recipe::espm(0.001, 0.0, 0.01, recipe.start.clone(), recipe.anchor_iter);
     sub.fix = recipe.fix.clone();
     sub.g_update = recipe.g_update;
+    sub.held_solver = recipe.held_solver;
     // The binned fits are not shared between images, so each gets its own cache.
     let mut none = SpectraCache::default();
     // A single fit lands in a wrong local minimum for some noise draws (one phase rotated into
