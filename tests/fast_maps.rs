@@ -46,7 +46,13 @@ impl Problem {
             // A few pixels of every image hold no counts at all.
             let empty = rng.uniform() < 0.05;
             let hv: Vec<f64> = (0..k)
-                .map(|_| if rng.uniform() < 0.3 { 0.0 } else { rng.uniform() })
+                .map(|_| {
+                    if rng.uniform() < 0.3 {
+                        0.0
+                    } else {
+                        rng.uniform()
+                    }
+                })
                 .collect();
             let tot: f64 = hv.iter().sum::<f64>().max(1e-9);
             for li in 0..l {
@@ -217,7 +223,15 @@ fn same_minimum_as_multiplicative_updates_on_the_convex_subproblem() {
             let pr = Problem::new(seed, 40, k, 4, 5, counts);
             let pb = pr.maps(&[], 0.0, 1.0);
             let mut h = pr.h0.clone();
-            let rep = solve_maps(&pb, &mut h, &MapsOptions { kkt_tol: 1e-9, ..Default::default() }).unwrap();
+            let rep = solve_maps(
+                &pb,
+                &mut h,
+                &MapsOptions {
+                    kkt_tol: 1e-9,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             let mut prm = pr.core_params(&[], 0.0, 1.0);
             prm.max_iter = 400_000;
             prm.tol = 1e-15;
@@ -228,16 +242,34 @@ fn same_minimum_as_multiplicative_updates_on_the_convex_subproblem() {
             let mut ws = vec![0.0; solver.workspace_len()];
             let (mut w, mut hm) = (pr.d.clone(), pr.h0.clone());
             let sum = solver
-                .run(&pr.counts(), &mut [], &mut w, &mut hm, &mut ws, &mut NoGUpdate, &mut |_| {})
+                .run(
+                    &pr.counts(),
+                    &mut [],
+                    &mut w,
+                    &mut hm,
+                    &mut ws,
+                    &mut NoGUpdate,
+                    &mut |_| {},
+                )
                 .unwrap();
             let f_fast = objective(&pb, &h).total();
             let f_mu = objective(&pb, &hm).total();
-            assert!(rel(f_fast, f_mu) < 1e-6, "seed {seed} k {k}: {f_fast} vs {f_mu}");
-            assert!(f_fast <= f_mu + 1e-12 * f_mu.abs(), "seed {seed} k {k}: {f_fast} vs {f_mu}");
+            assert!(
+                rel(f_fast, f_mu) < 1e-6,
+                "seed {seed} k {k}: {f_fast} vs {f_mu}"
+            );
+            assert!(
+                f_fast <= f_mu + 1e-12 * f_mu.abs(),
+                "seed {seed} k {k}: {f_fast} vs {f_mu}"
+            );
             assert!(rep.kkt <= 1e-7, "kkt {}", rep.kkt);
             // The reference really is converged.
             let kkt_mu = kkt_residual(&pb, &hm);
-            assert!(kkt_mu < 1e-5, "MU after {} iterations: KKT {kkt_mu}", sum.iterations);
+            assert!(
+                kkt_mu < 1e-5,
+                "MU after {} iterations: KKT {kkt_mu}",
+                sum.iterations
+            );
         }
     }
 }
@@ -251,14 +283,31 @@ fn same_bits_for_any_thread_count() {
     let pb = pr.maps(&mus, 0.05, 0.5);
     let run = |threads: usize| {
         let mut h = pr.h0.clone();
-        let opt = MapsOptions { max_sweeps: 12, kkt_tol: 0.0, tol: 0.0, threads, ..Default::default() };
+        let opt = MapsOptions {
+            max_sweeps: 12,
+            kkt_tol: 0.0,
+            tol: 0.0,
+            threads,
+            ..Default::default()
+        };
         let rep = solve_maps(&pb, &mut h, &opt).unwrap();
-        (h, rep.loss.total().to_bits(), rep.kkt.to_bits(), rep.passes.to_bits())
+        (
+            h,
+            rep.loss.total().to_bits(),
+            rep.kkt.to_bits(),
+            rep.passes.to_bits(),
+        )
     };
     let one = run(1);
     for t in [2, 4] {
         let other = run(t);
-        assert!(one.0.iter().zip(&other.0).all(|(a, b)| a.to_bits() == b.to_bits()), "H differs at {t} threads");
+        assert!(
+            one.0
+                .iter()
+                .zip(&other.0)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "H differs at {t} threads"
+        );
         assert_eq!(one.1, other.1, "loss differs at {t} threads");
         assert_eq!(one.2, other.2, "KKT differs at {t} threads");
         assert_eq!(one.3, other.3);

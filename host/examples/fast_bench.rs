@@ -40,9 +40,11 @@ fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
@@ -199,7 +201,9 @@ fn main() -> anyhow::Result<()> {
     }
     kkt_png(
         std::path::Path::new(&png),
-        &format!("maps with the spectra held, {size}x{size}x1980, K = 3: KKT residual against time"),
+        &format!(
+            "maps with the spectra held, {size}x{size}x1980, K = 3: KKT residual against time"
+        ),
         &series,
     )?;
     println!("\nwrote {png}; peak RSS {:.0} MiB", peak_rss_mib());

@@ -56,7 +56,11 @@ pub fn fit_held(
     let l = img.channels;
     anyhow::ensure!(k >= 1 && w.len() % k == 0, "W does not have {k} columns");
     let m = w.len() / k;
-    anyhow::ensure!(g.len() == l * m, "G has {} entries, expected {l}x{m}", g.len());
+    anyhow::ensure!(
+        g.len() == l * m,
+        "G has {} entries, expected {l}x{m}",
+        g.len()
+    );
     if let Some((model, norm)) = run.g_update {
         let mut scratch = vec![0.0; model.scratch_len()];
         model

@@ -31,7 +31,7 @@ pub struct MapsOptions {
     /// Stop once the KKT residual ([`super::kkt`]) is at most this.
     pub kkt_tol: f64,
     /// Also stop when the loss changes by at most `tol`·|loss| in a sweep while the KKT
-    /// residual no longer falls (progress below rounding).
+    /// residual, already within 100× `kkt_tol`, no longer falls (progress below rounding).
     pub tol: f64,
     /// Newton steps per pixel in a sweep over independent pixels (0 = 60).
     pub inner: u32,
@@ -177,7 +177,11 @@ fn neighbours<const K: usize>(lap: Laplacian, hp: &[f64], px: usize) -> ([f64; K
     (nb, deg)
 }
 
-fn run<const K: usize>(pb: &MapsProblem<'_>, h: &mut [f64], opt: &MapsOptions) -> Result<MapsReport> {
+fn run<const K: usize>(
+    pb: &MapsProblem<'_>,
+    h: &mut [f64],
+    opt: &MapsOptions,
+) -> Result<MapsReport> {
     let t0 = Instant::now();
     let (l, p) = (pb.y.channels, pb.y.pixels);
     let eps = pb.eps;
@@ -321,7 +325,8 @@ fn run<const K: usize>(pb: &MapsProblem<'_>, h: &mut [f64], opt: &MapsOptions) -
                                     eps,
                                 };
                                 let (idx, val) = nz(px);
-                                let o = newton_pixel::<K>(idx, val, &dc, &terms, &mut hv, st, inner);
+                                let o =
+                                    newton_pixel::<K>(idx, val, &dc, &terms, &mut hv, st, inner);
                                 acc.0 += o.passes as f64 * idx.len() as f64;
                                 acc.1 += o.halvings as u64;
                                 acc.2 += o.refused as u64;
@@ -362,7 +367,11 @@ fn run<const K: usize>(pb: &MapsProblem<'_>, h: &mut [f64], opt: &MapsOptions) -
             break;
         }
         let after = loss.total();
-        if (before - after).abs() <= opt.tol * after.abs() && kkt > 0.5 * kkt_before {
+        // The loss test only near a solution: far from one a Newton step can change the loss
+        // by less than 1e-8 relative (the KL constant dominates it) and stopping there left
+        // a KKT residual of 4e-4 at 18 counts/pixel.
+        let near = kkt <= 100.0 * opt.kkt_tol;
+        if near && (before - after).abs() <= opt.tol * after.abs() && kkt > 0.5 * kkt_before {
             reason = StopReason::LossConverged;
             break;
         }

@@ -179,7 +179,9 @@ pub fn objective(pb: &MapsProblem<'_>, h: &[f64]) -> LossTerms {
                 continue;
             }
             let li = pb.y.indices[i] as usize;
-            let a: f64 = (0..k).map(|c| dc[li * k + c] * h[c * p + px].max(eps)).sum();
+            let a: f64 = (0..k)
+                .map(|c| dc[li * k + c] * h[c * p + px].max(eps))
+                .sum();
             logt += y * a.ln();
         }
     }

@@ -11,7 +11,10 @@ pub type Series = (String, Vec<(f64, f64)>);
 /// Draws every series as residual against seconds (both axes logarithmic) into `path`.
 pub fn kkt_png(path: &Path, title: &str, series: &[Series]) -> Result<()> {
     font();
-    let pts = series.iter().flat_map(|s| s.1.iter()).filter(|(t, r)| *t > 0.0 && *r > 0.0);
+    let pts = series
+        .iter()
+        .flat_map(|s| s.1.iter())
+        .filter(|(t, r)| *t > 0.0 && *r > 0.0);
     let (mut t0, mut t1, mut r0, mut r1) = (f64::INFINITY, 0.0f64, f64::INFINITY, 0.0f64);
     for &(t, r) in pts {
         t0 = t0.min(t);
