@@ -72,20 +72,20 @@ impl MapsProblem<'_> {
             "mu has {} values for {k} components",
             self.mu.len()
         );
+        // The core's wording (`SolverError::InvalidParameter`), whichever solver meets it.
         anyhow::ensure!(
             self.epsilon_reg > 0.0 && self.epsilon_reg.is_finite(),
-            "epsilon_reg must be > 0, got {}",
+            "invalid epsilon_reg: {} (must be > 0)",
             self.epsilon_reg
         );
         anyhow::ensure!(
             self.lambda >= 0.0 && self.lambda.is_finite(),
-            "lambda_l must be >= 0, got {}",
+            "invalid lambda_l: {} (must be >= 0)",
             self.lambda
         );
-        anyhow::ensure!(
-            self.mu.iter().all(|m| *m >= 0.0 && m.is_finite()),
-            "mu must be finite and >= 0"
-        );
+        if let Some(m) = self.mu.iter().find(|m| !(**m >= 0.0 && m.is_finite())) {
+            anyhow::bail!("invalid mu: {m} (must be finite and >= 0)");
+        }
         if let Laplacian::Grid { rows, cols } = self.laplacian {
             anyhow::ensure!(
                 rows * cols == p,

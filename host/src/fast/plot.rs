@@ -44,9 +44,9 @@ pub fn kkt_png(path: &Path, title: &str, series: &[Series]) -> Result<()> {
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()
         .map_err(err("kkt plot"))?;
-    let colours = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
     for (i, (label, pts)) in series.iter().enumerate() {
-        let c = colours[i % colours.len()];
+        // Each method's curve and the other method's on the same problem share a colour.
+        let c = Palette99::pick(i / 2).to_rgba();
         let dashed = label.contains("MU");
         let data: Vec<(f64, f64)> = pts
             .iter()
