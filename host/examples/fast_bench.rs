@@ -15,6 +15,7 @@
 //!    the default regularisation and the paper's ESpM(0.004, 1, 0.01) (normalised): passes over
 //!    the non-zeros and seconds to a KKT residual of 1e-6, for both solvers (the multiplicative
 //!    updates capped at `--mu-cap` seconds), and the objective each reaches.
+//!
 //! Prints a table and writes the residual-against-time curves to `--png`. `--maps-only` skips
 //! step 1 and holds the true spectra (large images: `--size 512 --doses 100 --mu-cap 0`);
 //! `--skip-mu-pipeline` runs step 1 with the Newton sweeps only.

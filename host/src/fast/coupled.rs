@@ -15,6 +15,9 @@
 //! so the objective never rises. Every sum is formed per fixed pixel group and added in group
 //! order: bit-identical for any thread count.
 
+// K×K blocks are indexed by component on purpose; `!(x > 0)` also catches NaN on purpose.
+#![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
 use super::maps::lap_vec;
 use super::newton::{is_pd, pass, PixelStats};
 use super::objective::MapsProblem;

@@ -54,7 +54,10 @@ pub fn fit_held(
     k: usize,
 ) -> Result<HeldFit> {
     let l = img.channels;
-    anyhow::ensure!(k >= 1 && w.len() % k == 0, "W does not have {k} columns");
+    anyhow::ensure!(
+        k >= 1 && w.len().is_multiple_of(k),
+        "W does not have {k} columns"
+    );
     let m = w.len() / k;
     anyhow::ensure!(
         g.len() == l * m,

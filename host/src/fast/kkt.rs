@@ -7,6 +7,9 @@
 //! of two terms of that size (s and Σ y·d/(d·h)), so the ratio is free of the units of H and
 //! of the counts, and two solvers from different starts are measured alike.
 
+// K×K blocks are indexed by component on purpose; `!(x > 0)` also catches NaN on purpose.
+#![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
 use super::maps::lap_vec;
 use super::newton::pass;
 use super::objective::MapsProblem;

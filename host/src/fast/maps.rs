@@ -12,6 +12,9 @@
 //! pixel's non-zeros per Newton step (the pass at a step's end gives the next step's gradient
 //! and Hessian), plus O(P·K²); the zero channels enter through the column sums of D only.
 
+// K×K blocks are indexed by component on purpose; `!(x > 0)` also catches NaN on purpose.
+#![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
 use super::kkt::{kkt_parts, KktParts};
 use super::newton::{newton_pixel, pass, PixelStats, PixelTerms};
 use super::objective::{kl_constant, MapsProblem};

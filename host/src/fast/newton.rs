@@ -14,6 +14,9 @@
 //! logarithms, [`LogSum`]), the gradient Σ y·d/(d·h) and the Hessian Σ y·ddᵀ/(d·h)² at once;
 //! the pass at a step's end serves both its test and the next step.
 
+// K×K blocks are indexed by component on purpose; `!(x > 0)` also catches NaN on purpose.
+#![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
+
 use edxs_core::solver::{LogSum, LANES};
 
 /// The data part of one pixel at its current abundances: Σ y·d/(d·h) (`g`), Σ y·ddᵀ/(d·h)²
