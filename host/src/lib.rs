@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod fast;
 pub mod init;
 pub mod io;
 pub mod metrics;

@@ -201,6 +201,17 @@ pub struct Recipe {
     /// espm 1.1.3's solver exactly: its bisection for the simplex, its stopping rule and its
     /// start (element rows of W normalised, the bremsstrahlung rows left as they come).
     pub compat_espm: bool,
+    /// How runs with the whole W held (the maps and the candidate choice) are solved.
+    pub held_solver: HeldSolver,
+}
+
+/// The solver of the runs with the whole W held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldSolver {
+    /// Per-pixel projected Newton sweeps ([`crate::fast`]): converged in tens of passes.
+    Newton,
+    /// The core's multiplicative updates (thousands of iterations; for comparisons).
+    Multiplicative,
 }
 
 impl Recipe {
@@ -219,6 +230,7 @@ impl Recipe {
             g_update: true,
             simplex_h: false,
             compat_espm: false,
+            held_solver: HeldSolver::Newton,
         }
     }
 
@@ -310,6 +322,8 @@ pub struct Fit {
     pub reused_seconds: f64,
     /// Wall time of this call in seconds.
     pub seconds: f64,
+    /// KKT residual ([`crate::fast::kkt`]) of the last run's maps when it held W (Newton).
+    pub kkt: Option<f64>,
 }
 
 impl Fit {
@@ -350,6 +364,7 @@ struct State {
     h: Vec<f64>,
     summary: Option<RunSummary>,
     history: Vec<[f64; 6]>,
+    kkt: Option<f64>,
 }
 
 impl State {
@@ -396,6 +411,7 @@ pub fn fit(
         history: st.history,
         reused_seconds: reused,
         seconds: t0.elapsed().as_secs_f64(),
+        kkt: st.kkt,
     })
 }
 
@@ -442,6 +458,7 @@ fn fit_state(
         h,
         summary: None,
         history: Vec::new(),
+        kkt: None,
     };
     let mut iterations = 0;
     let mut budget = set.max_iter;
@@ -536,6 +553,7 @@ fn spectra_stage(
     let mut sub = Recipe::espm(0.001, 0.0, 0.01, recipe.start.clone(), recipe.anchor_iter);
     sub.fix = recipe.fix.clone();
     sub.g_update = recipe.g_update;
+    sub.held_solver = recipe.held_solver;
     // The binned fits are not shared between images, so each gets its own cache.
     let mut none = SpectraCache::default();
     // A single fit lands in a wrong local minimum for some noise draws (one phase rotated into
@@ -874,6 +892,12 @@ fn solve(
     max_iter: usize,
     set: &RunSettings,
 ) -> Result<State> {
+    let whole = fixed.is_some_and(|f| f.iter().all(|v| *v >= 0.0));
+    let fast = !recipe.plain && !recipe.compat_espm && !recipe.simplex_h;
+    if whole && fast && recipe.held_solver == HeldSolver::Newton {
+        let (mu, lambda, eps) = reg;
+        return solve_newton_maps(prep, img, recipe, (mu, *lambda, *eps), st, max_iter, set);
+    }
     solve_held(prep, img, recipe, reg, st, (fixed, None), max_iter, set)
 }
 
@@ -970,5 +994,38 @@ fn solve_held(
         h,
         summary: Some(summary),
         history,
+        kkt: None,
+    })
+}
+
+/// One run with the whole W held, by the fast maps solver (G updated from W once, which is
+/// what the multiplicative path's updates every 3 iterations give with W held).
+fn solve_newton_maps(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    (mu, lambda, eps): (&[f64], f64, f64),
+    st: State,
+    max_iter: usize,
+    set: &RunSettings,
+) -> Result<State> {
+    let g_update = recipe.g_update && prep.model.params().bremsstrahlung;
+    let run = crate::fast::held::HeldRun {
+        g_update: g_update.then_some((prep.model, prep.norm)),
+        mu,
+        lambda,
+        epsilon_reg: eps,
+        max_sweeps: max_iter,
+        tol: set.tol,
+        threads: set.threads,
+    };
+    let fit = crate::fast::held::fit_held(&run, img, st.g, &st.w, st.h, prep.k)?;
+    Ok(State {
+        g: fit.g,
+        w: st.w,
+        h: fit.h,
+        summary: Some(fit.summary),
+        history: fit.history,
+        kkt: Some(fit.report.kkt),
     })
 }
