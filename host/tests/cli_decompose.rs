@@ -749,6 +749,12 @@ density = 1.2
         let res = read_json(&out.join("results.json"));
         assert_eq!(res["parameters"]["method"], "two-stage");
         assert_eq!(res["parameters"]["units"], "normalized");
+        // The maps stage stops on first-order optimality, reported beside the loss.
+        let kkt = res["kkt_residual"].as_f64().unwrap();
+        assert!(
+            kkt.is_finite() && kkt <= 1e-4,
+            "seed {seed}: KKT residual {kkt}"
+        );
         let o = edxs(&[
             "evaluate",
             out.to_str().unwrap(),

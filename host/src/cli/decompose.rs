@@ -574,6 +574,7 @@ impl DecomposeCmd {
             },
             "iterations": r.iterations,
             "last_run_iterations": r.summary.iterations,
+            "kkt_residual": r.kkt,
             "stop_reason": format!("{:?}", r.summary.reason),
             "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
             "seconds": r.seconds,
