@@ -91,8 +91,18 @@ struct CountStats {
 }
 
 impl SimulateCmd {
+    /// The files this run reads, which `--out` must not hold.
+    fn inputs(&self) -> Vec<&Path> {
+        self.phases
+            .iter()
+            .chain(&self.maps)
+            .map(PathBuf::as_path)
+            .collect()
+    }
+
     /// Simulates and writes counts, truth and sim.json.
     pub fn run(&self) -> Result<()> {
+        crate::io::output::check_dir("--out", &self.out, &self.inputs())?;
         let mut cfg = match &self.phases {
             Some(path) => presets::from_toml_file(path)?,
             None => match self.preset.unwrap_or(PresetArg::Paper) {
@@ -190,25 +200,28 @@ impl SimulateCmd {
         };
         let p = rows * cols;
 
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
-        let path = |f: &str| self.out.join(f);
         let densities: Vec<f64> = cfg.phases.iter().map(|ph| ph.density).collect();
         let gw = sim::spectra_counts(&set.spectra, &densities, n, l);
-        npy::write_f64(&path("phases.npy"), &[k, l], &set.spectra)?;
-        npy::write_f64(&path("maps.npy"), &[k, p], &h)?;
-        npy::write_f64(&path("spectra_counts.npy"), &[k, l], &gw)?;
-        let stats = self.write_counts(
-            &path("counts.npy"),
-            (rows, cols, l),
-            &set.spectra,
-            &densities,
-            &h,
-        )?;
-
-        let json = self.sim_json(&cfg, &set, &h, (rows, cols), map_seed, map_info, &stats);
-        let text = serde_json::to_string_pretty(&json).context("serialising sim.json")?;
-        atomic::write_bytes(&path("sim.json"), text.as_bytes())?;
+        let mut done = None;
+        crate::io::output::write_dir("--out", &self.out, &self.inputs(), |dir| {
+            let path = |f: &str| dir.join(f);
+            npy::write_f64(&path("phases.npy"), &[k, l], &set.spectra)?;
+            npy::write_f64(&path("maps.npy"), &[k, p], &h)?;
+            npy::write_f64(&path("spectra_counts.npy"), &[k, l], &gw)?;
+            let stats = self.write_counts(
+                &path("counts.npy"),
+                (rows, cols, l),
+                &set.spectra,
+                &densities,
+                &h,
+            )?;
+            let json = self.sim_json(&cfg, &set, &h, (rows, cols), map_seed, map_info, &stats);
+            let text = serde_json::to_string_pretty(&json).context("serialising sim.json")?;
+            atomic::write_bytes(&path("sim.json"), text.as_bytes())?;
+            done = Some((stats, json));
+            Ok(())
+        })?;
+        let (stats, json) = done.context("internal: simulation not written")?;
         print!("{}", self.report(&cfg, &set, (rows, cols), &stats, &json));
         Ok(())
     }
