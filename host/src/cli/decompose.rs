@@ -183,6 +183,8 @@ pub fn parse_shape(s: &str) -> Result<(usize, usize)> {
     if r == 0 || c == 0 {
         bail!("--shape: {r}x{c} has no pixel");
     }
+    r.checked_mul(c)
+        .with_context(|| format!("--shape: {r}x{c} pixels overflow"))?;
     Ok((r, c))
 }
 
@@ -291,6 +293,7 @@ impl DecomposeCmd {
 
     fn fit_and_write(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<()> {
         let (model, data) = (model, data);
+        crate::validate::decompose(&self.input, data, model.n_columns(), self.k()?, self.threads)?;
         let (method, why) = self.method(data);
         let (recipe, set) = self.recipe(model, data, method)?;
         let prep = Prepared::new(model, self.k()?)?;

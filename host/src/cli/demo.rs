@@ -64,7 +64,22 @@ impl DemoCmd {
     /// Simulates, decomposes, evaluates.
     pub fn run(&self) -> Result<()> {
         let n = self.size;
-        anyhow::ensure!(n >= 8, "--size must be at least 8");
+        anyhow::ensure!(n >= 8, "--size must be at least 8, got {n}");
+        anyhow::ensure!(
+            self.counts_per_pixel.is_finite() && self.counts_per_pixel > 0.0,
+            "--counts-per-pixel must be finite and > 0, got {}",
+            self.counts_per_pixel
+        );
+        // The maps (three copies) and, at worst, every one of the 1980 channels a non-zero
+        // (12 bytes each in the sparse counts), plus the decomposition's factors.
+        crate::limits::need(
+            &format!("demo --size {n}"),
+            crate::limits::total(&[
+                crate::limits::bytes(&[n, n, 3], 8 * 3),
+                crate::limits::bytes(&[n, n, 1980], 12),
+                crate::limits::bytes(&[n, n, 3], 8 * 6),
+            ]),
+        )?;
         crate::io::output::check_dir("--out", &self.out, &[])?;
         // The whole demo folder (maps, sim/, result/) replaces --out in one step at the end.
         crate::io::output::write_dir("--out", &self.out, &[], |dir| {

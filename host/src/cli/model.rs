@@ -28,6 +28,15 @@ impl ModelCmd {
         }
         let spec = self.model.spec(&Default::default())?;
         let model = spec.model()?;
+        let (l, m) = (model.n_channels(), model.n_columns());
+        crate::limits::need(
+            &format!("the model of {l} channels x {m} columns"),
+            crate::limits::total(&[
+                crate::limits::bytes(&[l, m], 8 * 2),
+                crate::limits::bytes(&[model.scratch_len()], 8),
+                crate::limits::bytes(&[l], 64),
+            ]),
+        )?;
         let mut g = vec![0.0f64; model.g_len()];
         let mut scratch = vec![0.0f64; model.scratch_len()];
         let norm = model
@@ -35,7 +44,6 @@ impl ModelCmd {
             .map_err(|e| anyhow::anyhow!("model: {e}"))?;
         print!("{}", describe(&model, &g));
         if let Some(out) = &self.out {
-            let (l, m) = (model.n_channels(), model.n_columns());
             let json_path = out.with_extension("json");
             let p = model.params();
             let doc = serde_json::json!({
@@ -79,7 +87,10 @@ fn earlier_model_output(npy: &Path) -> bool {
 fn check_out(out: &Path) -> Result<()> {
     let json = out.with_extension("json");
     if json == out {
-        anyhow::bail!("--out {}: name the .npy file; G.json is written beside it", out.display());
+        anyhow::bail!(
+            "--out {}: name the .npy file; G.json is written beside it",
+            out.display()
+        );
     }
     crate::io::output::check_file("--out", out, &[], earlier_model_output)?;
     crate::io::output::check_file("--out", &json, &[], |j| {

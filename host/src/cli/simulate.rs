@@ -100,6 +100,25 @@ impl SimulateCmd {
             .collect()
     }
 
+    /// Refuses a simulation whose files would not fit on the disk of --out.
+    fn disk_plan(&self, rows: usize, cols: usize, k: usize, l: usize) -> Result<()> {
+        let value_size = match self.dtype {
+            DtypeArg::F64 | DtypeArg::I64 => 8,
+            DtypeArg::U32 => 4,
+            DtypeArg::U16 => 2,
+        };
+        crate::limits::disk(
+            &format!("simulating {rows}x{cols} pixels x {l} channels"),
+            &self.out,
+            crate::limits::total(&[
+                crate::limits::bytes(&[rows, cols, l], value_size),
+                crate::limits::bytes(&[k, rows, cols], 8),
+                crate::limits::bytes(&[k, l], 16),
+            ]),
+        )?;
+        Ok(())
+    }
+
     /// Simulates and writes counts, truth and sim.json.
     pub fn run(&self) -> Result<()> {
         crate::io::output::check_dir("--out", &self.out, &self.inputs())?;
@@ -118,6 +137,9 @@ impl SimulateCmd {
                 );
             }
             for (p, d) in cfg.phases.iter_mut().zip(&self.densities) {
+                if !(d.is_finite() && *d >= 0.0) {
+                    bail!("--densities: {d} is not a finite number >= 0");
+                }
                 p.density = *d;
             }
         }
@@ -136,6 +158,18 @@ impl SimulateCmd {
         let mut map_info = serde_json::Map::new();
         let (h, rows, cols) = if self.maps.is_empty() {
             let (rows, cols) = shape.unwrap_or((128, 128));
+            if !(self.radius.is_finite() && self.radius > 0.0) {
+                bail!("--radius: {} is not a finite number > 0", self.radius);
+            }
+            // The maps, one spectrum per phase and the expected spectra, before any of them.
+            crate::limits::need(
+                &format!("simulating {rows}x{cols} pixels"),
+                crate::limits::total(&[
+                    crate::limits::bytes(&[rows, cols, k], 8 * 2),
+                    crate::limits::bytes(&[k, l], 8 * 4),
+                ]),
+            )?;
+            self.disk_plan(rows, cols, k, l)?;
             let centers = match &self.centers {
                 Some(s) => maps::parse_centers(s)?,
                 None => maps::random_centers(rows, cols, k, &mut Rng::new(map_seed)),
@@ -199,6 +233,11 @@ impl SimulateCmd {
             (h, rows, cols)
         };
         let p = rows * cols;
+        self.disk_plan(rows, cols, k, l)?;
+        if cfg.phases.iter().all(|ph| ph.density == 0.0) {
+            bail!("every phase has density 0: the image would hold no counts");
+        }
+        self.disk_plan(rows, cols, k, l)?;
 
         let densities: Vec<f64> = cfg.phases.iter().map(|ph| ph.density).collect();
         let gw = sim::spectra_counts(&set.spectra, &densities, n, l);

@@ -31,9 +31,85 @@ pub fn write_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
     })
 }
 
+/// Opens `path` for reading; refuses what is not a regular file (a device or a pipe could hang
+/// the reader or never end).
+pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("{}: not a regular file", path.display());
+    }
+    Ok((file, meta.len()))
+}
+
+/// Checks that the data a header declares is exactly what follows it in a file of `file_len`
+/// bytes, before anything is allocated for it; returns the number of values.
+fn check_body(
+    path: &Path,
+    header: &npyz::NpyHeader,
+    header_len: u64,
+    file_len: u64,
+) -> Result<u64> {
+    let shape = header.shape();
+    let size = match header.dtype() {
+        npyz::DType::Plain(t) => t.size_field() as u64,
+        npyz::DType::Array(..) | npyz::DType::Record(..) => anyhow::bail!(
+            "{}: a structured or sub-array dtype; edxs reads plain integer or float arrays",
+            path.display()
+        ),
+    };
+    let n = shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .with_context(|| format!("{}: shape {shape:?} overflows", path.display()))?;
+    let need = n
+        .checked_mul(size)
+        .with_context(|| format!("{}: shape {shape:?} overflows", path.display()))?;
+    let have = file_len.saturating_sub(header_len);
+    if have < need {
+        anyhow::bail!(
+            "{}: truncated data: shape {shape:?} needs {need} bytes after the header, the file \
+             holds {have}",
+            path.display()
+        );
+    }
+    if have > need {
+        anyhow::bail!(
+            "{}: {} bytes after the data that shape {shape:?} declares; a wrong header?",
+            path.display(),
+            have - need
+        );
+    }
+    Ok(n)
+}
+
 /// Reads a `.npy` file of any integer or float dtype as f64, with its shape.
 pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    use std::io::{Read, Seek};
+    let (file, file_len) = open_regular(path)?;
+    let mut reader = std::io::BufReader::new(file);
+    let header = npyz::NpyHeader::from_reader(&mut reader)
+        .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
+    let header_len = reader.stream_position()?;
+    let n = check_body(path, &header, header_len, file_len)?;
+    let copies = if header.order() == npyz::Order::Fortran {
+        2
+    } else {
+        1
+    };
+    crate::limits::need(
+        &format!("reading {}", path.display()),
+        n.checked_mul(8 * copies)
+            .and_then(|b| b.checked_add(file_len)),
+    )?;
+    reader.rewind()?;
+    let mut bytes = Vec::with_capacity(file_len as usize);
+    reader
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let npy = npyz::NpyFile::new(&bytes[..])
         .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
@@ -41,7 +117,7 @@ pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
     let dtype = npy.dtype();
     let descr = match &dtype {
         npyz::DType::Plain(t) => t.to_string(),
-        other => anyhow::bail!("{}: unsupported dtype {other:?}", path.display()),
+        _ => anyhow::bail!("{}: unsupported structured dtype", path.display()),
     };
     let kind = descr.as_bytes().get(1).copied().unwrap_or(b'?');
     let size: usize = descr.get(2..).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -93,19 +169,20 @@ pub fn stream_rows(
     check_shape: impl FnOnce(&[usize]) -> Result<()>,
     mut row: impl FnMut(&[f64]) -> Result<()>,
 ) -> Result<Option<Vec<usize>>> {
-    use std::io::Read;
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    use std::io::{Read, Seek};
+    let (file, file_len) = open_regular(path)?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let header = npyz::NpyHeader::from_reader(&mut reader)
         .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
+    let header_len = reader.stream_position()?;
+    check_body(path, &header, header_len, file_len)?;
     if header.order() == npyz::Order::Fortran {
         return Ok(None);
     }
     let shape: Vec<usize> = header.shape().iter().map(|&s| s as usize).collect();
     let ts = match header.dtype() {
         npyz::DType::Plain(t) => t,
-        other => anyhow::bail!("{}: unsupported dtype {other:?}", path.display()),
+        _ => anyhow::bail!("{}: unsupported structured dtype", path.display()),
     };
     let kind = match ts.type_char() {
         npyz::TypeChar::Float => b'f',

@@ -64,7 +64,9 @@ fn install_handler() {
                 for p in pending.iter() {
                     remove_path(p);
                 }
-                eprintln!("edxs: interrupted by signal {sig}; the previous output is left as it was");
+                eprintln!(
+                    "edxs: interrupted by signal {sig}; the previous output is left as it was"
+                );
                 std::process::exit(128 + sig);
             }
         });
@@ -177,7 +179,11 @@ pub fn is_output(dir: &Path) -> bool {
 /// right what an interrupted run left beside it; the message names `flag` and the path.
 pub fn check_dir(flag: &str, out: &Path, inputs: &[&Path]) -> Result<()> {
     if let (Some(parent), Some(name)) = (out.parent(), out.file_name()) {
-        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
         if parent.is_dir() {
             let _lock = Lock::take(parent)?;
             recover(parent, &name.to_os_string(), out)?;
@@ -191,12 +197,22 @@ fn check_unlocked(flag: &str, out: &Path, inputs: &[&Path]) -> Result<()> {
     if out.as_os_str().is_empty() {
         bail!("{flag}: empty path");
     }
-    if out
-        .components()
-        .next_back()
-        .is_some_and(|c| matches!(c, Component::CurDir | Component::ParentDir | Component::RootDir))
-    {
+    if out.components().next_back().is_some_and(|c| {
+        matches!(
+            c,
+            Component::CurDir | Component::ParentDir | Component::RootDir
+        )
+    }) {
         bail!("{flag} {shown}: name a folder of its own, not '.', '..' or '/'");
+    }
+    if let Some(a) = out
+        .ancestors()
+        .skip(1)
+        .find(|a| !a.as_os_str().is_empty() && std::fs::symlink_metadata(a).is_ok())
+    {
+        if !a.is_dir() {
+            bail!("{flag} {shown}: {} is not a folder", a.display());
+        }
     }
     let target = resolve(out)?;
     if let Ok(cwd) = std::env::current_dir().and_then(|c| c.canonicalize()) {
@@ -238,7 +254,11 @@ pub fn check_file(
             bail!("{flag} {shown} is a symbolic link; edxs does not write through links");
         }
         if !ft.is_file() {
-            let what = if ft.is_dir() { "a folder" } else { "not a regular file (a device?)" };
+            let what = if ft.is_dir() {
+                "a folder"
+            } else {
+                "not a regular file (a device?)"
+            };
             bail!("{flag} {shown} is {what}; name a file");
         }
         if !previous(out) {
@@ -248,7 +268,10 @@ pub fn check_file(
     let target = resolve(out)?;
     for input in inputs {
         if resolve(input)? == target {
-            bail!("{flag} {shown} is the input {}; name another file", input.display());
+            bail!(
+                "{flag} {shown} is the input {}; name another file",
+                input.display()
+            );
         }
     }
     Ok(())
@@ -293,8 +316,13 @@ fn parent_and_name(out: &Path) -> Result<(PathBuf, OsString)> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+    std::fs::create_dir_all(&parent).with_context(|| {
+        format!(
+            "{}: cannot create the folder {}",
+            out.display(),
+            parent.display()
+        )
+    })?;
     Ok((parent, name))
 }
 
@@ -320,7 +348,8 @@ fn recover(parent: &Path, name: &OsString, out: &Path) -> Result<()> {
         return Ok(());
     };
     let (tmp, old) = (sibling_prefix(name, "tmp"), sibling_prefix(name, "old"));
-    let starts = |e: &OsString, p: &OsString| e.as_encoded_bytes().starts_with(p.as_encoded_bytes());
+    let starts =
+        |e: &OsString, p: &OsString| e.as_encoded_bytes().starts_with(p.as_encoded_bytes());
     let mut olds = Vec::new();
     let mut tmps = Vec::new();
     for e in entries.flatten() {
@@ -465,8 +494,7 @@ fn swap(parent: &Path, name: &OsString, tmp: &Path, out: &Path) -> Result<()> {
         return Ok(());
     }
     let old = sibling(parent, name, "old");
-    std::fs::rename(out, &old)
-        .with_context(|| format!("cannot move {} aside", out.display()))?;
+    std::fs::rename(out, &old).with_context(|| format!("cannot move {} aside", out.display()))?;
     test_pause("between-renames");
     if let Err(e) = std::fs::rename(tmp, out) {
         let _ = std::fs::rename(&old, out);
