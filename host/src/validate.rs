@@ -48,7 +48,8 @@ pub fn counts(what: &str, data: &SpectrumImage, k: usize) -> Result<()> {
         }
     }
     let channels = seen.iter().filter(|s| **s).count();
-    if pixels < k || channels < k {
+    // K beyond the image's size is decompose's own error, with its own message.
+    if k <= data.pixels.min(data.channels) && (pixels < k || channels < k) {
         bail!(
             "{what}: only {pixels} pixels and {channels} channels hold counts; {k} phases need \
              at least {k} of each"

@@ -34,6 +34,10 @@ pub fn write_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
 /// Opens `path` for reading; refuses what is not a regular file (a device or a pipe could hang
 /// the reader or never end).
 pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
+    // Checked before opening: opening a named pipe blocks until someone writes to it.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        anyhow::bail!("{}: not a regular file", path.display());
+    }
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let meta = file

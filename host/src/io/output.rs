@@ -512,7 +512,13 @@ fn swap(parent: &Path, name: &OsString, tmp: &Path, out: &Path) -> Result<()> {
 /// Runs `write` (atomic file writes next to `out`) under the lock of `out`'s folder, so that
 /// two runs writing the same files do not interleave.
 pub fn write_file(out: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let (parent, _) = parent_and_name(out)?;
-    let _lock = Lock::take(&parent)?;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        bail!("{}: the folder {} does not exist", out.display(), parent.display());
+    }
+    let _lock = Lock::take(parent)?;
     write(out)
 }
