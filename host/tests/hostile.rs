@@ -43,7 +43,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (String, Vec<u8>)> {
                 out.insert(rel, ("file".into(), std::fs::read(&p).unwrap()));
             } else if ft.is_symlink() {
                 let t = std::fs::read_link(&p).unwrap();
-                out.insert(rel, ("link".into(), t.to_string_lossy().as_bytes().to_vec()));
+                out.insert(
+                    rel,
+                    ("link".into(), t.to_string_lossy().as_bytes().to_vec()),
+                );
             } else {
                 out.insert(rel, ("special".into(), Vec::new()));
             }
@@ -225,7 +228,11 @@ fn zoo(w: &Work) {
     let (hs, h) = read_npy(&d.join("prev/H.npy"));
     let (ws, wv) = read_npy(&d.join("prev/W.npy"));
     let (gs, g) = read_npy(&d.join("prev/G.npy"));
-    for (name, v) in [("h_nan", f64::NAN), ("h_inf", f64::INFINITY), ("h_ninf", f64::NEG_INFINITY)] {
+    for (name, v) in [
+        ("h_nan", f64::NAN),
+        ("h_inf", f64::INFINITY),
+        ("h_ninf", f64::NEG_INFINITY),
+    ] {
         let mut x = h.clone();
         x[3] = v;
         variant(name, "H.npy", &hs, x);
@@ -240,7 +247,12 @@ fn zoo(w: &Work) {
     variant("w_zero", "W.npy", &ws, vec![0.0; wv.len()]);
     variant("h_nopix", "H.npy", &[hs[0], 0], vec![]);
     variant("g_nochan", "G.npy", &[0, gs[1]], vec![]);
-    variant("h_2d_wrong", "H.npy", &[hs[0] + 1, hs[1]], vec![0.5; (hs[0] + 1) * hs[1]]);
+    variant(
+        "h_2d_wrong",
+        "H.npy",
+        &[hs[0] + 1, hs[1]],
+        vec![0.5; (hs[0] + 1) * hs[1]],
+    );
     variant("no_json", "", &[], vec![]);
     std::fs::remove_file(d.join("evals/no_json/results.json")).unwrap();
     // Truths with one defect each.
@@ -285,131 +297,551 @@ const fn c(args: &'static str, code: i32, needles: &'static [&'static str]) -> C
 /// The table. `{M}` = the simulation's model options.
 const CASES: &[Case] = &[
     // --- 1. never lose data: what --out may name ---
-    c("decompose data/counts.npy {M} -k 2 --out data", 1, &["--out data", "holds the input data/counts.npy"]),
-    c("decompose data/counts.npy {M} -k 2 --out data/", 1, &["holds the input"]),
-    c("decompose data/counts.npy {M} -k 2 --out ./data", 1, &["holds the input"]),
-    c("decompose data/../data/counts.npy {M} -k 2 --out data", 1, &["holds the input"]),
-    c("decompose sim/counts.npy {M} -k 2 --out sim", 1, &["--out sim", "holds the input sim/counts.npy"]),
-    c("decompose data/counts.npy {M} -k 2 --out .", 1, &["--out .", "not '.'"]),
-    c("decompose data/counts.npy {M} -k 2 --out ..", 1, &["--out ..", "not '.'"]),
-    c("decompose data/counts.npy {M} -k 2 --out /", 1, &["--out /"]),
-    c("decompose data/counts.npy {M} -k 2 --out data/notes.txt", 1, &["--out data/notes.txt", "is a file"]),
-    c("decompose data/counts.npy {M} -k 2 --out data/notes.txt/sub", 1, &["data/notes.txt is not a folder"]),
-    c("decompose data/counts.npy {M} -k 2 --out /dev/null", 1, &["--out /dev/null", "is a device"]),
-    c("decompose data/counts.npy {M} -k 2 --out pipe", 1, &["--out pipe", "named pipe"]),
-    c("decompose data/counts.npy {M} -k 2 --out lnk", 1, &["--out lnk", "symbolic link"]),
-    c("decompose data/counts.npy {M} -k 2 --out dangling", 1, &["--out dangling", "symbolic link"]),
-    c("decompose data/counts.npy {M} -k 2 --out userdir", 1, &["--out userdir", "did not write"]),
-    c("model --elements Fe,O --out data/notes.txt", 1, &["--out data/notes.txt", "not an earlier edxs output"]),
-    c("model --elements Fe,O --out /dev/null", 1, &["--out /dev/null", "not a regular file"]),
-    c("model --elements Fe,O --out prev", 1, &["--out prev", "a folder"]),
-    c("model --elements Fe,O --out lnk.npy", 1, &["--out lnk.npy", "symbolic link"]),
-    c("model --elements Fe,O --out g.json", 1, &["--out g.json", "name the .npy"]),
-    c("model --elements Fe,O --out data/counts.npy", 1, &["--out data/counts.npy", "not an earlier edxs output"]),
-    c("simulate --shape 8x8 --out data", 1, &["--out data", "did not write"]),
-    c("simulate --shape 8x8 --out userdir", 1, &["--out userdir", "did not write"]),
-    c("simulate --shape 8x8 --out /dev/null", 1, &["--out /dev/null", "is a device"]),
-    c("simulate --shape 8x8 --out data/notes.txt", 1, &["--out data/notes.txt", "is a file"]),
-    c("simulate --shape 8x8 --out lnk", 1, &["--out lnk", "symbolic link"]),
-    c("simulate --maps sim/maps.npy --out sim", 1, &["--out sim", "holds the input sim/maps.npy"]),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out data",
+        1,
+        &["--out data", "holds the input data/counts.npy"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out data/",
+        1,
+        &["holds the input"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out ./data",
+        1,
+        &["holds the input"],
+    ),
+    c(
+        "decompose data/../data/counts.npy {M} -k 2 --out data",
+        1,
+        &["holds the input"],
+    ),
+    c(
+        "decompose sim/counts.npy {M} -k 2 --out sim",
+        1,
+        &["--out sim", "holds the input sim/counts.npy"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out .",
+        1,
+        &["--out .", "not '.'"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out ..",
+        1,
+        &["--out ..", "not '.'"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out /",
+        1,
+        &["--out /"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out data/notes.txt",
+        1,
+        &["--out data/notes.txt", "is a file"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out data/notes.txt/sub",
+        1,
+        &["data/notes.txt is not a folder"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out /dev/null",
+        1,
+        &["--out /dev/null", "is a device"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out pipe",
+        1,
+        &["--out pipe", "named pipe"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out lnk",
+        1,
+        &["--out lnk", "symbolic link"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out dangling",
+        1,
+        &["--out dangling", "symbolic link"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --out userdir",
+        1,
+        &["--out userdir", "did not write"],
+    ),
+    c(
+        "model --elements Fe,O --out data/notes.txt",
+        1,
+        &["--out data/notes.txt", "not an earlier edxs output"],
+    ),
+    c(
+        "model --elements Fe,O --out /dev/null",
+        1,
+        &["--out /dev/null", "not a regular file"],
+    ),
+    c(
+        "model --elements Fe,O --out prev",
+        1,
+        &["--out prev", "a folder"],
+    ),
+    c(
+        "model --elements Fe,O --out lnk.npy",
+        1,
+        &["--out lnk.npy", "symbolic link"],
+    ),
+    c(
+        "model --elements Fe,O --out g.json",
+        1,
+        &["--out g.json", "name the .npy"],
+    ),
+    c(
+        "model --elements Fe,O --out data/counts.npy",
+        1,
+        &["--out data/counts.npy", "not an earlier edxs output"],
+    ),
+    c(
+        "simulate --shape 8x8 --out data",
+        1,
+        &["--out data", "did not write"],
+    ),
+    c(
+        "simulate --shape 8x8 --out userdir",
+        1,
+        &["--out userdir", "did not write"],
+    ),
+    c(
+        "simulate --shape 8x8 --out /dev/null",
+        1,
+        &["--out /dev/null", "is a device"],
+    ),
+    c(
+        "simulate --shape 8x8 --out data/notes.txt",
+        1,
+        &["--out data/notes.txt", "is a file"],
+    ),
+    c(
+        "simulate --shape 8x8 --out lnk",
+        1,
+        &["--out lnk", "symbolic link"],
+    ),
+    c(
+        "simulate --maps sim/maps.npy --out sim",
+        1,
+        &["--out sim", "holds the input sim/maps.npy"],
+    ),
     c("demo --out data", 1, &["--out data", "did not write"]),
-    c("demo --out /dev/null", 1, &["--out /dev/null", "is a device"]),
+    c(
+        "demo --out /dev/null",
+        1,
+        &["--out /dev/null", "is a device"],
+    ),
     c("demo --out .", 1, &["--out .", "not '.'"]),
     c("repro-fig1 --out data", 1, &["--out data", "did not write"]),
     c("repro-fig1 --out lnk", 1, &["--out lnk", "symbolic link"]),
     // --- 2. evaluate never hangs or panics ---
-    c("evaluate evals/h_nan --truth sim", 1, &["evals/h_nan/H.npy", "NaN"]),
-    c("evaluate evals/h_inf --truth sim", 1, &["evals/h_inf/H.npy", "inf"]),
-    c("evaluate evals/h_ninf --truth sim", 1, &["evals/h_ninf/H.npy", "-inf"]),
-    c("evaluate evals/w_nan --truth sim", 1, &["evals/w_nan/W.npy", "NaN"]),
-    c("evaluate evals/g_inf --truth sim", 1, &["evals/g_inf/G.npy", "inf"]),
-    c("evaluate evals/w_empty --truth sim", 1, &["W.npy", "empty axis"]),
-    c("evaluate evals/w_zero --truth sim", 1, &["evals/w_zero/W.npy", "no element fraction"]),
+    c(
+        "evaluate evals/h_nan --truth sim",
+        1,
+        &["evals/h_nan/H.npy", "NaN"],
+    ),
+    c(
+        "evaluate evals/h_inf --truth sim",
+        1,
+        &["evals/h_inf/H.npy", "inf"],
+    ),
+    c(
+        "evaluate evals/h_ninf --truth sim",
+        1,
+        &["evals/h_ninf/H.npy", "-inf"],
+    ),
+    c(
+        "evaluate evals/w_nan --truth sim",
+        1,
+        &["evals/w_nan/W.npy", "NaN"],
+    ),
+    c(
+        "evaluate evals/g_inf --truth sim",
+        1,
+        &["evals/g_inf/G.npy", "inf"],
+    ),
+    c(
+        "evaluate evals/w_empty --truth sim",
+        1,
+        &["evals/w_empty", "W [0, 2]"],
+    ),
+    c(
+        "evaluate evals/w_zero --truth sim",
+        1,
+        &["evals/w_zero/W.npy", "no element fraction"],
+    ),
     c("evaluate evals/h_nopix --truth sim", 1, &["pixels"]),
     c("evaluate evals/g_nochan --truth sim", 1, &["channels"]),
-    c("evaluate evals/h_2d_wrong --truth sim", 1, &["inconsistent shapes"]),
-    c("evaluate evals/no_json --truth sim", 1, &["evals/no_json/results.json"]),
-    c("evaluate prev --truth truths/maps_nan", 1, &["truths/maps_nan/maps.npy", "NaN"]),
+    c(
+        "evaluate evals/h_2d_wrong --truth sim",
+        1,
+        &["inconsistent shapes"],
+    ),
+    c(
+        "evaluate evals/no_json --truth sim",
+        1,
+        &["evals/no_json/results.json"],
+    ),
+    c(
+        "evaluate prev --truth truths/maps_nan",
+        1,
+        &["truths/maps_nan/maps.npy", "NaN"],
+    ),
     c("evaluate prev --truth truths/maps_nopix", 1, &["pixels"]),
-    c("evaluate prev --truth truths/spectra_nochan", 1, &["channels"]),
+    c(
+        "evaluate prev --truth truths/spectra_nochan",
+        1,
+        &["channels"],
+    ),
     c("evaluate prev --truth nowhere", 1, &["nowhere/sim.json"]),
     c("evaluate data --truth sim", 1, &["data/results.json"]),
     // --- 3. memory plan and lying sizes ---
-    c("simulate --shape 100000x100000 --out s2", 1, &["100000x100000", "needs", "available"]),
-    c("simulate --shape 1x100000000 --out s2", 1, &["1x100000000", "needs", "disk"]),
-    c("simulate --shape 4294967296x4294967297 --out s2", 1, &["--shape", "4294967296x4294967297", "overflow"]),
-    c("simulate --shape 18446744073709551615x2 --out s2", 1, &["--shape", "overflow"]),
-    c("demo --size 100000 --out dd", 1, &["demo --size 100000", "needs", "available"]),
-    c("model --elements Fe --channels 1000000000000 --scale 0.00000000001", 1, &["1000000000000 channels", "needs"]),
-    c("model --elements Fe --channels 100000000 --scale 0.0000001 --max-memory 1G", 1, &["100000000 channels", "needs", "--max-memory"]),
-    c("decompose data/counts.npy {M} -k 2 --max-memory 1K --out r1", 1, &["data/counts.npy", "needs", "--max-memory"]),
-    c("decompose bad/huge.npy {M} -k 2 --out r1", 1, &["bad/huge.npy", "truncated", "(100000, 100000, 1980)"]),
-    c("decompose bad/wrap.npy {M} -k 2 --out r1", 1, &["bad/wrap.npy", "overflow"]),
-    c("decompose bad/extra.npy {M} -k 2 --out r1", 1, &["bad/extra.npy", "24 bytes after the data"]),
-    c("decompose bad/truncated.npy {M} -k 2 --out r1", 1, &["bad/truncated.npy", "truncated"]),
-    c("decompose bad/record.npy {M} -k 2 --out r1", 1, &["bad/record.npy", "structured"]),
-    c("decompose bad/badmagic.npy {M} -k 2 --out r1", 1, &["bad/badmagic.npy", "not a valid .npy"]),
-    c("decompose bad/empty.npy {M} -k 2 --out r1", 1, &["bad/empty.npy", "not a valid .npy"]),
-    c("decompose bad/text.npy {M} -k 2 --out r1", 1, &["bad/text.npy", "not a valid .npy"]),
-    c("decompose bad/bool.npy {M} -k 2 --out r1", 1, &["bad/bool.npy", "dtype"]),
-    c("decompose bad/complex.npy {M} -k 2 --out r1", 1, &["bad/complex.npy", "dtype"]),
-    c("decompose bad/zero_ch.npy {M} -k 2 --out r1", 1, &["bad/zero_ch.npy", "no data"]),
-    c("decompose bad/zero_px.npy {M} -k 2 --out r1", 1, &["bad/zero_px.npy", "no data"]),
-    c("decompose bad/onedim.npy {M} -k 2 --out r1", 1, &["bad/onedim.npy", "[6]"]),
-    c("decompose bad/zero.npy {M} -k 2 --out r1", 1, &["bad/zero.npy", "not a regular file"]),
-    c("decompose bad/fifo.npy {M} -k 2 --out r1", 1, &["bad/fifo.npy", "not a regular file"]),
-    c("decompose bad/liar.rpl {M} -k 2 --out r1", 1, &["bad/liar.raw", "1000 bytes", "truncated"]),
-    c("decompose bad/devzero.rpl {M} -k 2 --out r1", 1, &["bad/devzero.raw", "not a regular file"]),
-    c("decompose bad/noraw.rpl {M} -k 2 --out r1", 1, &["bad/noraw.raw"]),
-    c("decompose bad/long.rpl {M} -k 2 --out r1", 1, &["bad/long.rpl", "too long"]),
-    c("decompose bad/zerohdr.rpl {M} -k 2 --out r1", 1, &["bad/zerohdr.rpl", "not a regular file"]),
-    c("decompose bad/notes.txt {M} -k 2 --out r1", 1, &["bad/notes.txt", "unknown extension"]),
-    c("decompose bad/missing.npy {M} -k 2 --out r1", 1, &["bad/missing.npy", "no such file"]),
-    c("decompose data/counts.npy {M} -k 2 --shape 3x3 --out r1", 1, &["--shape 3x3"]),
-    c("decompose data/counts.npy {M} -k 2 --shape 0x3 --out r1", 1, &["--shape", "0x3"]),
-    c("decompose data/counts.npy {M} -k 2 --shape 3by3 --out r1", 1, &["--shape", "3by3"]),
+    c(
+        "simulate --shape 100000x100000 --out s2",
+        1,
+        &["100000x100000", "needs", "available"],
+    ),
+    c(
+        "simulate --shape 1x100000000 --out s2",
+        1,
+        &["1x100000000", "needs", "disk"],
+    ),
+    c(
+        "simulate --shape 4294967296x4294967297 --out s2",
+        1,
+        &["--shape", "4294967296x4294967297", "overflow"],
+    ),
+    c(
+        "simulate --shape 18446744073709551615x2 --out s2",
+        1,
+        &["--shape", "overflow"],
+    ),
+    c(
+        "demo --size 100000 --out dd",
+        1,
+        &["demo --size 100000", "needs", "available"],
+    ),
+    c(
+        "model --elements Fe --channels 1000000000000 --scale 0.00000000001",
+        1,
+        &["1000000000000 channels", "needs"],
+    ),
+    c(
+        "model --elements Fe --channels 100000000 --scale 0.0000001 --max-memory 1G",
+        1,
+        &["100000000 channels", "needs", "--max-memory"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --max-memory 1K --out r1",
+        1,
+        &["data/counts.npy", "needs", "--max-memory"],
+    ),
+    c(
+        "decompose bad/huge.npy {M} -k 2 --out r1",
+        1,
+        &["bad/huge.npy", "truncated", "[100000, 100000, 1980]"],
+    ),
+    c(
+        "decompose bad/wrap.npy {M} -k 2 --out r1",
+        1,
+        &["bad/wrap.npy", "overflow"],
+    ),
+    c(
+        "decompose bad/extra.npy {M} -k 2 --out r1",
+        1,
+        &["bad/extra.npy", "24 bytes after the data"],
+    ),
+    c(
+        "decompose bad/truncated.npy {M} -k 2 --out r1",
+        1,
+        &["bad/truncated.npy", "truncated"],
+    ),
+    c(
+        "decompose bad/record.npy {M} -k 2 --out r1",
+        1,
+        &["bad/record.npy", "structured"],
+    ),
+    c(
+        "decompose bad/badmagic.npy {M} -k 2 --out r1",
+        1,
+        &["bad/badmagic.npy", "not a valid .npy"],
+    ),
+    c(
+        "decompose bad/empty.npy {M} -k 2 --out r1",
+        1,
+        &["bad/empty.npy", "not a valid .npy"],
+    ),
+    c(
+        "decompose bad/text.npy {M} -k 2 --out r1",
+        1,
+        &["bad/text.npy", "not a valid .npy"],
+    ),
+    c(
+        "decompose bad/bool.npy {M} -k 2 --out r1",
+        1,
+        &["bad/bool.npy", "dtype"],
+    ),
+    c(
+        "decompose bad/complex.npy {M} -k 2 --out r1",
+        1,
+        &["bad/complex.npy", "dtype"],
+    ),
+    c(
+        "decompose bad/zero_ch.npy {M} -k 2 --out r1",
+        1,
+        &["bad/zero_ch.npy", "no data"],
+    ),
+    c(
+        "decompose bad/zero_px.npy {M} -k 2 --out r1",
+        1,
+        &["bad/zero_px.npy", "no data"],
+    ),
+    c(
+        "decompose bad/onedim.npy {M} -k 2 --out r1",
+        1,
+        &["bad/onedim.npy", "[6]"],
+    ),
+    c(
+        "decompose bad/zero.npy {M} -k 2 --out r1",
+        1,
+        &["bad/zero.npy", "not a regular file"],
+    ),
+    c(
+        "decompose bad/fifo.npy {M} -k 2 --out r1",
+        1,
+        &["bad/fifo.npy", "not a regular file"],
+    ),
+    c(
+        "decompose bad/liar.rpl {M} -k 2 --out r1",
+        1,
+        &["bad/liar.raw", "1000 bytes", "truncated"],
+    ),
+    c(
+        "decompose bad/devzero.rpl {M} -k 2 --out r1",
+        1,
+        &["bad/devzero.raw", "not a regular file"],
+    ),
+    c(
+        "decompose bad/noraw.rpl {M} -k 2 --out r1",
+        1,
+        &["bad/noraw.raw"],
+    ),
+    c(
+        "decompose bad/long.rpl {M} -k 2 --out r1",
+        1,
+        &["bad/long.rpl", "too long"],
+    ),
+    c(
+        "decompose bad/zerohdr.rpl {M} -k 2 --out r1",
+        1,
+        &["bad/zerohdr.rpl", "not a regular file"],
+    ),
+    c(
+        "decompose bad/notes.txt {M} -k 2 --out r1",
+        1,
+        &["bad/notes.txt", "unknown extension"],
+    ),
+    c(
+        "decompose bad/missing.npy {M} -k 2 --out r1",
+        1,
+        &["bad/missing.npy", "no such file"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --shape 3x3 --out r1",
+        1,
+        &["--shape 3x3"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --shape 0x3 --out r1",
+        1,
+        &["--shape", "0x3"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --shape 3by3 --out r1",
+        1,
+        &["--shape", "3by3"],
+    ),
     // --- 4. degenerate counts: an error, never a confident composition ---
-    c("decompose bad/zeros.npy {M} -k 2 --out r1", 1, &["bad/zeros.npy", "0e0 counts"]),
-    c("decompose bad/e20.npy {M} -k 2 --out r1", 1, &["bad/e20.npy", "rescaled"]),
-    c("decompose bad/e50.npy {M} -k 2 --out r1", 1, &["bad/e50.npy", "rescaled"]),
-    c("decompose bad/one.npy {M} -k 2 --out r1", 1, &["bad/one.npy", "only 1 pixels"]),
-    c("decompose bad/one.npy {M} -k 2 --two-stage --out r1", 1, &["bad/one.npy", "only 1 pixels"]),
-    c("decompose bad/nan.npy {M} -k 2 --out r1", 1, &["bad/nan.npy", "NaN"]),
-    c("decompose bad/neg.npy {M} -k 2 --out r1", 1, &["bad/neg.npy", "-2"]),
-    c("decompose data/counts.npy {M} -k 0 --out r1", 1, &["-k", "at least 1"]),
-    c("decompose data/counts.npy {M} -k 100000 --out r1", 1, &["-k 100000"]),
-    c("simulate --shape 8x8 --densities nan,1,1 --out s2", 1, &["--densities", "NaN"]),
-    c("simulate --shape 8x8 --densities -1,1,1 --out s2", 1, &["--densities", "-1"]),
-    c("simulate --shape 8x8 --densities 0,0,0 --out s2", 1, &["density 0"]),
-    c("simulate --shape 8x8 --densities 1,1 --out s2", 1, &["--densities", "2 values"]),
-    c("simulate --shape 8x8 --radius -1 --out s2", 1, &["--radius", "-1"]),
-    c("simulate --shape 8x8 --radius nan --out s2", 1, &["--radius", "NaN"]),
-    c("simulate --shape 8x8 -N 0 --out s2", 1, &["--counts-per-pixel", "0"]),
-    c("simulate --shape 8x8 -N inf --out s2", 1, &["--counts-per-pixel", "inf"]),
-    c("simulate --shape 8x8 -N nan --out s2", 1, &["--counts-per-pixel", "NaN"]),
+    c(
+        "decompose bad/zeros.npy {M} -k 2 --out r1",
+        1,
+        &["bad/zeros.npy", "0e0 counts"],
+    ),
+    c(
+        "decompose bad/e20.npy {M} -k 2 --out r1",
+        1,
+        &["bad/e20.npy", "rescaled"],
+    ),
+    c(
+        "decompose bad/e50.npy {M} -k 2 --out r1",
+        1,
+        &["bad/e50.npy", "rescaled"],
+    ),
+    c(
+        "decompose bad/one.npy {M} -k 2 --out r1",
+        1,
+        &["bad/one.npy", "only 1 pixels"],
+    ),
+    c(
+        "decompose bad/one.npy {M} -k 2 --two-stage --out r1",
+        1,
+        &["bad/one.npy", "only 1 pixels"],
+    ),
+    c(
+        "decompose bad/nan.npy {M} -k 2 --out r1",
+        1,
+        &["bad/nan.npy", "NaN"],
+    ),
+    c(
+        "decompose bad/neg.npy {M} -k 2 --out r1",
+        1,
+        &["bad/neg.npy", "-2"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 0 --out r1",
+        1,
+        &["-k", "at least 1"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 100000 --out r1",
+        1,
+        &["-k 100000"],
+    ),
+    c(
+        "simulate --shape 8x8 --densities nan,1,1 --out s2",
+        1,
+        &["--densities", "NaN"],
+    ),
+    c(
+        "simulate --shape 8x8 --densities=-1,1,1 --out s2",
+        1,
+        &["--densities", "-1"],
+    ),
+    c(
+        "simulate --shape 8x8 --densities 0,0,0 --out s2",
+        1,
+        &["density", "is 0"],
+    ),
+    c(
+        "simulate --shape 8x8 --densities 1,1 --out s2",
+        1,
+        &["--densities", "2 values"],
+    ),
+    c(
+        "simulate --shape 8x8 --radius -1 --out s2",
+        1,
+        &["--radius", "-1"],
+    ),
+    c(
+        "simulate --shape 8x8 --radius nan --out s2",
+        1,
+        &["--radius", "NaN"],
+    ),
+    c(
+        "simulate --shape 8x8 -N 0 --out s2",
+        1,
+        &["--counts-per-pixel", "0"],
+    ),
+    c(
+        "simulate --shape 8x8 -N inf --out s2",
+        1,
+        &["--counts-per-pixel", "inf"],
+    ),
+    c(
+        "simulate --shape 8x8 -N nan --out s2",
+        1,
+        &["--counts-per-pixel", "NaN"],
+    ),
     c("simulate --shape 0x8 --out s2", 1, &["--shape", "0x8"]),
-    c("simulate --maps bad/missing.npy --out s2", 1, &["bad/missing.npy"]),
+    c(
+        "simulate --maps bad/missing.npy --out s2",
+        1,
+        &["bad/missing.npy"],
+    ),
     c("simulate --maps bad/nan.npy --out s2", 1, &["bad/nan.npy"]),
     c("demo --size 4 --out dd", 1, &["--size", "4"]),
-    c("demo -N -1 --out dd", 1, &["--counts-per-pixel", "-1"]),
+    c(
+        "demo --counts-per-pixel=-1 --out dd",
+        1,
+        &["--counts-per-pixel", "-1"],
+    ),
     c("demo -N nan --out dd", 1, &["--counts-per-pixel", "NaN"]),
     c("repro-fig1 --doses 0 --out f1", 1, &["--doses", "0"]),
     c("repro-fig1 --samplings 0 --out f1", 1, &["--samplings"]),
     // --- 6. config files ---
-    c("decompose data/counts.npy {M} --config bad/unknown.toml --out r1", 1, &["bad/unknown.toml", "bogus_key"]),
-    c("decompose data/counts.npy {M} --config bad/ok.toml --config bad/ok.toml --out r1", 1, &["--config given twice"]),
-    c("decompose data/counts.npy {M} --config bad/nested.toml --out r1", 1, &["bad/nested.toml", "config"]),
-    c("decompose data/counts.npy {M} --config bad/switch.toml --out r1", 1, &["bad/switch.toml", "simplex_h", "switch"]),
-    c("decompose data/counts.npy {M} --config bad/valueless.toml --out r1", 1, &["bad/valueless.toml", "seed", "needs a value"]),
-    c("decompose data/counts.npy {M} --config bad/table.toml --out r1", 1, &["bad/table.toml", "mu"]),
-    c("decompose data/counts.npy {M} --config bad/broken.toml --out r1", 1, &["bad/broken.toml", "TOML"]),
-    c("decompose data/counts.npy {M} --config bad/missing.toml --out r1", 1, &["bad/missing.toml"]),
-    c("decompose data/counts.npy {M} --config", 1, &["--config needs a file"]),
+    c(
+        "decompose data/counts.npy {M} --config bad/unknown.toml --out r1",
+        1,
+        &["bad/unknown.toml", "bogus_key"],
+    ),
+    c(
+        "decompose data/counts.npy {M} --config bad/ok.toml --config bad/ok.toml --out r1",
+        1,
+        &["--config given twice"],
+    ),
+    c(
+        "decompose data/counts.npy {M} --config bad/nested.toml --out r1",
+        1,
+        &["bad/nested.toml", "config"],
+    ),
+    c(
+        "decompose data/counts.npy {M} --config bad/switch.toml --out r1",
+        1,
+        &["bad/switch.toml", "simplex_h", "switch"],
+    ),
+    c(
+        "decompose data/counts.npy {M} --config bad/valueless.toml --out r1",
+        1,
+        &["bad/valueless.toml", "seed", "needs a value"],
+    ),
+    c(
+        "decompose data/counts.npy {M} --config bad/table.toml --out r1",
+        1,
+        &["bad/table.toml", "mu"],
+    ),
+    c(
+        "decompose data/counts.npy {M} --config bad/broken.toml --out r1",
+        1,
+        &["bad/broken.toml", "TOML", "line 1"],
+    ),
+    c(
+        "decompose data/counts.npy {M} --config bad/missing.toml --out r1",
+        1,
+        &["bad/missing.toml"],
+    ),
+    c(
+        "decompose data/counts.npy {M} --config",
+        1,
+        &["--config needs a file"],
+    ),
     // --- 7. options ---
-    c("decompose data/counts.npy {M} -k 2 --fix 0:Xx=0 --out r1", 1, &["--fix 0:Xx=0", "Xx"]),
-    c("decompose data/counts.npy {M} -k 2 --fix 5:Fe=0.1 --out r1", 1, &["--fix 5:Fe=0.1", "component 5"]),
-    c("decompose data/counts.npy {M} -k 2 --fix 0:Fe=-1 --out r1", 1, &["--fix 0:Fe=-1"]),
-    c("decompose data/counts.npy {M} -k 2 --fix garbage --out r1", 1, &["--fix", "garbage"]),
+    c(
+        "decompose data/counts.npy {M} -k 2 --fix 0:Xx=0 --out r1",
+        1,
+        &["--fix 0:Xx=0", "Xx"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --fix 5:Fe=0.1 --out r1",
+        1,
+        &["--fix 5:Fe=0.1", "component 5"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --fix 0:Fe=-1 --out r1",
+        1,
+        &["--fix 0:Fe=-1"],
+    ),
+    c(
+        "decompose data/counts.npy {M} -k 2 --fix garbage --out r1",
+        1,
+        &["--fix", "garbage"],
+    ),
 ];
 
 fn expand(args: &str, w: &Work) -> Vec<String> {
@@ -463,7 +895,11 @@ fn every_hostile_case_fails_in_one_line_and_changes_nothing() {
             }
         }
         if !why.is_empty() {
-            failures.push(format!("{}\n    {}\n    stderr: {stderr}", case.args, why.join("; ")));
+            failures.push(format!(
+                "{}\n    {}\n    stderr: {stderr}",
+                case.args,
+                why.join("; ")
+            ));
         }
     }
     assert!(
@@ -488,14 +924,19 @@ fn config_values_cannot_inject_flags() {
     let o = run_in(&w.dir, &args);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("'--help'") && stderr.contains("--init"), "{stderr}");
+    assert!(
+        stderr.contains("'--help'") && stderr.contains("--init"),
+        "{stderr}"
+    );
     assert!(!String::from_utf8_lossy(&o.stdout).contains("Usage"));
     assert_same(&before, &snapshot(&w.dir), "inject");
     let _ = std::fs::remove_dir_all(&w.dir);
 }
 
 fn decompose_args(w: &Work, out: &str, extra: &str) -> Vec<String> {
-    let mut a = words(&format!("decompose data/counts.npy -k 2 --out {out} {extra}"));
+    let mut a = words(&format!(
+        "decompose data/counts.npy -k 2 --out {out} {extra}"
+    ));
     a.extend(w.model.clone());
     a
 }
@@ -606,7 +1047,10 @@ fn signals_leave_the_previous_output_intact() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let mut ch = spawn(&w, "--max-iter 1000000 --tol 0", &[], &log);
         std::thread::sleep(Duration::from_millis(1500));
-        assert!(ch.try_wait().unwrap().is_none(), "the run ended before the signal");
+        assert!(
+            ch.try_wait().unwrap().is_none(),
+            "the run ended before the signal"
+        );
         signal(&ch, sig);
         let st = ch.wait().unwrap();
         assert!(!st.success());
@@ -622,7 +1066,10 @@ fn signals_leave_the_previous_output_intact() {
         let mut ch = spawn(
             &w,
             "--max-iter 2",
-            &[("EDXS_TEST_PAUSE_AT", point), ("EDXS_TEST_PAUSE_SECS", "30")],
+            &[
+                ("EDXS_TEST_PAUSE_AT", point),
+                ("EDXS_TEST_PAUSE_SECS", "30"),
+            ],
             &log,
         );
         assert!(wait_for(&log, &format!("test pause at {point}"), 60.0));
@@ -670,7 +1117,10 @@ fn signals_leave_the_previous_output_intact() {
     assert!(wait_for(&log, "test pause at between-renames", 60.0));
     signal(&ch, libc::SIGKILL);
     assert_eq!(ch.wait().unwrap().signal(), Some(libc::SIGKILL));
-    assert!(!d.join("prev").exists(), "the kill came between the renames");
+    assert!(
+        !d.join("prev").exists(),
+        "the kill came between the renames"
+    );
     assert_eq!(debris(d).len(), 2, "{:?}", debris(d));
     let o = run_in(d, &decompose_args(&w, "prev", "--fix garbage"));
     assert_eq!(o.status.code(), Some(1));
@@ -681,7 +1131,10 @@ fn signals_leave_the_previous_output_intact() {
     let mut ch = spawn(
         &w,
         "--max-iter 2",
-        &[("EDXS_TEST_PAUSE_AT", "before-swap"), ("EDXS_TEST_PAUSE_SECS", "30")],
+        &[
+            ("EDXS_TEST_PAUSE_AT", "before-swap"),
+            ("EDXS_TEST_PAUSE_SECS", "30"),
+        ],
         &log,
     );
     assert!(wait_for(&log, "test pause at before-swap", 60.0));
@@ -700,12 +1153,19 @@ fn signals_leave_the_previous_output_intact() {
 fn concurrent_runs_do_not_interleave() {
     let w = work("concurrent");
     let d = &w.dir;
-    let log1 = d.join("..").join(format!("edxs-hostile-c1-{}", std::process::id()));
-    let log2 = d.join("..").join(format!("edxs-hostile-c2-{}", std::process::id()));
+    let log1 = d
+        .join("..")
+        .join(format!("edxs-hostile-c1-{}", std::process::id()));
+    let log2 = d
+        .join("..")
+        .join(format!("edxs-hostile-c2-{}", std::process::id()));
     let mut a = spawn(
         &w,
         "--max-iter 2 --seed 21",
-        &[("EDXS_TEST_PAUSE_AT", "write"), ("EDXS_TEST_PAUSE_SECS", "1")],
+        &[
+            ("EDXS_TEST_PAUSE_AT", "write"),
+            ("EDXS_TEST_PAUSE_SECS", "1"),
+        ],
         &log1,
     );
     let mut b = spawn(&w, "--max-iter 2 --seed 22", &[], &log2);

@@ -66,10 +66,7 @@ pub fn expand(args: Vec<String>) -> Result<Vec<String>> {
 fn known_options(args: &[String]) -> Option<(String, Vec<(String, bool)>)> {
     use clap::CommandFactory;
     let cmd = super::Cli::command();
-    let sub = args
-        .iter()
-        .skip(1)
-        .find_map(|a| cmd.find_subcommand(a))?;
+    let sub = args.iter().skip(1).find_map(|a| cmd.find_subcommand(a))?;
     let opts = sub
         .get_arguments()
         .filter_map(|a| {
@@ -87,15 +84,26 @@ fn options(
 ) -> Result<Vec<(String, Option<String>)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .with_context(|| format!("{}: not a valid TOML file", path.display()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        // toml's message draws the line with a caret; one line is kept: where and what.
+        let line = e.span().map_or(0, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        });
+        anyhow::anyhow!(
+            "{}: not a valid TOML file (line {line}: {})",
+            path.display(),
+            e.message().lines().next().unwrap_or("").trim()
+        )
+    })?;
     let mut out = Vec::new();
     for (key, value) in table {
         let long = key.replace('_', "-");
         let flag = format!("--{long}");
         if long == "config" {
-            bail!("{}: a config file cannot name another (key '{key}')", path.display());
+            bail!(
+                "{}: a config file cannot name another (key '{key}')",
+                path.display()
+            );
         }
         if let Some((sub, opts)) = known {
             match opts.iter().find(|(l, _)| *l == long) {
@@ -107,10 +115,9 @@ fn options(
                     "{}: '{key}' is a switch: give true or false, not {value}",
                     path.display()
                 ),
-                Some((_, true)) if matches!(value, toml::Value::Boolean(true)) => bail!(
-                    "{}: '{key}' needs a value, not {value}",
-                    path.display()
-                ),
+                Some((_, true)) if matches!(value, toml::Value::Boolean(true)) => {
+                    bail!("{}: '{key}' needs a value, not {value}", path.display())
+                }
                 _ => {}
             }
         }

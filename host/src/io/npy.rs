@@ -49,6 +49,59 @@ pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
     Ok((file, meta.len()))
 }
 
+/// Refuses a header whose shape's product overflows before npyz sees it: npyz multiplies the
+/// dimensions unchecked (a panic in debug builds, a wrapped size in release builds).
+fn precheck_shape(path: &Path, reader: &mut (impl std::io::Read + std::io::Seek)) -> Result<()> {
+    use std::io::{Read, SeekFrom};
+    let mut pre = [0u8; 12];
+    let n = reader.read(&mut pre)?;
+    let text = if n >= 10 && pre.starts_with(b"\x93NUMPY") {
+        let (len, start) = if pre[6] == 1 {
+            (u16::from_le_bytes([pre[8], pre[9]]) as u64, 10)
+        } else {
+            (
+                u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64,
+                12,
+            )
+        };
+        let mut h = Vec::new();
+        reader.seek(SeekFrom::Start(start))?;
+        reader.take(len.min(1 << 20)).read_to_end(&mut h)?;
+        String::from_utf8_lossy(&h).into_owned()
+    } else {
+        String::new()
+    };
+    reader.seek(SeekFrom::Start(0))?;
+    let Some(at) = text.find("'shape'").or_else(|| text.find("\"shape\"")) else {
+        return Ok(());
+    };
+    let rest = &text[at..];
+    let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else {
+        return Ok(());
+    };
+    if close < open {
+        return Ok(());
+    }
+    let mut product = 1u64;
+    for part in rest[open + 1..close].split(',') {
+        let part = part.trim().trim_end_matches('L');
+        if part.is_empty() {
+            continue;
+        }
+        let Ok(d) = part.parse::<u64>() else {
+            return Ok(());
+        };
+        product = product.checked_mul(d).with_context(|| {
+            format!(
+                "{}: shape {} overflows",
+                path.display(),
+                &rest[open..=close]
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Checks that the data a header declares is exactly what follows it in a file of `file_len`
 /// bytes, before anything is allocated for it; returns the number of values.
 fn check_body(
@@ -95,6 +148,7 @@ pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
     use std::io::{Read, Seek};
     let (file, file_len) = open_regular(path)?;
     let mut reader = std::io::BufReader::new(file);
+    precheck_shape(path, &mut reader)?;
     let header = npyz::NpyHeader::from_reader(&mut reader)
         .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
     let header_len = reader.stream_position()?;
@@ -176,6 +230,7 @@ pub fn stream_rows(
     use std::io::{Read, Seek};
     let (file, file_len) = open_regular(path)?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    precheck_shape(path, &mut reader)?;
     let header = npyz::NpyHeader::from_reader(&mut reader)
         .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
     let header_len = reader.stream_position()?;

@@ -517,7 +517,11 @@ pub fn write_file(out: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result
         _ => Path::new("."),
     };
     if !parent.is_dir() {
-        bail!("{}: the folder {} does not exist", out.display(), parent.display());
+        bail!(
+            "{}: the folder {} does not exist",
+            out.display(),
+            parent.display()
+        );
     }
     let _lock = Lock::take(parent)?;
     write(out)
