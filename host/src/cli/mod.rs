@@ -1,7 +1,7 @@
 //! The `edxs` command line: one file per subcommand.
 
-mod config;
-mod decompose;
+pub mod config;
+pub mod decompose;
 mod demo;
 pub(crate) mod evaluate;
 mod model;
