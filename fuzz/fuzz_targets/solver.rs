@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Buffer lengths: usually right, sometimes off by one.
-    let mut len = |n: usize, b: &mut Bytes| match b.u8() % 16 {
+    let len = |n: usize, b: &mut Bytes| match b.u8() % 16 {
         0 => n + 1,
         1 => n.saturating_sub(1),
         _ => n,
