@@ -183,8 +183,8 @@ pub fn match_estimates(
 pub fn rescaled_dh(d: &[f64], h: &[f64], k: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let unusable = k == 0
         || h.is_empty()
-        || d.len() % k != 0
-        || h.len() % k != 0
+        || d.len().checked_rem(k) != Some(0)
+        || h.len().checked_rem(k) != Some(0)
         || !d.iter().chain(h).all(|v| v.is_finite());
     if unusable {
         return (d.to_vec(), h.to_vec(), vec![f64::NAN; k]);

@@ -16,7 +16,7 @@ pub fn finite(what: &str, values: &[f64]) -> Result<()> {
 
 /// Every dimension of `shape` must be at least 1; `names` says what each axis is.
 pub fn non_empty(what: &str, shape: &[usize], names: &str) -> Result<()> {
-    if shape.iter().any(|&d| d == 0) {
+    if shape.contains(&0) {
         bail!("{what}: shape {shape:?} ({names}) has an empty axis; nothing to work with");
     }
     Ok(())

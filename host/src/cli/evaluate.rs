@@ -202,7 +202,7 @@ impl EvaluateCmd {
         let at_est: Vec<Vec<f64>> = (0..ke)
             .map(|c| {
                 let total: f64 = rows.iter().map(|(j, _)| w[j * ke + c]).sum();
-                if !(total > 0.0) {
+                if total.is_nan() || total <= 0.0 {
                     bail!(
                         "{}: component {c} has no element fraction (its element rows sum to {total})",
                         result("W.npy")

@@ -112,7 +112,7 @@ fn check_body(
 ) -> Result<u64> {
     let shape = header.shape();
     let size = match header.dtype() {
-        npyz::DType::Plain(t) => t.size_field() as u64,
+        npyz::DType::Plain(t) => t.size_field(),
         npyz::DType::Array(..) | npyz::DType::Record(..) => anyhow::bail!(
             "{}: a structured or sub-array dtype; edxs reads plain integer or float arrays",
             path.display()
