@@ -293,7 +293,13 @@ impl DecomposeCmd {
 
     fn fit_and_write(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<()> {
         let (model, data) = (model, data);
-        crate::validate::decompose(&self.input, data, model.n_columns(), self.k()?, self.threads)?;
+        crate::validate::decompose(
+            &self.input,
+            data,
+            model.n_columns(),
+            self.k()?,
+            self.threads,
+        )?;
         let (method, why) = self.method(data);
         let (recipe, set) = self.recipe(model, data, method)?;
         let prep = Prepared::new(model, self.k()?)?;
