@@ -178,10 +178,17 @@ pub fn match_estimates(
 
 /// espm's `rescaled_DH`: scales `s` (one per component) with `Hᵀ s ≈ 1` in least squares (NNLS
 /// clipped at 1e-10 if any scale is not positive), then returns `D·diag(1/s)`, `diag(s)·H`
-/// and `s`. `d` is n×k, `h` is k×p, both row-major.
+/// and `s`. `d` is n×k, `h` is k×p, both row-major. Inputs it cannot scale (no component, no
+/// pixel, sizes not multiples of k, non-finite values) give NaN scales, never a panic or a hang.
 pub fn rescaled_dh(d: &[f64], h: &[f64], k: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    assert!(k > 0);
-    assert_eq!((d.len() % k, h.len() % k), (0, 0));
+    let unusable = k == 0
+        || h.is_empty()
+        || d.len().checked_rem(k) != Some(0)
+        || h.len().checked_rem(k) != Some(0)
+        || !d.iter().chain(h).all(|v| v.is_finite());
+    if unusable {
+        return (d.to_vec(), h.to_vec(), vec![f64::NAN; k]);
+    }
     let p = h.len() / k;
     let ht = DMatrix::from_fn(p, k, |r, c| h[c * p + r]);
     let ones = DVector::from_element(p, 1.0);
@@ -204,7 +211,13 @@ pub fn rescaled_dh(d: &[f64], h: &[f64], k: usize) -> (Vec<f64>, Vec<f64>, Vec<f
 /// Minimum-norm least squares, singular values below NumPy's default `rcond` dropped.
 fn lstsq(a: &DMatrix<f64>, b: &DVector<f64>) -> Vec<f64> {
     let (m, n) = a.shape();
-    let svd = a.clone().svd(true, true);
+    // nalgebra's SVD iterates without end on NaN/inf, and an empty matrix has nothing to solve.
+    if m == 0 || n == 0 || !a.iter().chain(b.iter()).all(|v| v.is_finite()) {
+        return vec![f64::NAN; n];
+    }
+    let Some(svd) = nalgebra::SVD::try_new(a.clone(), true, true, f64::EPSILON, 10_000) else {
+        return vec![f64::NAN; n];
+    };
     let smax = svd.singular_values.iter().fold(0.0f64, |x, &y| x.max(y));
     let eps = f64::EPSILON * m.max(n) as f64 * smax;
     match svd.solve(b, eps) {

@@ -17,12 +17,13 @@ use std::path::Path;
 /// Replaces `--config FILE` in `args` by the options the file gives that are not on the
 /// command line already.
 pub fn expand(args: Vec<String>) -> Result<Vec<String>> {
-    let Some(pos) = args
-        .iter()
-        .position(|a| a == "--config" || a.starts_with("--config="))
-    else {
+    let is_config = |a: &String| a == "--config" || a.starts_with("--config=");
+    let Some(pos) = args.iter().position(is_config) else {
         return Ok(args);
     };
+    if args[pos + 1..].iter().any(is_config) {
+        bail!("--config given twice; give one file (the command line overrides its options)");
+    }
     let (path, consumed) = match args[pos].strip_prefix("--config=") {
         Some(p) => (p.to_string(), 1),
         None => (
@@ -44,30 +45,82 @@ pub fn expand(args: Vec<String>) -> Result<Vec<String>> {
                 || short.is_some_and(|s| a == s || (a.starts_with(s) && !a.starts_with("--")))
         })
     };
-    let from_file = options(Path::new(&path))?;
+    let known = known_options(&rest);
+    let from_file = options(Path::new(&path), known.as_ref())?;
     let mut out = rest.clone();
     for (flag, value) in from_file {
         if given(&flag) {
             continue;
         }
-        out.push(flag);
-        if let Some(v) = value {
-            out.push(v);
+        // `--flag=value` in one word: a value such as "--help" stays a value.
+        match value {
+            Some(v) => out.push(format!("{flag}={v}")),
+            None => out.push(flag),
         }
     }
     Ok(out)
 }
 
+/// The subcommand's long options (name → whether it takes a value), or None if the command
+/// line names no subcommand (clap then reports that).
+fn known_options(args: &[String]) -> Option<(String, Vec<(String, bool)>)> {
+    use clap::CommandFactory;
+    let cmd = super::Cli::command();
+    let sub = args.iter().skip(1).find_map(|a| cmd.find_subcommand(a))?;
+    let opts = sub
+        .get_arguments()
+        .filter_map(|a| {
+            let takes = a.get_action().takes_values();
+            a.get_long().map(|l| (l.to_string(), takes))
+        })
+        .collect();
+    Some((sub.get_name().to_string(), opts))
+}
+
 /// The file's options as (`--flag`, value) pairs.
-fn options(path: &Path) -> Result<Vec<(String, Option<String>)>> {
+fn options(
+    path: &Path,
+    known: Option<&(String, Vec<(String, bool)>)>,
+) -> Result<Vec<(String, Option<String>)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .with_context(|| format!("{}: not a valid TOML file", path.display()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        // toml's message draws the line with a caret; one line is kept: where and what.
+        let line = e.span().map_or(0, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        });
+        anyhow::anyhow!(
+            "{}: not a valid TOML file (line {line}: {})",
+            path.display(),
+            e.message().lines().next().unwrap_or("").trim()
+        )
+    })?;
     let mut out = Vec::new();
     for (key, value) in table {
-        let flag = format!("--{}", key.replace('_', "-"));
+        let long = key.replace('_', "-");
+        let flag = format!("--{long}");
+        if long == "config" {
+            bail!(
+                "{}: a config file cannot name another (key '{key}')",
+                path.display()
+            );
+        }
+        if let Some((sub, opts)) = known {
+            match opts.iter().find(|(l, _)| *l == long) {
+                None => bail!(
+                    "{}: unknown key '{key}': not an option of edxs {sub}",
+                    path.display()
+                ),
+                Some((_, false)) if !matches!(value, toml::Value::Boolean(_)) => bail!(
+                    "{}: '{key}' is a switch: give true or false, not {value}",
+                    path.display()
+                ),
+                Some((_, true)) if matches!(value, toml::Value::Boolean(true)) => {
+                    bail!("{}: '{key}' needs a value, not {value}", path.display())
+                }
+                _ => {}
+            }
+        }
         let scalar = |v: &toml::Value| -> Result<String> {
             Ok(match v {
                 toml::Value::String(s) => s.clone(),

@@ -183,6 +183,8 @@ pub fn parse_shape(s: &str) -> Result<(usize, usize)> {
     if r == 0 || c == 0 {
         bail!("--shape: {r}x{c} has no pixel");
     }
+    r.checked_mul(c)
+        .with_context(|| format!("--shape: {r}x{c} pixels overflow"))?;
     Ok((r, c))
 }
 
@@ -237,6 +239,7 @@ impl DecomposeCmd {
 
     /// Loads, decomposes, writes the outputs and prints the compositions.
     pub fn run(&self) -> Result<()> {
+        crate::io::output::check_dir("--out", &self.out, &[&self.input])?;
         let shape = self.shape.as_deref().map(parse_shape).transpose()?;
         let cropped = crate::io::crop::load(&self.input, shape, &self.model, &self.range)?;
         cropped
@@ -290,6 +293,13 @@ impl DecomposeCmd {
 
     fn fit_and_write(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<()> {
         let (model, data) = (model, data);
+        crate::validate::decompose(
+            &self.input,
+            data,
+            model.n_columns(),
+            self.k()?,
+            self.threads,
+        )?;
         let (method, why) = self.method(data);
         let (recipe, set) = self.recipe(model, data, method)?;
         let prep = Prepared::new(model, self.k()?)?;
@@ -491,18 +501,9 @@ impl DecomposeCmd {
         method: Method,
     ) -> Result<()> {
         let (l, m, k, p) = (data.channels, model.n_columns(), self.k()?, data.pixels);
-        // Everything goes to a sibling folder that replaces the output at the end, so a failed
-        // run never leaves half a result.
-        let tmp = crate::io::atomic::temp_sibling(&self.out);
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)
-            .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
-        let written = self.write_into(&tmp, model, data, r, method, (l, m, k, p));
-        if let Err(e) = written {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-        crate::io::atomic::replace_dir(&tmp, &self.out)
+        crate::io::output::write_dir("--out", &self.out, &[&self.input], |dir| {
+            self.write_into(dir, model, data, r, method, (l, m, k, p))
+        })
     }
 
     fn write_into(

@@ -64,69 +64,88 @@ impl DemoCmd {
     /// Simulates, decomposes, evaluates.
     pub fn run(&self) -> Result<()> {
         let n = self.size;
-        anyhow::ensure!(n >= 8, "--size must be at least 8");
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("cannot create {}", self.out.display()))?;
-        let maps_path = self.out.join("demo_maps.npy");
-        npy::write_f64(&maps_path, &[n, n, 3], &maps(n))?;
-        let sim = self.out.join("sim");
-        let result = self.out.join("result");
-        println!(
-            "== simulating {n}x{n} pixels, paper phases (Brg, Fp, CaPv), {} counts/pixel",
+        anyhow::ensure!(n >= 8, "--size must be at least 8, got {n}");
+        anyhow::ensure!(
+            self.counts_per_pixel.is_finite() && self.counts_per_pixel > 0.0,
+            "--counts-per-pixel must be finite and > 0, got {}",
             self.counts_per_pixel
         );
-        run_args(vec![
-            "simulate".into(),
-            "--maps".into(),
-            maps_path.display().to_string(),
-            "--counts-per-pixel".into(),
-            self.counts_per_pixel.to_string(),
-            "--seed".into(),
-            self.seed.to_string(),
-            "--out".into(),
-            sim.display().to_string(),
-        ])?;
-        let meta: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(sim.join("sim.json")).context("reading sim.json")?,
+        // The maps (three copies) and, at worst, every one of the 1980 channels a non-zero
+        // (12 bytes each in the sparse counts), plus the decomposition's factors.
+        crate::limits::need(
+            &format!("demo --size {n}"),
+            crate::limits::total(&[
+                crate::limits::bytes(&[n, n, 3], 8 * 3),
+                crate::limits::bytes(&[n, n, 1980], 12),
+                crate::limits::bytes(&[n, n, 3], 8 * 6),
+            ]),
         )?;
-        let model_args: Vec<String> = meta["decompose_args"]
-            .as_array()
-            .context("sim.json has no decompose_args")?
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect();
-        println!("\n== decomposing (ESpM-NMF, K = 3, decompose's defaults)");
-        let mut args = vec![
-            "decompose".to_string(),
-            sim.join("counts.npy").display().to_string(),
-        ];
-        args.extend(model_args);
-        args.extend(
-            [
-                // What a user types: the model from the data's description, everything else
-                // decompose's defaults.
-                "-k",
-                "3",
-                "--seed",
-                &self.seed.to_string(),
-                "--threads",
-                &self.threads.to_string(),
-                "--out",
-                &result.display().to_string(),
-            ]
-            .map(String::from),
-        );
-        if let Some(n) = self.max_iter {
-            args.extend(["--max-iter".to_string(), n.to_string()]);
-        }
-        run_args(args)?;
-        println!("\n== comparing with the truth");
-        run_args(vec![
-            "evaluate".into(),
-            result.display().to_string(),
-            "--truth".into(),
-            sim.display().to_string(),
-        ])?;
+        crate::io::output::check_dir("--out", &self.out, &[])?;
+        // The whole demo folder (maps, sim/, result/) replaces --out in one step at the end.
+        crate::io::output::write_dir("--out", &self.out, &[], |dir| {
+            let maps_path = dir.join("demo_maps.npy");
+            npy::write_f64(&maps_path, &[n, n, 3], &maps(n))?;
+            let sim = dir.join("sim");
+            let result = dir.join("result");
+            println!(
+                "== simulating {n}x{n} pixels, paper phases (Brg, Fp, CaPv), {} counts/pixel",
+                self.counts_per_pixel
+            );
+            run_args(vec![
+                "simulate".into(),
+                "--maps".into(),
+                maps_path.display().to_string(),
+                "--counts-per-pixel".into(),
+                self.counts_per_pixel.to_string(),
+                "--seed".into(),
+                self.seed.to_string(),
+                "--out".into(),
+                sim.display().to_string(),
+            ])?;
+            let meta: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(sim.join("sim.json")).context("reading sim.json")?,
+            )?;
+            let model_args: Vec<String> = meta["decompose_args"]
+                .as_array()
+                .context("sim.json has no decompose_args")?
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+            println!("\n== decomposing (ESpM-NMF, K = 3, decompose's defaults)");
+            let mut args = vec![
+                "decompose".to_string(),
+                sim.join("counts.npy").display().to_string(),
+            ];
+            args.extend(model_args);
+            args.extend(
+                [
+                    // What a user types: the model from the data's description, everything else
+                    // decompose's defaults.
+                    "-k",
+                    "3",
+                    "--seed",
+                    &self.seed.to_string(),
+                    "--threads",
+                    &self.threads.to_string(),
+                    "--out",
+                    &result.display().to_string(),
+                ]
+                .map(String::from),
+            );
+            if let Some(n) = self.max_iter {
+                args.extend(["--max-iter".to_string(), n.to_string()]);
+            }
+            run_args(args)?;
+            println!("\n== comparing with the truth");
+            run_args(vec![
+                "evaluate".into(),
+                result.display().to_string(),
+                "--truth".into(),
+                sim.display().to_string(),
+            ])?;
+            Ok(())
+        })?;
+        let result = self.out.join("result");
         println!(
             "\nreport: {}/ (results.json, quant.csv, maps.png, spectra.png, W.npy, H.npy, D.npy)",
             result.display()

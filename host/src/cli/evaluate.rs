@@ -3,6 +3,7 @@
 
 use crate::io::{atomic, npy};
 use crate::metrics;
+use crate::validate;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::fmt::Write as _;
@@ -152,6 +153,18 @@ impl EvaluateCmd {
         if ke == 0 || kt == 0 {
             bail!("nothing to compare: {ke} estimated and {kt} true components");
         }
+        let truth = |f: &str| self.truth.join(f).display().to_string();
+        let result = |f: &str| self.result.join(f).display().to_string();
+        validate::non_empty(&truth("spectra_counts.npy"), &ts, "phases x channels")?;
+        validate::non_empty(&truth("maps.npy"), &tm, "phases x pixels")?;
+        validate::non_empty(&result("W.npy"), &ws, "columns x components")?;
+        validate::non_empty(&result("H.npy"), &hs, "components x pixels")?;
+        validate::non_empty(&result("G.npy"), &gs, "channels x columns")?;
+        validate::finite(&truth("spectra_counts.npy"), &true_spectra)?;
+        validate::finite(&truth("maps.npy"), &true_maps)?;
+        validate::finite(&result("W.npy"), &w)?;
+        validate::finite(&result("H.npy"), &h)?;
+        validate::finite(&result("G.npy"), &g)?;
         // Estimated spectra D = G·W, stored component-major (Ke×L).
         let mut est = vec![0.0; ke * l];
         for (li, grow) in g.chunks_exact(m).enumerate() {
@@ -189,11 +202,18 @@ impl EvaluateCmd {
         let at_est: Vec<Vec<f64>> = (0..ke)
             .map(|c| {
                 let total: f64 = rows.iter().map(|(j, _)| w[j * ke + c]).sum();
-                rows.iter()
+                if total.is_nan() || total <= 0.0 {
+                    bail!(
+                        "{}: component {c} has no element fraction (its element rows sum to {total})",
+                        result("W.npy")
+                    );
+                }
+                Ok(rows
+                    .iter()
                     .map(|(j, _)| 100.0 * w[j * ke + c] / total)
-                    .collect()
+                    .collect())
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let at_true = |t: usize, el: &str| sim["phases"][t]["composition_at_percent"][el].as_f64();
 
         let mut matches = Vec::new();

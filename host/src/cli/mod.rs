@@ -1,7 +1,7 @@
 //! The `edxs` command line: one file per subcommand.
 
-mod config;
-mod decompose;
+pub mod config;
+pub mod decompose;
 mod demo;
 pub(crate) mod evaluate;
 mod model;
@@ -18,6 +18,9 @@ pub struct Cli {
     /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
+    /// Memory this run may plan for (e.g. 8G, 512M); default: what the system has available.
+    #[arg(long, global = true, value_parser = crate::limits::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// The subcommands.
@@ -67,13 +70,28 @@ pub fn main() -> i32 {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(m) = cli.max_memory {
+        crate::limits::set_max_memory(m);
+    }
     match cli.command {
-        Command::Demo(cmd) => cmd.run(),
+        Command::Demo(mut cmd) => {
+            cmd.threads = crate::limits::threads(cmd.threads);
+            cmd.run()
+        }
+        Command::Decompose(mut cmd) => {
+            cmd.threads = crate::limits::threads(cmd.threads);
+            cmd.run()
+        }
+        Command::ReproFig1(mut cmd) => {
+            cmd.threads = crate::limits::threads(cmd.threads);
+            cmd.run()
+        }
         Command::Model(cmd) => cmd.run(),
-        Command::Decompose(cmd) => cmd.run(),
         Command::Simulate(cmd) => cmd.run(),
         Command::Evaluate(cmd) => cmd.run(),
-        Command::ReproFig1(cmd) => cmd.run(),
-        Command::Rank(cmd) => cmd.run(),
+        Command::Rank(mut cmd) => {
+            cmd.threads = crate::limits::threads(cmd.threads);
+            cmd.run()
+        }
     }
 }

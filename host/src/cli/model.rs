@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use edxs_core::EdxsModel;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `edxs model`.
 #[derive(Debug, Args)]
@@ -23,8 +23,20 @@ pub struct ModelCmd {
 impl ModelCmd {
     /// Builds G and reports it.
     pub fn run(&self) -> Result<()> {
+        if let Some(out) = &self.out {
+            check_out(out)?;
+        }
         let spec = self.model.spec(&Default::default())?;
         let model = spec.model()?;
+        let (l, m) = (model.n_channels(), model.n_columns());
+        crate::limits::need(
+            &format!("the model of {l} channels x {m} columns"),
+            crate::limits::total(&[
+                crate::limits::bytes(&[l, m], 8 * 2),
+                crate::limits::bytes(&[model.scratch_len()], 8),
+                crate::limits::bytes(&[l], 64),
+            ]),
+        )?;
         let mut g = vec![0.0f64; model.g_len()];
         let mut scratch = vec![0.0f64; model.scratch_len()];
         let norm = model
@@ -32,8 +44,6 @@ impl ModelCmd {
             .map_err(|e| anyhow::anyhow!("model: {e}"))?;
         print!("{}", describe(&model, &g));
         if let Some(out) = &self.out {
-            let (l, m) = (model.n_channels(), model.n_columns());
-            npy::write_f64(out, &[l, m], &g)?;
             let json_path = out.with_extension("json");
             let p = model.params();
             let doc = serde_json::json!({
@@ -54,11 +64,38 @@ impl ModelCmd {
                 "edxs_version": env!("CARGO_PKG_VERSION"),
             });
             let text = serde_json::to_string_pretty(&doc).context("serialising G.json")?;
-            atomic::write_bytes(&json_path, text.as_bytes())?;
+            crate::io::output::write_file(out, |out| {
+                check_out(out)?;
+                npy::write_f64(out, &[l, m], &g)?;
+                atomic::write_bytes(&json_path, text.as_bytes())
+            })?;
             println!("wrote {} and {}", out.display(), json_path.display());
         }
         Ok(())
     }
+}
+
+/// Whether `npy` and the `.json` beside it are what an earlier `edxs model --out` wrote.
+fn earlier_model_output(npy: &Path) -> bool {
+    std::fs::read_to_string(npy.with_extension("json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v.get("edxs_version").is_some() && v.get("columns").is_some())
+}
+
+/// `--out` and the `.json` beside it may only be new files or an earlier `edxs model` output.
+fn check_out(out: &Path) -> Result<()> {
+    let json = out.with_extension("json");
+    if json == out {
+        anyhow::bail!(
+            "--out {}: name the .npy file; G.json is written beside it",
+            out.display()
+        );
+    }
+    crate::io::output::check_file("--out", out, &[], earlier_model_output)?;
+    crate::io::output::check_file("--out", &json, &[], |j| {
+        earlier_model_output(&j.with_extension("npy")) || earlier_model_output(out)
+    })
 }
 
 /// A human-readable table of the columns of G and the lines in each.

@@ -58,6 +58,7 @@ impl RankCmd {
             .as_deref()
             .map(super::decompose::parse_shape)
             .transpose()?;
+        crate::io::output::check_dir("--out", &self.out, &[&self.input])?;
         let input = crop::load(&self.input, shape, &self.model, &self.range)?;
         if let Some(n) = &input.note {
             eprintln!("edxs: note: {n}");
@@ -87,16 +88,9 @@ impl RankCmd {
             "elements": spec.elements.iter().map(|e| e.symbol()).collect::<Vec<_>>(),
             "rank": report,
         });
-        let tmp = atomic::temp_sibling(&self.out);
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)
-            .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
-        let written = write_into(&tmp, &json, &report);
-        if let Err(e) = written {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-        atomic::replace_dir(&tmp, &self.out)?;
+        crate::io::output::write_dir("--out", &self.out, &[&self.input], |dir| {
+            write_into(dir, &json, &report)
+        })?;
         let mut s = String::new();
         let b = report.eval_bin;
         let _ = writeln!(

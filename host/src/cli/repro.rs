@@ -53,6 +53,7 @@ impl ReproCmd {
         if self.replot {
             return self.replot();
         }
+        crate::io::output::check_dir("--out", &self.out, &[])?;
         anyhow::ensure!(self.samplings >= 1, "--samplings must be at least 1");
         anyhow::ensure!(!self.doses.is_empty(), "--doses is empty");
         for &d in &self.doses {
@@ -106,27 +107,28 @@ impl ReproCmd {
             }
         }
         let wall = t0.elapsed().as_secs_f64();
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("cannot create {}", self.out.display()))?;
         let table = self.table(&outcomes, wall);
-        atomic::write_bytes(&self.out.join("table.md"), table.as_bytes())?;
-        atomic::write_bytes(&self.out.join("results.csv"), csv(&outcomes).as_bytes())?;
-        let json = serde_json::json!({
-            "command": std::env::args().collect::<Vec<_>>().join(" "),
-            "size": self.size, "samplings": self.samplings, "doses": self.doses,
-            "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed,
-            "wall_seconds": wall,
-            "runs": outcomes.iter().map(|o| serde_json::json!({
-                "method": o.method, "dose": o.dose, "sampling_seed": o.sampling_seed,
-                "iterations": o.iterations, "stop": o.stop, "seconds": o.seconds,
-                "final_loss": o.final_loss,
-                "angles_deg": o.angles, "map_mse": o.mse,
-                "mean_angle_deg": o.mean_angle(), "mean_map_mse": o.mean_mse(),
-            })).collect::<Vec<_>>(),
-        });
-        let text = serde_json::to_string_pretty(&json).context("serialising results.json")?;
-        atomic::write_bytes(&self.out.join("results.json"), text.as_bytes())?;
-        repro::plot::fig1_png(&self.out.join("fig1.png"), &outcomes, &names)?;
+        crate::io::output::write_dir("--out", &self.out, &[], |dir| {
+            atomic::write_bytes(&dir.join("table.md"), table.as_bytes())?;
+            atomic::write_bytes(&dir.join("results.csv"), csv(&outcomes).as_bytes())?;
+            let json = serde_json::json!({
+                "command": std::env::args().collect::<Vec<_>>().join(" "),
+                "size": self.size, "samplings": self.samplings, "doses": self.doses,
+                "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed,
+                "wall_seconds": wall,
+                "runs": outcomes.iter().map(|o| serde_json::json!({
+                    "method": o.method, "dose": o.dose, "sampling_seed": o.sampling_seed,
+                    "iterations": o.iterations, "stop": o.stop, "seconds": o.seconds,
+                    "final_loss": o.final_loss,
+                    "angles_deg": o.angles, "map_mse": o.mse,
+                    "mean_angle_deg": o.mean_angle(), "mean_map_mse": o.mean_mse(),
+                })).collect::<Vec<_>>(),
+            });
+            let text = serde_json::to_string_pretty(&json).context("serialising results.json")?;
+            atomic::write_bytes(&dir.join("results.json"), text.as_bytes())?;
+            repro::plot::fig1_png(&dir.join("fig1.png"), &outcomes, &names)?;
+            Ok(())
+        })?;
         print!("{table}");
         println!(
             "wrote table.md, results.csv, results.json, fig1.png to {}",

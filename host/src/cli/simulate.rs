@@ -91,8 +91,37 @@ struct CountStats {
 }
 
 impl SimulateCmd {
+    /// The files this run reads, which `--out` must not hold.
+    fn inputs(&self) -> Vec<&Path> {
+        self.phases
+            .iter()
+            .chain(&self.maps)
+            .map(PathBuf::as_path)
+            .collect()
+    }
+
+    /// Refuses a simulation whose files would not fit on the disk of --out.
+    fn disk_plan(&self, rows: usize, cols: usize, k: usize, l: usize) -> Result<()> {
+        let value_size = match self.dtype {
+            DtypeArg::F64 | DtypeArg::I64 => 8,
+            DtypeArg::U32 => 4,
+            DtypeArg::U16 => 2,
+        };
+        crate::limits::disk(
+            &format!("simulating {rows}x{cols} pixels x {l} channels"),
+            &self.out,
+            crate::limits::total(&[
+                crate::limits::bytes(&[rows, cols, l], value_size),
+                crate::limits::bytes(&[k, rows, cols], 8),
+                crate::limits::bytes(&[k, l], 16),
+            ]),
+        )?;
+        Ok(())
+    }
+
     /// Simulates and writes counts, truth and sim.json.
     pub fn run(&self) -> Result<()> {
+        crate::io::output::check_dir("--out", &self.out, &self.inputs())?;
         let mut cfg = match &self.phases {
             Some(path) => presets::from_toml_file(path)?,
             None => match self.preset.unwrap_or(PresetArg::Paper) {
@@ -108,6 +137,9 @@ impl SimulateCmd {
                 );
             }
             for (p, d) in cfg.phases.iter_mut().zip(&self.densities) {
+                if !(d.is_finite() && *d >= 0.0) {
+                    bail!("--densities: {d} is not a finite number >= 0");
+                }
                 p.density = *d;
             }
         }
@@ -126,6 +158,18 @@ impl SimulateCmd {
         let mut map_info = serde_json::Map::new();
         let (h, rows, cols) = if self.maps.is_empty() {
             let (rows, cols) = shape.unwrap_or((128, 128));
+            if !(self.radius.is_finite() && self.radius > 0.0) {
+                bail!("--radius: {} is not a finite number > 0", self.radius);
+            }
+            // The maps, one spectrum per phase and the expected spectra, before any of them.
+            crate::limits::need(
+                &format!("simulating {rows}x{cols} pixels"),
+                crate::limits::total(&[
+                    crate::limits::bytes(&[rows, cols, k], 8 * 2),
+                    crate::limits::bytes(&[k, l], 8 * 4),
+                ]),
+            )?;
+            self.disk_plan(rows, cols, k, l)?;
             let centers = match &self.centers {
                 Some(s) => maps::parse_centers(s)?,
                 None => maps::random_centers(rows, cols, k, &mut Rng::new(map_seed)),
@@ -189,26 +233,34 @@ impl SimulateCmd {
             (h, rows, cols)
         };
         let p = rows * cols;
+        self.disk_plan(rows, cols, k, l)?;
+        if cfg.phases.iter().all(|ph| ph.density == 0.0) {
+            bail!("every phase has density 0: the image would hold no counts");
+        }
+        self.disk_plan(rows, cols, k, l)?;
 
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("cannot create output folder {}", self.out.display()))?;
-        let path = |f: &str| self.out.join(f);
         let densities: Vec<f64> = cfg.phases.iter().map(|ph| ph.density).collect();
         let gw = sim::spectra_counts(&set.spectra, &densities, n, l);
-        npy::write_f64(&path("phases.npy"), &[k, l], &set.spectra)?;
-        npy::write_f64(&path("maps.npy"), &[k, p], &h)?;
-        npy::write_f64(&path("spectra_counts.npy"), &[k, l], &gw)?;
-        let stats = self.write_counts(
-            &path("counts.npy"),
-            (rows, cols, l),
-            &set.spectra,
-            &densities,
-            &h,
-        )?;
-
-        let json = self.sim_json(&cfg, &set, &h, (rows, cols), map_seed, map_info, &stats);
-        let text = serde_json::to_string_pretty(&json).context("serialising sim.json")?;
-        atomic::write_bytes(&path("sim.json"), text.as_bytes())?;
+        let mut done = None;
+        crate::io::output::write_dir("--out", &self.out, &self.inputs(), |dir| {
+            let path = |f: &str| dir.join(f);
+            npy::write_f64(&path("phases.npy"), &[k, l], &set.spectra)?;
+            npy::write_f64(&path("maps.npy"), &[k, p], &h)?;
+            npy::write_f64(&path("spectra_counts.npy"), &[k, l], &gw)?;
+            let stats = self.write_counts(
+                &path("counts.npy"),
+                (rows, cols, l),
+                &set.spectra,
+                &densities,
+                &h,
+            )?;
+            let json = self.sim_json(&cfg, &set, &h, (rows, cols), map_seed, map_info, &stats);
+            let text = serde_json::to_string_pretty(&json).context("serialising sim.json")?;
+            atomic::write_bytes(&path("sim.json"), text.as_bytes())?;
+            done = Some((stats, json));
+            Ok(())
+        })?;
+        let (stats, json) = done.context("internal: simulation not written")?;
         print!("{}", self.report(&cfg, &set, (rows, cols), &stats, &json));
         Ok(())
     }

@@ -58,6 +58,11 @@ impl SpectrumImage {
     pub fn read_npy(path: &Path, shape: Option<(usize, usize)>) -> Result<Self> {
         let what = path.display().to_string();
         let dims_of = |dims: &[usize]| -> Result<Dims> {
+            if let [rows, cols, _] = dims {
+                if rows.checked_mul(*cols).is_none() {
+                    bail!("{what}: {rows}x{cols} pixels overflow");
+                }
+            }
             match (dims, shape) {
                 ([rows, cols, l], None) => Ok((rows * cols, *l, Some((*rows, *cols)))),
                 ([rows, cols, l], Some(s)) => {

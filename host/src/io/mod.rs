@@ -6,4 +6,5 @@ pub mod crop;
 pub mod hspy;
 pub mod input;
 pub mod npy;
+pub mod output;
 pub mod ripple;

@@ -31,9 +31,143 @@ pub fn write_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
     })
 }
 
+/// Opens `path` for reading; refuses what is not a regular file (a device or a pipe could hang
+/// the reader or never end).
+pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
+    // Checked before opening: opening a named pipe blocks until someone writes to it.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        anyhow::bail!("{}: not a regular file", path.display());
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("{}: not a regular file", path.display());
+    }
+    Ok((file, meta.len()))
+}
+
+/// Refuses a header whose shape's product overflows before npyz sees it: npyz multiplies the
+/// dimensions unchecked (a panic in debug builds, a wrapped size in release builds).
+fn precheck_shape(path: &Path, reader: &mut (impl std::io::Read + std::io::Seek)) -> Result<()> {
+    use std::io::{Read, SeekFrom};
+    let mut pre = [0u8; 12];
+    let n = reader.read(&mut pre)?;
+    let text = if n >= 10 && pre.starts_with(b"\x93NUMPY") {
+        let (len, start) = if pre[6] == 1 {
+            (u16::from_le_bytes([pre[8], pre[9]]) as u64, 10)
+        } else {
+            (
+                u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64,
+                12,
+            )
+        };
+        let mut h = Vec::new();
+        reader.seek(SeekFrom::Start(start))?;
+        reader.take(len.min(1 << 20)).read_to_end(&mut h)?;
+        String::from_utf8_lossy(&h).into_owned()
+    } else {
+        String::new()
+    };
+    reader.seek(SeekFrom::Start(0))?;
+    let Some(at) = text.find("'shape'").or_else(|| text.find("\"shape\"")) else {
+        return Ok(());
+    };
+    let rest = &text[at..];
+    let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else {
+        return Ok(());
+    };
+    if close < open {
+        return Ok(());
+    }
+    let mut product = 1u64;
+    for part in rest[open + 1..close].split(',') {
+        let part = part.trim().trim_end_matches('L');
+        if part.is_empty() {
+            continue;
+        }
+        let Ok(d) = part.parse::<u64>() else {
+            return Ok(());
+        };
+        product = product.checked_mul(d).with_context(|| {
+            format!(
+                "{}: shape {} overflows",
+                path.display(),
+                &rest[open..=close]
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks that the data a header declares is exactly what follows it in a file of `file_len`
+/// bytes, before anything is allocated for it; returns the number of values.
+fn check_body(
+    path: &Path,
+    header: &npyz::NpyHeader,
+    header_len: u64,
+    file_len: u64,
+) -> Result<u64> {
+    let shape = header.shape();
+    let size = match header.dtype() {
+        npyz::DType::Plain(t) => t.size_field(),
+        npyz::DType::Array(..) | npyz::DType::Record(..) => anyhow::bail!(
+            "{}: a structured or sub-array dtype; edxs reads plain integer or float arrays",
+            path.display()
+        ),
+    };
+    let n = shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .with_context(|| format!("{}: shape {shape:?} overflows", path.display()))?;
+    let need = n
+        .checked_mul(size)
+        .with_context(|| format!("{}: shape {shape:?} overflows", path.display()))?;
+    let have = file_len.saturating_sub(header_len);
+    if have < need {
+        anyhow::bail!(
+            "{}: truncated data: shape {shape:?} needs {need} bytes after the header, the file \
+             holds {have}",
+            path.display()
+        );
+    }
+    if have > need {
+        anyhow::bail!(
+            "{}: {} bytes after the data that shape {shape:?} declares; a wrong header?",
+            path.display(),
+            have - need
+        );
+    }
+    Ok(n)
+}
+
 /// Reads a `.npy` file of any integer or float dtype as f64, with its shape.
 pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    use std::io::{Read, Seek};
+    let (file, file_len) = open_regular(path)?;
+    let mut reader = std::io::BufReader::new(file);
+    precheck_shape(path, &mut reader)?;
+    let header = npyz::NpyHeader::from_reader(&mut reader)
+        .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
+    let header_len = reader.stream_position()?;
+    let n = check_body(path, &header, header_len, file_len)?;
+    let copies = if header.order() == npyz::Order::Fortran {
+        2
+    } else {
+        1
+    };
+    crate::limits::need(
+        &format!("reading {}", path.display()),
+        n.checked_mul(8 * copies)
+            .and_then(|b| b.checked_add(file_len)),
+    )?;
+    reader.rewind()?;
+    let mut bytes = Vec::with_capacity(file_len as usize);
+    reader
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let npy = npyz::NpyFile::new(&bytes[..])
         .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
@@ -41,7 +175,7 @@ pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
     let dtype = npy.dtype();
     let descr = match &dtype {
         npyz::DType::Plain(t) => t.to_string(),
-        other => anyhow::bail!("{}: unsupported dtype {other:?}", path.display()),
+        _ => anyhow::bail!("{}: unsupported structured dtype", path.display()),
     };
     let kind = descr.as_bytes().get(1).copied().unwrap_or(b'?');
     let size: usize = descr.get(2..).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -93,19 +227,21 @@ pub fn stream_rows(
     check_shape: impl FnOnce(&[usize]) -> Result<()>,
     mut row: impl FnMut(&[f64]) -> Result<()>,
 ) -> Result<Option<Vec<usize>>> {
-    use std::io::Read;
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    use std::io::{Read, Seek};
+    let (file, file_len) = open_regular(path)?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    precheck_shape(path, &mut reader)?;
     let header = npyz::NpyHeader::from_reader(&mut reader)
         .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
+    let header_len = reader.stream_position()?;
+    check_body(path, &header, header_len, file_len)?;
     if header.order() == npyz::Order::Fortran {
         return Ok(None);
     }
     let shape: Vec<usize> = header.shape().iter().map(|&s| s as usize).collect();
     let ts = match header.dtype() {
         npyz::DType::Plain(t) => t,
-        other => anyhow::bail!("{}: unsupported dtype {other:?}", path.display()),
+        _ => anyhow::bail!("{}: unsupported structured dtype", path.display()),
     };
     let kind = match ts.type_char() {
         npyz::TypeChar::Float => b'f',

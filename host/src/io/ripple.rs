@@ -561,8 +561,14 @@ pub fn raw_path(rpl: &Path) -> PathBuf {
 
 /// Reads a `.rpl` header and its `.raw` counts as a pixel-major (P×L, row-major pixels) array.
 pub fn read(rpl: &Path) -> Result<(RippleHeader, Vec<f64>)> {
+    use std::io::Read;
     let what = rpl.display().to_string();
-    let bytes = std::fs::read(rpl).with_context(|| format!("cannot read {what}"))?;
+    let (file, _) = super::npy::open_regular(rpl)?;
+    // At most one byte past the limit is read, whatever the file claims to be.
+    let mut bytes = Vec::new();
+    file.take((1 << 20) + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {what}"))?;
     if bytes.len() > 1 << 20 {
         bail!(
             "{what}: {} bytes is far too long for a Ripple header (is this the .raw file?)",
@@ -577,8 +583,8 @@ pub fn read(rpl: &Path) -> Result<(RippleHeader, Vec<f64>)> {
     }
     let raw = raw_path(rpl);
     let raw_what = raw.display().to_string();
-    let data = std::fs::read(&raw).with_context(|| {
-        format!("cannot read {raw_what}, the counts of {what} (a .rpl header needs its .raw file beside it)")
+    let (raw_file, raw_len) = super::npy::open_regular(&raw).with_context(|| {
+        format!("the counts of {what} (a .rpl header needs its .raw file beside it)")
     })?;
     let need = header
         .data_bytes()
@@ -586,7 +592,7 @@ pub fn read(rpl: &Path) -> Result<(RippleHeader, Vec<f64>)> {
     let total = need
         .checked_add(header.offset)
         .with_context(|| format!("{what}: offset too large"))?;
-    if data.len() as u64 != total {
+    if raw_len != total {
         let (w, h, d, n) = (
             header.width,
             header.height,
@@ -596,14 +602,29 @@ pub fn read(rpl: &Path) -> Result<(RippleHeader, Vec<f64>)> {
         bail!(
             "{raw_what}: {} bytes, but {what} says offset {} + width {w} · height {h} · depth {d} · \
              data-length {n} = {total} bytes ({})",
-            data.len(),
+            raw_len,
             header.offset,
-            if (data.len() as u64) < total {
+            if raw_len < total {
                 "truncated .raw file"
             } else {
                 "the .raw file is longer than the header says; wrong dimensions or data-length?"
             }
         );
+    }
+    crate::limits::need(
+        &format!("reading {raw_what}"),
+        crate::limits::total(&[
+            Some(total),
+            crate::limits::bytes(&[header.height, header.width, header.depth], 8),
+        ]),
+    )?;
+    let mut data = Vec::with_capacity(total as usize);
+    raw_file
+        .take(total)
+        .read_to_end(&mut data)
+        .with_context(|| format!("cannot read {raw_what}"))?;
+    if data.len() as u64 != total {
+        bail!("{raw_what}: shorter than its size while being read");
     }
     let body = &data[header.offset as usize..];
     let (size, big) = (header.data_type.size(), header.byte_order.is_big());
