@@ -548,32 +548,9 @@ fn normalize_gives_the_iterates_of_scaled_counts() {
 fn two_stage_finds_the_phases_at_low_counts_and_refuses_what_it_cannot_do() {
     let dir = tempdir("two-stage");
     let sim = dir.join("sim");
-    // The paper's phases at 18 counts/pixel on 64×64 pixels (at 40×40, particles of radius 8
-    // are too few blocks across for any binning to pin their spectra).
-    let o = edxs(&[
-        "simulate",
-        "-N",
-        "18",
-        "--shape",
-        "64x64",
-        "--radius",
-        "12",
-        "--centers",
-        "47,25;34,40",
-        "--seed",
-        "3",
-        "--out",
-        sim.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let meta = read_json(&sim.join("sim.json"));
-    let model: Vec<String> = meta["decompose_args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
-    let counts = sim.join("counts.npy");
+    // At 40×40, particles of radius 8 are too few blocks across for any binning to pin their
+    // spectra; at 64×64 (radius 12) they are not.
+    let (counts, model) = simulate_64(&sim, &[]);
     let run = |extra: &[&str], out: &Path| {
         let mut args = vec!["decompose", counts.to_str().unwrap()];
         args.extend(model.iter().map(|s| s.as_str()));
@@ -706,30 +683,9 @@ density = 1.2
 "#,
     )
     .unwrap();
-    let o = edxs(&[
-        "simulate",
-        "--phases",
-        phases.to_str().unwrap(),
-        "-N",
-        "18",
-        "--shape",
-        "64x64",
-        "--radius",
-        "12",
-        "--centers",
-        "47,25;34,40",
-        "--seed",
-        "3",
-        "--out",
-        sim.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let meta = read_json(&sim.join("sim.json"));
-    let model: Vec<String> = meta["decompose_args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
+    let (counts, model) = simulate_64(&sim, &["--phases", phases.to_str().unwrap()]);
+    let model: Vec<String> = model
+        .into_iter()
         .map(|a| match a.as_str() {
             "0.011" => "0.01".to_string(),
             "0.0715" => "0.065".to_string(),
@@ -738,7 +694,6 @@ density = 1.2
         })
         .collect();
     assert!(model.iter().any(|a| a == "0.065"), "{model:?}");
-    let counts = sim.join("counts.npy");
     let mut means = Vec::new();
     for seed in ["0", "1", "7"] {
         let out = dir.join(format!("seed{seed}"));
@@ -853,4 +808,36 @@ fn k_auto_decomposes_with_the_rank_it_chose_and_records_the_curve() {
     let o = edxs(&args);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("'three'"));
+}
+
+/// Simulates the paper's phases at 18 counts/pixel on 64×64 pixels (particles of radius 12)
+/// into `sim`, with `extra` simulate options; returns the counts and the model options that
+/// `simulate` prints for `decompose`.
+fn simulate_64(sim: &Path, extra: &[&str]) -> (PathBuf, Vec<String>) {
+    let mut args = vec![
+        "simulate",
+        "-N",
+        "18",
+        "--shape",
+        "64x64",
+        "--radius",
+        "12",
+        "--centers",
+        "47,25;34,40",
+        "--seed",
+        "3",
+        "--out",
+        sim.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = edxs(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta = read_json(&sim.join("sim.json"));
+    let model = meta["decompose_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    (sim.join("counts.npy"), model)
 }
