@@ -198,6 +198,23 @@ impl ModelArgs {
                 .with_context(|| format!("--split: '{cut}' is not an energy in keV"))?;
             split.push((el, cut));
         }
+        if let Some(d) = self.density.or(meta.density) {
+            // Osmium, the densest element, is 22.6 g/cm³: anything far above is a typo or a
+            // unit mistake, and absorption would silently zero every line.
+            if !(d > 0.0 && d <= 30.0) {
+                let from = if self.density.is_some() {
+                    "--density".to_string()
+                } else {
+                    format!("{}: density", meta.source)
+                };
+                let shown = if d != 0.0 && !(1e-3..1e6).contains(&d.abs()) {
+                    format!("{d:e}")
+                } else {
+                    format!("{d}")
+                };
+                bail!("{from} {shown} g/cm³ is outside (0, 30]: no sample is that dense");
+            }
+        }
         let absorption = if self.no_absorption {
             None
         } else {

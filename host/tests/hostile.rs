@@ -296,6 +296,22 @@ const fn c(args: &'static str, code: i32, needles: &'static [&'static str]) -> C
 
 /// The table. `{M}` = the simulation's model options.
 const CASES: &[Case] = &[
+    // --- 7. options that used to pass silently ---
+    c(
+        "decompose data/counts.npy {M} -k 2 --fix 0:Fe=0.1 --fix 0:Fe=0.2 --out r",
+        1,
+        &["--fix 0:Fe=0.2", "already fixed at 0.1"],
+    ),
+    c(
+        "decompose data/counts.npy --elements Fe,O -k 2 --density 1e300 --out r",
+        1,
+        &["--density 1e300", "outside (0, 30]"],
+    ),
+    c(
+        "decompose data/counts.npy --elements Fe,O -k 2 --density 0 --out r",
+        1,
+        &["--density 0", "outside (0, 30]"],
+    ),
     // --- 1. never lose data: what --out may name ---
     c(
         "decompose data/counts.npy {M} -k 2 --out data",

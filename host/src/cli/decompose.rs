@@ -223,6 +223,12 @@ fn parse_fixes(specs: &[String], model: &EdxsModel<'_>, k: usize) -> Result<Opti
                         .join(", ")
                 )
             })?;
+        if fixed[j * k + comp] >= 0.0 {
+            bail!(
+                "--fix {s}: component {comp}, column {col} is already fixed at {}",
+                fixed[j * k + comp]
+            );
+        }
         fixed[j * k + comp] = val;
     }
     Ok(Some(fixed))
