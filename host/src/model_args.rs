@@ -201,13 +201,14 @@ impl ModelArgs {
         if let Some(d) = self.density.or(meta.density) {
             // Osmium, the densest element, is 22.6 g/cm³: anything far above is a typo or a
             // unit mistake, and absorption would silently zero every line.
-            if !(d > 0.0 && d <= 30.0) {
+            // (Zero, negative and NaN are the core's to name.)
+            if d > 30.0 {
                 let from = if self.density.is_some() {
                     "--density".to_string()
                 } else {
                     format!("{}: density", meta.source)
                 };
-                let shown = if d != 0.0 && !(1e-3..1e6).contains(&d.abs()) {
+                let shown = if d >= 1e6 {
                     format!("{d:e}")
                 } else {
                     format!("{d}")

@@ -307,11 +307,6 @@ const CASES: &[Case] = &[
         1,
         &["--density 1e300", "outside (0, 30]"],
     ),
-    c(
-        "decompose data/counts.npy --elements Fe,O -k 2 --density 0 --out r",
-        1,
-        &["--density 0", "outside (0, 30]"],
-    ),
     // --- 1. never lose data: what --out may name ---
     c(
         "decompose data/counts.npy {M} -k 2 --out data",
