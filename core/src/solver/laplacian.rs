@@ -4,8 +4,11 @@ use super::params::Laplacian;
 use crate::float::Float;
 
 /// (H·Δ)_kp for the component row `h_k` (length P) at pixel `p`.
+///
+/// # Panics
+/// When `p` or a grid neighbour is outside `h_k` (the solver checks lengths first).
 #[inline]
-pub(crate) fn apply<T: Float>(lap: Laplacian, h_k: &[T], p: usize) -> T {
+pub fn apply<T: Float>(lap: Laplacian, h_k: &[T], p: usize) -> T {
     match lap {
         Laplacian::Identity => h_k[p],
         Laplacian::Grid { rows, cols } => grid_at(h_k, p, p / cols, p % cols, rows, cols),

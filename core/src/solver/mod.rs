@@ -18,6 +18,8 @@ mod w_step;
 
 pub use data::{Chunk, Counts, PixelCounts, LANES};
 pub use driver::{Exec, GUpdate, IterReport, NoGUpdate, RunSummary, SerialExec, StopReason};
+/// The smoothness stencil (H·Δ)_kp at one pixel, as the solver computes it.
+pub use laplacian::apply as laplacian_at;
 pub use loss::{LogSum, LossTerms};
 pub use params::{Laplacian, SimplexSolver, SolverParams, Stopping};
 

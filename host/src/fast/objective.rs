@@ -124,35 +124,6 @@ pub fn kl_constant(y: &SparseCountsRef<'_>) -> f64 {
         .sum()
 }
 
-/// (H·Δ)_kp of the component row `row` at pixel `px` (the core's stencil).
-#[inline]
-pub fn lap_at(lap: Laplacian, row: &[f64], px: usize) -> f64 {
-    match lap {
-        Laplacian::Identity => row[px],
-        Laplacian::Grid { rows, cols } => {
-            let (r, c) = (px / cols, px % cols);
-            let (mut deg, mut sum) = (0.0, 0.0);
-            if c > 0 {
-                deg += 1.0;
-                sum += row[px - 1];
-            }
-            if c + 1 < cols {
-                deg += 1.0;
-                sum += row[px + 1];
-            }
-            if r > 0 {
-                deg += 1.0;
-                sum += row[px - cols];
-            }
-            if r + 1 < rows {
-                deg += 1.0;
-                sum += row[px + cols];
-            }
-            deg * row[px] - sum
-        }
-    }
-}
-
 /// The loss terms at H (K×P, component-major) as the core reports them (each divided by L·P).
 pub fn objective(pb: &MapsProblem<'_>, h: &[f64]) -> LossTerms {
     let (l, p, k) = (pb.y.channels, pb.y.pixels, pb.k);
@@ -170,7 +141,7 @@ pub fn objective(pb: &MapsProblem<'_>, h: &[f64]) -> LossTerms {
         }
         if pb.lambda != 0.0 {
             lap += (0..p)
-                .map(|px| row[px] * lap_at(pb.laplacian, row, px))
+                .map(|px| row[px] * edxs_core::solver::laplacian_at(pb.laplacian, row, px))
                 .sum::<f64>();
         }
     }
