@@ -295,39 +295,18 @@ fn exact_statistics_make_commit_a_batch_step() {
 
 // The firmware's streaming example (`firmware/common/src/streaming.rs`), compiled here with
 // the batch example's configuration it builds on, replayed on the host.
+#[path = "../firmware/common/src/host_io.rs"]
+mod host_io;
 #[path = "../firmware/common/src/pipeline.rs"]
 #[allow(dead_code)]
 mod pipeline;
 #[path = "../firmware/common/src/streaming.rs"]
 #[allow(dead_code)]
 mod streaming;
+use host_io::{HostRing, NoMeter};
 
 const FW_COUNTS: &[u8] = include_bytes!("../firmware/common/data/counts.bin");
 const FW_INDPTR: &[u8] = include_bytes!("../firmware/common/data/indptr.bin");
-
-/// A FIFO of the firmware ring's capacity.
-struct FifoRing(std::collections::VecDeque<u32>);
-
-impl streaming::Ring for FifoRing {
-    fn push(&mut self, ev: u32) -> Result<(), u32> {
-        if self.0.len() == streaming::RING - 1 {
-            return Err(ev);
-        }
-        self.0.push_back(ev);
-        Ok(())
-    }
-    fn pop(&mut self) -> Option<u32> {
-        self.0.pop_front()
-    }
-}
-
-struct NoMeter;
-
-impl streaming::Meter for NoMeter {
-    fn now(&mut self) -> u64 {
-        0
-    }
-}
 
 /// The firmware example's run on the host: W, H, the accumulated counts and the summary.
 fn replay(split_seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, streaming::Summary) {
@@ -364,7 +343,7 @@ fn replay_all(split_seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, streaming::Summ
         frame_channels: &mut fc,
         frame_counts: &mut fv,
     };
-    let mut ring = FifoRing(Default::default());
+    let mut ring = HostRing::default();
     let sum = streaming::run(src, split_seed, &mut ring, &mut NoMeter, buffers).unwrap();
     (w, h, state, sum, g)
 }

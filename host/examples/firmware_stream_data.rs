@@ -13,9 +13,10 @@
 //! u64 counts and frames).
 
 use anyhow::{ensure, Context, Result};
-use std::collections::VecDeque;
 use std::path::PathBuf;
 
+#[path = "../../firmware/common/src/host_io.rs"]
+mod host_io;
 #[path = "../../firmware/common/src/pipeline.rs"]
 #[allow(dead_code)]
 mod pipeline;
@@ -23,32 +24,8 @@ mod pipeline;
 #[allow(dead_code)]
 mod streaming;
 
-use streaming::{Event, Meter, Ring, LENS};
-
-/// The firmware's ring: a bounded FIFO holding `RING - 1` events as heapless's queue does.
-struct HostRing(VecDeque<Event>);
-
-impl Ring for HostRing {
-    fn push(&mut self, ev: Event) -> Result<(), Event> {
-        if self.0.len() == streaming::RING - 1 {
-            return Err(ev);
-        }
-        self.0.push_back(ev);
-        Ok(())
-    }
-    fn pop(&mut self) -> Option<Event> {
-        self.0.pop_front()
-    }
-}
-
-/// No counter on the host.
-struct NoMeter;
-
-impl Meter for NoMeter {
-    fn now(&mut self) -> u64 {
-        0
-    }
-}
+use host_io::{HostRing, NoMeter};
+use streaming::LENS;
 
 fn main() -> Result<()> {
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware/common/data");
@@ -90,7 +67,7 @@ fn main() -> Result<()> {
         frame_channels: &mut frame_channels,
         frame_counts: &mut frame_counts,
     };
-    let mut ring = HostRing(VecDeque::with_capacity(streaming::RING));
+    let mut ring = HostRing::default();
     let sum = streaming::run(src, streaming::SPLIT_SEED, &mut ring, &mut NoMeter, buffers)?;
     ensure!(
         sum.frames as usize == streaming::PASSES * streaming::ROWS,
