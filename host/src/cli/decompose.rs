@@ -379,6 +379,17 @@ impl DecomposeCmd {
         )
     }
 
+    /// The start of this run: `--init`, else the method's default ([`Method::start`]).
+    pub fn init(&self, method: Method) -> InitArg {
+        self.init.unwrap_or(match method.start() {
+            Start::Nndsvd => InitArg::Nndsvd,
+            Start::Nndsvda => InitArg::Nndsvda,
+            Start::Nndsvdar => InitArg::Nndsvdar,
+            Start::Random => InitArg::Random,
+            Start::Custom { .. } => InitArg::Custom,
+        })
+    }
+
     /// Whether μ, λ and ε_reg are in espm's normalised units for this run.
     pub fn normalized(&self) -> bool {
         match self.units {
@@ -410,10 +421,7 @@ impl DecomposeCmd {
             bail!("-k {k} is larger than the data allows ({p} pixels x {l} channels)");
         }
         let espm = self.model.compat == Some(CompatArg::Espm);
-        let init = self.init.unwrap_or(match method {
-            Method::Joint => InitArg::Nndsvda,
-            Method::TwoStage => InitArg::Nndsvdar,
-        });
+        let init = self.init(method);
         if method == Method::TwoStage {
             if espm {
                 bail!(
@@ -566,10 +574,7 @@ impl DecomposeCmd {
                 "n_components": k, "mu": self.regularisation(method).0,
                 "lambda_l": self.regularisation(method).1,
                 "epsilon_reg": self.regularisation(method).2,
-                "init": format!("{:?}", self.init.unwrap_or(match method {
-                    Method::Joint => InitArg::Nndsvda,
-                    Method::TwoStage => InitArg::Nndsvdar,
-                })).to_lowercase(),
+                "init": format!("{:?}", self.init(method)).to_lowercase(),
                 "seed": self.seed, "max_iter": self.limits(method).0, "tol": self.limits(method).1,
                 "simplex_h": self.simplex_h, "fix": self.fix, "g_update": !self.no_g_update,
                 "normalize": self.normalized(),
