@@ -11,7 +11,7 @@
 //!   result, now under the temporary name, is removed;
 //! - where the exchange is not supported (or `EDXS_TEST_SWAP=two-step`): `NAME` is renamed to
 //!   `.NAME.edxs-old-PID`, the new folder to `NAME`, and the old one removed. A crash between
-//!   the two renames leaves no `NAME`: the next run on the same target (see [`recover`]) renames
+//!   the two renames leaves no `NAME`: the next run on the same target (its private `recover` step) renames
 //!   the `.edxs-old-` folder back, so the previous result comes back whole.
 //!
 //! The parent folder is locked (`flock`) while a result is written and swapped, so two runs on
