@@ -12,11 +12,6 @@ import numpy as np
 from .estimator import SmoothNMF
 from .model import SUPPORTED_E0, build_G
 
-#: Lowest channel energy kept by :func:`decompose` (keV): the detector efficiency curve starts
-#: at 0.0978 keV and the continuum is undefined at 0, so channels at or below this are dropped.
-MIN_ENERGY_KEV = 0.1
-
-
 def _get(md, path, default=None):
     node = md
     for part in path.split("."):
@@ -97,7 +92,8 @@ class Decomposition:
     maps: HyperSpy signal of the K abundance maps on the scan grid; spectra: the K phase
     spectra (G·W) on the energy axis; quant: at.%, wt.% and counting error per phase and element
     (a pandas DataFrame when pandas is installed, else a dict); W, H, G: numpy arrays;
-    estimator: the fitted :class:`edxs.SmoothNMF`; model: the :class:`edxs.EDXSModel`.
+    estimator: the fitted :class:`edxs.SmoothNMF`; model: the :class:`edxs.EDXSModel`;
+    energy_note: which channels were dropped and why (None when none were).
     """
 
     def __init__(self, estimator, model, signal, maps, spectra, quant):
@@ -110,6 +106,7 @@ class Decomposition:
         self.W = estimator.W_
         self.H = estimator.H_
         self.G = estimator.G_
+        self.energy_note = None
 
     def __repr__(self):
         return f"<edxs.Decomposition: {self.H.shape[0]} phases, elements {self.model.elements}>"
@@ -129,32 +126,83 @@ def _quant_table(model, W, H, G):
     return pd.DataFrame(rows)
 
 
-def crop_to_model_range(signal):
-    """The signal without the channels at or below MIN_ENERGY_KEV (vendor axes start below 0)."""
+def _parse_energy_range(energy_range):
+    if energy_range is None:
+        return None, None
+    if isinstance(energy_range, str):
+        lo, sep, hi = energy_range.partition(":")
+        if not sep:
+            raise ValueError(f"energy_range: expected 'LO:HI' in keV (e.g. '0.1:20'), got "
+                             f"{energy_range!r}")
+        parts = (lo.strip() or None, hi.strip() or None)
+    else:
+        try:
+            parts = tuple(energy_range)
+        except TypeError:
+            raise TypeError(f"energy_range: expected (lo, hi) or 'LO:HI', got {energy_range!r}")
+        if len(parts) != 2:
+            raise ValueError(f"energy_range: expected two bounds (lo, hi), got {energy_range!r}")
+    out = []
+    for v in parts:
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError):
+            raise ValueError(f"energy_range: {v!r} is not an energy in keV")
+    return tuple(out)
+
+
+def crop_to_model_range(signal, elements=None, energy_range=None, width_slope=0.01,
+                        width_intercept=0.065):
+    """The signal cropped as `edxs decompose` crops a file (the CLI's `--energy-range` rules):
+    channels at or below 0 keV or off the detector curve are dropped, and, unless
+    `energy_range` gives a low bound, a detector noise peak below the lowest modelled line;
+    `energy_range` is (lo, hi) or 'LO:HI' in keV. Returns (signal, note); note is None when
+    nothing was dropped. A lazy signal is summed chunk by chunk, never loaded whole.
+    """
+    from . import _edxs
+
     offset, scale, size = _energy_axis(signal)
-    first = 0
-    while first < size and offset + first * scale <= MIN_ENERGY_KEV:
-        first += 1
-    if first >= size:
-        raise ValueError(f"signal axis: no channel above {MIN_ENERGY_KEV} keV")
-    if first == 0:
-        return signal
-    return signal.isig[first:]
+    lo, hi = _parse_energy_range(energy_range)
+    nav_axes = tuple(range(signal.data.ndim - 1))
+    summed = np.asarray(signal.data.sum(axis=nav_axes) if nav_axes else signal.data,
+                        dtype=np.float64)
+    if elements is None:
+        elements = list(_get(signal.metadata, "Sample.elements", []) or [])
+    mic = _get(signal.metadata, "Acquisition_instrument.TEM") or _get(
+        signal.metadata, "Acquisition_instrument.SEM")
+    e0 = float(_get(mic, "beam_energy", 200.0) or 200.0)
+    first, n, note = _edxs.energy_window(summed.tobytes(), float(offset), float(scale),
+                                         [str(e) for e in elements], e0, float(width_slope),
+                                         float(width_intercept), lo, hi)
+    if first == 0 and n == size:
+        return signal, note
+    return signal.isig[first:first + n], note
 
 
-def decompose(signal, n_components=3, *, elements=None, ignored_elements=(), **options):
+def decompose(signal, n_components=3, *, elements=None, ignored_elements=(), energy_range=None,
+              **options):
     """Decomposes an EDS spectrum image (HyperSpy signal, in memory or lazy) into phases.
 
     G is built from the signal's metadata (elements, beam energy, energy axis, take-off angle
-    from elevation/azimuth/tilt, thickness and density if present) after cropping the channels
-    at or below 0.1 keV; `elements` overrides the metadata's list. Other keyword arguments go
-    to :class:`edxs.SmoothNMF` (defaults: edxs's best method, as `edxs decompose`).
-    The signal is not modified.
+    from elevation/azimuth/tilt, thickness and density if present) after cropping the energy
+    axis as `edxs decompose` does (:func:`crop_to_model_range`; `energy_range` is its
+    `--energy-range`, (lo, hi) or 'LO:HI' in keV); `elements` overrides the metadata's list.
+    Other keyword arguments go to :class:`edxs.SmoothNMF` (defaults: edxs's best method, as
+    `edxs decompose`). The signal is not modified; the crop is in `result.energy_note`.
     """
-    s = crop_to_model_range(signal)
-    meta = model_params_from_signal(s)
+    meta = model_params_from_signal(signal)
     if elements is not None:
         meta["elements"] = list(elements)
+    s, note = crop_to_model_range(signal, elements=meta["elements"], energy_range=energy_range,
+                                  width_slope=meta.get("width_slope", 0.01),
+                                  width_intercept=meta.get("width_intercept", 0.065))
+    if note is not None and options.get("verbose", 0):
+        print(note)
+    offset, scale, size = _energy_axis(s)
+    meta.update(e_offset=offset, e_scale=scale, e_size=size)
     if not meta["elements"]:
         raise ValueError(
             "elements: the signal lists none (metadata Sample.elements); pass elements=[...] "
@@ -198,7 +246,9 @@ def decompose(signal, n_components=3, *, elements=None, ignored_elements=(), **o
                                                     ("scale", "offset", "units", "name"))
     spectra.metadata.General.title = "edxs phase spectra"
     quant = _quant_table(model, est.W_, est.H_, est.G_)
-    return Decomposition(est, model, s, maps, spectra, quant)
+    out = Decomposition(est, model, s, maps, spectra, quant)
+    out.energy_note = note
+    return out
 
 
 def load(path, **kwargs):

@@ -324,6 +324,74 @@ fn fit<'py>(
     Ok(d)
 }
 
+/// The channels `edxs decompose` keeps of a signal (the CLI's `--energy-range` rules of
+/// `edxs::io::crop`: at or below 0 keV, off the detector curve, outside `lo..hi`, and without
+/// `lo` a detector noise peak below the lowest modelled line): the first kept channel, how
+/// many, and the one-line note (None when nothing was dropped). `summed` is the summed
+/// spectrum (float64 bytes), which is all the noise-peak check needs.
+#[pyfunction]
+#[pyo3(signature = (summed, offset, scale, elements, e0, width_slope, width_intercept, lo, hi))]
+#[allow(clippy::too_many_arguments)]
+fn energy_window(
+    py: Python<'_>,
+    summed: &[u8],
+    offset: f64,
+    scale: f64,
+    elements: Vec<String>,
+    e0: f64,
+    width_slope: f64,
+    width_intercept: f64,
+    lo: Option<f64>,
+    hi: Option<f64>,
+) -> PyResult<(usize, usize, Option<String>)> {
+    let sum = f64s(summed, "summed")?;
+    let l = sum.len();
+    if l == 0 {
+        return Err(PyValueError::new_err("signal axis: no channels"));
+    }
+    if let Some(v) = lo.into_iter().chain(hi).find(|v| !v.is_finite()) {
+        return Err(PyValueError::new_err(format!(
+            "energy_range: {v} is not an energy in keV"
+        )));
+    }
+    if let (Some(a), Some(b)) = (lo, hi) {
+        if a >= b {
+            return Err(PyValueError::new_err(format!(
+                "energy_range: ({a}, {b}) is empty: the low bound must be below the high one"
+            )));
+        }
+    }
+    detached(py, move || {
+        let image = SpectrumImage::from_dense("summed spectrum", &sum, 1, l, None)?;
+        let mut loaded = edxs::io::input::Loaded::bare(image);
+        loaded.offset_kev = Some(offset);
+        loaded.scale_kev = Some(scale);
+        loaded.e0_kev = Some(e0);
+        loaded.elements = elements;
+        let args = ModelArgs {
+            elements: Vec::new(),
+            e0: None,
+            offset: None,
+            scale: None,
+            channels: None,
+            width_slope,
+            width_intercept,
+            thickness: None,
+            density: None,
+            toa: None,
+            atomic_fraction: false,
+            no_absorption: false,
+            ignored: Vec::new(),
+            split: Vec::new(),
+            no_bremsstrahlung: false,
+            compat: None,
+        };
+        let range = edxs::io::crop::EnergyRange { lo, hi };
+        let c = edxs::io::crop::crop(loaded, "signal", &args, range)?;
+        Ok((c.first_channel, c.loaded.image.channels, c.note))
+    })
+}
+
 /// Runs `edxs simulate` with its command-line arguments (they name the output folder).
 #[pyfunction]
 fn simulate_to(py: Python<'_>, args: Vec<String>) -> PyResult<()> {
@@ -345,5 +413,6 @@ fn _edxs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_to, m)?)?;
+    m.add_function(wrap_pyfunction!(energy_window, m)?)?;
     Ok(())
 }

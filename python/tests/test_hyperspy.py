@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import edxs
+import edxs.hyperspy  # noqa: F401  (crop_to_model_range)
 from conftest import PAPER_ELEMENTS, need_shared
 
 hs = pytest.importorskip("hyperspy.api")
@@ -161,6 +162,62 @@ def test_decompose_simulated(eds, small_sim):
         np.testing.assert_array_equal(res_lazy.H, res.H)
 
 
+def shifted_axis_signal(eds, n_before=80):
+    """The simulation with `n_before` channels prepended, so that the axis starts at
+    0.3 - 0.01·n_before keV (below 0, as Bruker and JEOL axes do), and a detector noise peak
+    around 0 keV in every pixel."""
+    import exspy
+
+    offset, scale = 0.3 - 0.01 * n_before, 0.01
+    e = offset + scale * np.arange(n_before)
+    noise = np.round(40.0 * np.exp(-0.5 * (e / 0.08) ** 2))
+    data = np.concatenate([np.broadcast_to(noise, eds.data.shape[:-1] + (n_before,)), eds.data],
+                          axis=-1)
+    s = exspy.signals.EDSTEMSpectrum(data)
+    s.metadata.add_dictionary(eds.metadata.as_dictionary())
+    ax = s.axes_manager.signal_axes[0]
+    ax.offset, ax.scale, ax.units = offset, scale, "keV"
+    return s
+
+
+def test_decompose_crops_the_axis_as_the_cli_does(eds):
+    """A -0.5 keV axis with a noise peak: the channels at or below 0 keV and the noise peak
+    are dropped by the CLI's rules (edxs.io::crop), and said so; energy_range crops further."""
+    s = shifted_axis_signal(eds)
+    cropped, note = edxs.hyperspy.crop_to_model_range(s)
+    off = cropped.axes_manager.signal_axes[0].offset
+    assert "at or below 0 keV" in note and "noise peak" in note, note
+    # The noise peak (σ = 80 eV around 0) has fallen away before O Ka (0.525 keV) - FWHM.
+    assert 0.05 < off < 0.47, off
+    assert cropped.data.shape[-1] == s.data.shape[-1] - round((off - (-0.5)) / 0.01)
+    cut, note2 = edxs.hyperspy.crop_to_model_range(s, energy_range=(0.5, 15))
+    ax = cut.axes_manager.signal_axes[0]
+    assert ax.offset == pytest.approx(0.5, abs=1e-9)
+    assert ax.offset + ax.scale * (ax.size - 1) <= 15 + 1e-9
+    assert "outside --energy-range" in note2
+    res = edxs.decompose(s, n_components=3, max_iter=50)
+    assert res.energy_note == note
+    assert res.spectra.axes_manager.signal_axes[0].offset == pytest.approx(off)
+    assert res.spectra.data.shape[-1] == cropped.data.shape[-1]
+    assert np.isfinite(res.W).all() and np.isfinite(res.H).all()
+    if LAZY_OK:
+        lazy_cut, lazy_note = edxs.hyperspy.crop_to_model_range(s.as_lazy())
+        assert lazy_note == note
+        assert lazy_cut.axes_manager.signal_axes[0].offset == pytest.approx(off)
+
+
+@pytest.mark.parametrize("bad", ["junk", "5", (1.0, 0.5), (float("nan"), 2.0), (1, 2, 3),
+                                 ("a", 3)])
+def test_decompose_bad_energy_range_is_named(eds, bad):
+    with pytest.raises((ValueError, TypeError), match="energy_range"):
+        edxs.decompose(eds, n_components=3, energy_range=bad)
+
+
+def test_energy_range_off_the_data_is_named(eds):
+    with pytest.raises(ValueError, match="keeps no channel"):
+        edxs.decompose(eds, n_components=3, energy_range=(30, 40))
+
+
 def test_decompose_real_map():
     """The shared 80x80 TEM map (EDSTEMSpectrum, axis from 0.83 keV, O without a line on it)."""
     path = need_shared("data", "88_ES-LP_G8", "88_ES-LP_G8_selection2_cropped2.hspy")
@@ -192,11 +249,12 @@ def test_sem_vendor_files_get_a_clear_error(name):
 
 def test_jeol_tem_vendor_file_end_to_end():
     """The JEOL .pts TEM map (200 keV, 4096 channels from -0.96 keV) read by RosettaSciIO
-    (needs numba), decomposed end to end after cropping to > 0.1 keV."""
+    (needs numba), decomposed end to end after the CLI's crop (at or below 0 keV dropped)."""
     pytest.importorskip("numba", reason="RosettaSciIO's JEOL reader needs numba")
     s = edxs.load(str(vendor("View000_0000006.pts")), downsample=8, cutoff_at_kV=20)
     assert s.axes_manager.signal_axes[0].offset < 0
     res = edxs.decompose(s, n_components=2, elements=["C", "O", "S", "Fe", "Cu"])
-    assert res.spectra.axes_manager.signal_axes[0].offset > 0.1
+    assert res.spectra.axes_manager.signal_axes[0].offset > 0
+    assert "at or below 0 keV" in res.energy_note
     assert res.maps.data.shape[0] == 2
     assert np.isfinite(res.W).all() and np.isfinite(res.H).all()
