@@ -1097,7 +1097,9 @@ fn signals_leave_the_previous_output_intact() {
         "--max-iter 2 --seed 5",
         &[
             ("EDXS_TEST_PAUSE_AT", "between-renames"),
-            ("EDXS_TEST_PAUSE_SECS", "2"),
+            // Long enough that a loaded machine still signals inside the pause (2 s was not
+            // under a load of 14: the run finished first and exited 0).
+            ("EDXS_TEST_PAUSE_SECS", "10"),
             ("EDXS_TEST_SWAP", "two-step"),
         ],
         &log,
