@@ -86,9 +86,13 @@ fn main() -> anyhow::Result<()> {
         let solvers = if maps_only {
             vec![]
         } else if args.iter().any(|a| a == "--skip-mu-pipeline") {
-            vec![HeldSolver::Newton]
+            vec![HeldSolver::Newton, HeldSolver::NewtonJoint]
         } else {
-            vec![HeldSolver::Multiplicative, HeldSolver::Newton]
+            vec![
+                HeldSolver::Multiplicative,
+                HeldSolver::Newton,
+                HeldSolver::NewtonJoint,
+            ]
         };
         for held in solvers {
             // The paper's μ and ε_reg with λ = 0.1, normalised units, NNDSVDar: the default.

@@ -210,6 +210,9 @@ pub struct Recipe {
 pub enum HeldSolver {
     /// Per-pixel projected Newton sweeps ([`crate::fast`]): converged in tens of passes.
     Newton,
+    /// As `Newton`, and the joint fits too (the spectra stage's binned fits) by alternating
+    /// Newton solves of the maps and of the spectra ([`crate::fast::joint`]).
+    NewtonJoint,
     /// The core's multiplicative updates (thousands of iterations; for comparisons).
     Multiplicative,
 }
@@ -894,9 +897,16 @@ fn solve(
 ) -> Result<State> {
     let whole = fixed.is_some_and(|f| f.iter().all(|v| *v >= 0.0));
     let fast = !recipe.plain && !recipe.compat_espm && !recipe.simplex_h;
-    if whole && fast && recipe.held_solver == HeldSolver::Newton {
+    let newton = matches!(
+        recipe.held_solver,
+        HeldSolver::Newton | HeldSolver::NewtonJoint
+    );
+    if whole && fast && newton {
         let (mu, lambda, eps) = reg;
         return solve_newton_maps(prep, img, recipe, (mu, *lambda, *eps), st, max_iter, set);
+    }
+    if fast && recipe.held_solver == HeldSolver::NewtonJoint && prep.k <= 8 {
+        return solve_newton_joint(prep, img, recipe, reg, st, fixed, max_iter, set);
     }
     solve_held(prep, img, recipe, reg, st, (fixed, None), max_iter, set)
 }
@@ -995,6 +1005,41 @@ fn solve_held(
         summary: Some(summary),
         history,
         kkt: None,
+    })
+}
+
+/// One joint run by alternating Newton solves of the maps and the spectra.
+#[allow(clippy::too_many_arguments)]
+fn solve_newton_joint(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    (mu, lambda, eps): &Reg,
+    st: State,
+    fixed: Option<&[f64]>,
+    max_iter: usize,
+    set: &RunSettings,
+) -> Result<State> {
+    let g_update = recipe.g_update && prep.model.params().bremsstrahlung;
+    let run = crate::fast::joint::JointRun {
+        g_update: g_update.then_some((prep.model, prep.norm)),
+        simplex_rows: &prep.rows,
+        fixed,
+        mu,
+        lambda: *lambda,
+        epsilon_reg: *eps,
+        max_iter,
+        tol: set.tol,
+        threads: set.threads,
+    };
+    let fit = crate::fast::joint::fit_joint(&run, img, st.g, st.w, st.h, prep.k)?;
+    Ok(State {
+        g: fit.g,
+        w: fit.w,
+        h: fit.h,
+        summary: Some(fit.summary),
+        history: fit.history,
+        kkt: Some(fit.kkt),
     })
 }
 

@@ -4,7 +4,8 @@ use crate::io::counts::SpectrumImage;
 use crate::io::{atomic, npy};
 use crate::model_args::{CompatArg, FileMeta, ModelArgs};
 use crate::pipeline::{
-    self, auto_bin, Fit, FixW, Method, Prepared, Recipe, RunSettings, SpectraCache, Start,
+    self, auto_bin, Fit, FixW, HeldSolver, Method, Prepared, Recipe, RunSettings, SpectraCache,
+    Start,
 };
 use crate::quant;
 use crate::report::plots;
@@ -144,6 +145,13 @@ pub struct DecomposeCmd {
     /// Same as `--method two-stage` (kept for existing scripts).
     #[arg(long, hide = true)]
     pub two_stage: bool,
+    /// The solver of the pipeline's fits, for comparisons: `newton` (the default: Newton for
+    /// the maps with the spectra held, multiplicative updates for the joint fits),
+    /// `newton-joint` (Newton for the joint fits too, alternating maps and spectra; measured
+    /// slower and no better, docs/speed/joint_newton.md), `multiplicative` (everything by the
+    /// multiplicative updates).
+    #[arg(long, hide = true, value_parser = ["newton", "newton-joint", "multiplicative"])]
+    pub solver: Option<String>,
     /// Units of μ, λ and ε_reg: `normalized` (the default; espm's `normalize=True` units,
     /// counts scaled so that the mean pixel total is K, the units of the paper's values) or
     /// `raw` (they act on the raw counts, where λ = 1 at ~300 counts per pixel smooths
@@ -477,6 +485,11 @@ impl DecomposeCmd {
         recipe.g_update = !self.no_g_update;
         recipe.simplex_h = self.simplex_h;
         recipe.compat_espm = espm;
+        match self.solver.as_deref() {
+            Some("newton-joint") => recipe.held_solver = HeldSolver::NewtonJoint,
+            Some("multiplicative") => recipe.held_solver = HeldSolver::Multiplicative,
+            _ => {}
+        }
         if let Some(f) = parse_fixes(&self.fix, model, k)? {
             recipe.fix = FixW::Given(f);
         }

@@ -11,11 +11,13 @@
 
 pub mod coupled;
 pub mod held;
+pub mod joint;
 pub mod kkt;
 pub mod maps;
 pub mod newton;
 pub mod objective;
 pub mod plot;
+pub mod spectra;
 
 pub use kkt::kkt_residual;
 pub use maps::{solve_maps, MapsOptions, MapsReport};

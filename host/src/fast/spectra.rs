@@ -1,0 +1,716 @@
+//! The spectra step of the fast joint fit: W (M×K) with the maps held, by an active-set
+//! Newton method over its few M·K unknowns.
+//!
+//! With H held the Poisson loss is convex in W, and it depends on W only through D = G·W, so
+//! its curvature is a K×K block per channel, B_l = Σ_p y_lp·h_p·h_pᵀ / (d_l·h_p)², gathered in
+//! one pass over the non-zeros; the Hessian in W is Σ_l (g_l g_lᵀ) ⊗ B_l, at most
+//! (M·K)² entries. Each Newton step solves the equality-constrained quadratic model (each
+//! phase's element fractions sum to one) on the entries off their bound, releases a bound
+//! entry whose multiplier says it should move inward, and is damped by a ratio test (no entry
+//! below its bound) and Armijo backtracking on the exact loss, so the loss never increases.
+//! The sums over the non-zeros run over a fixed partition of the pixels reduced in order, so
+//! the result is the same for any thread count.
+
+// K×K blocks and free-entry lists are indexed on purpose.
+#![allow(clippy::needless_range_loop)]
+
+use crate::init::SparseCountsRef;
+use anyhow::{anyhow, Result};
+use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
+
+/// Pixel groups of the sums over the non-zeros: fixed, so that the reduction order (and the
+/// result) does not depend on the thread count.
+const GROUPS: usize = 32;
+
+/// The W subproblem: counts, G, the maps held and which entries of W may move.
+pub struct SpectraProblem<'a> {
+    /// Counts, per pixel sparse.
+    pub y: SparseCountsRef<'a>,
+    /// G (L×M, row-major).
+    pub g: &'a [f64],
+    /// Columns M of G (rows of W).
+    pub m: usize,
+    /// Components K.
+    pub k: usize,
+    /// Maps (K×P, component-major), used as max(H, `eps`) as the objective does.
+    pub h: &'a [f64],
+    /// Rows of W whose entries sum to one in every column (the elements).
+    pub simplex_rows: &'a [usize],
+    /// Held entries of W (M×K; a value ≥ 0 holds the entry at it, < 0 leaves it free).
+    pub fixed: Option<&'a [f64]>,
+    /// Lower bound ε of D and H (the core's `log_shift`).
+    pub eps: f64,
+}
+
+/// What [`newton_w`] did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WReport {
+    /// Newton steps taken.
+    pub steps: usize,
+    /// Passes over the non-zeros (one per curvature gathering and per loss evaluation).
+    pub passes: usize,
+    /// The W-dependent part of the loss, Σ_k (Σ_l d_lk)(Σ_p h_kp) − Σ y ln(d·h), before.
+    pub initial: f64,
+    /// The same after.
+    pub last: f64,
+}
+
+/// Per-group sums: a_lk = Σ_p y·h_kp/x, B_l (K×K, full) = Σ_p y·h·hᵀ/x², Σ y ln x.
+struct Sums {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    logt: f64,
+}
+
+impl SpectraProblem<'_> {
+    fn validate(&self, w: &[f64]) -> Result<()> {
+        let (l, p, m, k) = (self.y.channels, self.y.pixels, self.m, self.k);
+        anyhow::ensure!(k >= 1 && m >= 1, "W must have at least one row and column");
+        anyhow::ensure!(
+            self.g.len() == l * m,
+            "G has {} entries, expected {l}x{m}",
+            self.g.len()
+        );
+        anyhow::ensure!(
+            w.len() == m * k,
+            "W has {} entries, expected {m}x{k}",
+            w.len()
+        );
+        anyhow::ensure!(
+            self.h.len() == k * p,
+            "H has {} entries, expected {k}x{p}",
+            self.h.len()
+        );
+        anyhow::ensure!(
+            self.y.indptr.len() == p + 1,
+            "counts: {} offsets for {p} pixels",
+            self.y.indptr.len()
+        );
+        anyhow::ensure!(
+            self.simplex_rows.iter().all(|&r| r < m),
+            "a simplex row is outside W's {m} rows"
+        );
+        if let Some(f) = self.fixed {
+            anyhow::ensure!(
+                f.len() == m * k,
+                "fixed W has {} entries, expected {m}x{k}",
+                f.len()
+            );
+        }
+        anyhow::ensure!(
+            self.g
+                .iter()
+                .chain(w)
+                .chain(self.h)
+                .all(|v| v.is_finite() && *v >= 0.0),
+            "G, W or H has a negative or non-finite entry"
+        );
+        anyhow::ensure!(
+            self.y.indices.iter().all(|&c| (c as usize) < l),
+            "a count's channel is outside the {l} channels"
+        );
+        Ok(())
+    }
+
+    /// D = G·W (L×K).
+    fn d_of(&self, w: &[f64]) -> Vec<f64> {
+        let (m, k) = (self.m, self.k);
+        let mut d = vec![0.0; self.y.channels * k];
+        for (grow, drow) in self.g.chunks_exact(m).zip(d.chunks_exact_mut(k)) {
+            for (j, gv) in grow.iter().enumerate() {
+                if *gv != 0.0 {
+                    for (dv, wv) in drow.iter_mut().zip(&w[j * k..(j + 1) * k]) {
+                        *dv += gv * wv;
+                    }
+                }
+            }
+        }
+        d
+    }
+
+    fn groups(&self) -> Vec<std::ops::Range<usize>> {
+        let p = self.y.pixels;
+        let size = p.div_ceil(GROUPS).max(1);
+        (0..p).step_by(size).map(|s| s..(s + size).min(p)).collect()
+    }
+
+    /// Σ y ln(d̃·h̃) over the non-zeros, d̃ = max(d, ε), h̃ = max(h, ε).
+    fn log_term(&self, d: &[f64], pool: &rayon::ThreadPool) -> f64 {
+        let (k, p, eps) = (self.k, self.y.pixels, self.eps);
+        let parts: Vec<f64> = pool.install(|| {
+            self.groups()
+                .into_par_iter()
+                .map(|r| {
+                    let mut s = 0.0;
+                    let mut hv = vec![0.0; k];
+                    for px in r {
+                        for c in 0..k {
+                            hv[c] = self.h[c * p + px].max(eps);
+                        }
+                        for i in self.y.indptr[px]..self.y.indptr[px + 1] {
+                            let y = self.y.values[i];
+                            if y == 0.0 {
+                                continue;
+                            }
+                            let row = &d[self.y.indices[i] as usize * k..][..k];
+                            let x: f64 = row.iter().zip(&hv).map(|(a, b)| a.max(eps) * b).sum();
+                            s += y * x.ln();
+                        }
+                    }
+                    s
+                })
+                .collect()
+        });
+        parts.iter().sum()
+    }
+
+    /// The curvature and gradient sums at D (one pass over the non-zeros).
+    fn sums(&self, d: &[f64], pool: &rayon::ThreadPool) -> Sums {
+        let (l, k, p, eps) = (self.y.channels, self.k, self.y.pixels, self.eps);
+        let parts: Vec<Sums> = pool.install(|| {
+            self.groups()
+                .into_par_iter()
+                .map(|r| {
+                    let mut s = Sums {
+                        a: vec![0.0; l * k],
+                        b: vec![0.0; l * k * k],
+                        logt: 0.0,
+                    };
+                    let mut hv = vec![0.0; k];
+                    for px in r {
+                        for c in 0..k {
+                            hv[c] = self.h[c * p + px].max(eps);
+                        }
+                        for i in self.y.indptr[px]..self.y.indptr[px + 1] {
+                            let y = self.y.values[i];
+                            if y == 0.0 {
+                                continue;
+                            }
+                            let li = self.y.indices[i] as usize;
+                            let row = &d[li * k..][..k];
+                            let x: f64 = row.iter().zip(&hv).map(|(a, b)| a.max(eps) * b).sum();
+                            s.logt += y * x.ln();
+                            let r1 = y / x;
+                            let r2 = r1 / x;
+                            let a = &mut s.a[li * k..][..k];
+                            let b = &mut s.b[li * k * k..][..k * k];
+                            for c in 0..k {
+                                a[c] += r1 * hv[c];
+                                let t = r2 * hv[c];
+                                for c2 in c..k {
+                                    b[c * k + c2] += t * hv[c2];
+                                }
+                            }
+                        }
+                    }
+                    s
+                })
+                .collect()
+        });
+        let mut out = Sums {
+            a: vec![0.0; l * k],
+            b: vec![0.0; l * k * k],
+            logt: 0.0,
+        };
+        for s in parts {
+            out.logt += s.logt;
+            out.a.iter_mut().zip(&s.a).for_each(|(o, v)| *o += v);
+            out.b.iter_mut().zip(&s.b).for_each(|(o, v)| *o += v);
+        }
+        for bl in out.b.chunks_exact_mut(k * k) {
+            for c in 0..k {
+                for c2 in 0..c {
+                    bl[c * k + c2] = bl[c2 * k + c];
+                }
+            }
+        }
+        out
+    }
+
+    /// Σ_p max(h_kp, ε) per component.
+    fn h_sums(&self) -> Vec<f64> {
+        let p = self.y.pixels;
+        (0..self.k)
+            .map(|c| {
+                self.h[c * p..(c + 1) * p]
+                    .iter()
+                    .map(|v| v.max(self.eps))
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// The W-dependent loss from D and the column sums of H.
+    fn loss(&self, d: &[f64], hs: &[f64], pool: &rayon::ThreadPool) -> f64 {
+        let k = self.k;
+        let mut lin = 0.0;
+        for row in d.chunks_exact(k) {
+            for c in 0..k {
+                lin += row[c].max(self.eps) * hs[c];
+            }
+        }
+        lin - self.log_term(d, pool)
+    }
+}
+
+/// Improves W (M×K, row-major, in place) with the maps held: at most `steps` Newton steps,
+/// stopping early when the predicted decrease is below `tol` relative to the loss.
+pub fn newton_w(
+    pb: &SpectraProblem<'_>,
+    w: &mut [f64],
+    steps: usize,
+    tol: f64,
+    pool: &rayon::ThreadPool,
+) -> Result<WReport> {
+    pb.validate(w)?;
+    let (l, m, k) = (pb.y.channels, pb.m, pb.k);
+    let lb = 0.0;
+    let is_fixed = |i: usize| pb.fixed.is_some_and(|f| f[i] >= 0.0);
+    let mut simplex = vec![false; m];
+    for &r in pb.simplex_rows {
+        simplex[r] = true;
+    }
+    // Each column's free element entries sum to one minus its held ones (the start may be off
+    // by rounding; an infeasible start would make every step's sum constraint wrong).
+    for c in 0..k {
+        let held: f64 = pb
+            .simplex_rows
+            .iter()
+            .filter(|&&r| is_fixed(r * k + c))
+            .map(|&r| w[r * k + c])
+            .sum();
+        let free: f64 = pb
+            .simplex_rows
+            .iter()
+            .filter(|&&r| !is_fixed(r * k + c))
+            .map(|&r| w[r * k + c])
+            .sum();
+        let target = 1.0 - held;
+        if free > 0.0 && target > 0.0 && (free - target).abs() > 1e-12 * target {
+            for &r in pb.simplex_rows {
+                if !is_fixed(r * k + c) {
+                    w[r * k + c] *= target / free;
+                }
+            }
+        }
+    }
+    let hs = pb.h_sums();
+    let gsum: Vec<f64> = (0..m)
+        .map(|j| (0..l).map(|li| pb.g[li * m + j]).sum())
+        .collect();
+    let movable: Vec<usize> = (0..m * k).filter(|&i| !is_fixed(i)).collect();
+    let mut rep = WReport::default();
+    let mut d = pb.d_of(w);
+    let mut f = pb.loss(&d, &hs, pool);
+    rep.passes += 1;
+    rep.initial = f;
+    for _ in 0..steps {
+        let s = pb.sums(&d, pool);
+        rep.passes += 1;
+        // Gradient and Hessian over the movable entries.
+        let n = movable.len();
+        if n == 0 {
+            break;
+        }
+        let grad: Vec<f64> = movable
+            .iter()
+            .map(|&i| {
+                let (j, c) = (i / k, i % k);
+                gsum[j] * hs[c]
+                    - (0..l)
+                        .map(|li| pb.g[li * m + j] * s.a[li * k + c])
+                        .sum::<f64>()
+            })
+            .collect();
+        let mut hess = vec![0.0; n * n];
+        for li in 0..l {
+            let grow = &pb.g[li * m..(li + 1) * m];
+            let bl = &s.b[li * k * k..(li + 1) * k * k];
+            for (a, &ia) in movable.iter().enumerate() {
+                let ga = grow[ia / k];
+                if ga == 0.0 {
+                    continue;
+                }
+                let ca = ia % k;
+                for (b, &ib) in movable.iter().enumerate().skip(a) {
+                    let gb = grow[ib / k];
+                    if gb != 0.0 {
+                        hess[a * n + b] += ga * gb * bl[ca * k + ib % k];
+                    }
+                }
+            }
+        }
+        for a in 0..n {
+            for b in 0..a {
+                hess[a * n + b] = hess[b * n + a];
+            }
+        }
+        let Some(dir) = qp_step(&hess, &grad, &movable, &simplex, k, |i| w[i] - lb) else {
+            break;
+        };
+        let slope: f64 = grad.iter().zip(&dir).map(|(g, d)| g * d).sum();
+        if slope.is_nan() || slope >= 0.0 || -slope <= tol * f.abs().max(1.0) {
+            break;
+        }
+        // The step solves the quadratic model over the feasible set, which is convex: every
+        // point between W and W + dir is feasible, so backtracking starts from the full step.
+        let mut t = 1.0;
+        let mut accepted = false;
+        let mut trial = w.to_vec();
+        for _ in 0..40 {
+            for (a, &i) in movable.iter().enumerate() {
+                trial[i] = (w[i] + t * dir[a]).max(lb);
+            }
+            let dt = pb.d_of(&trial);
+            let ft = pb.loss(&dt, &hs, pool);
+            rep.passes += 1;
+            if ft.is_finite() && ft <= f + 1e-4 * t * slope {
+                w.copy_from_slice(&trial);
+                d = dt;
+                f = ft;
+                accepted = true;
+                break;
+            }
+            t *= 0.5;
+        }
+        if !accepted {
+            break;
+        }
+        rep.steps += 1;
+    }
+    rep.last = f;
+    if !f.is_finite() {
+        return Err(anyhow!("the spectra step reached a non-finite loss"));
+    }
+    Ok(rep)
+}
+
+/// The Newton step: the minimiser d of the quadratic model gᵀd + ½dᵀHd subject to each
+/// phase's element entries summing to zero and d_i ≥ −room(i) (no entry below its bound), by
+/// the primal active-set method from d = 0 (at most a few dozen small solves, no pass over the
+/// data). None when a system cannot be solved.
+fn qp_step(
+    hess: &[f64],
+    grad: &[f64],
+    movable: &[usize],
+    simplex: &[bool],
+    k: usize,
+    room: impl Fn(usize) -> f64,
+) -> Option<Vec<f64>> {
+    let n = movable.len();
+    let room: Vec<f64> = movable.iter().map(|&i| room(i).max(0.0)).collect();
+    let mut x = vec![0.0; n];
+    let mut active: Vec<bool> = room.iter().map(|r| *r <= 0.0).collect();
+    for _ in 0..4 * n + 4 {
+        // The model's gradient at x.
+        let q: Vec<f64> = (0..n)
+            .map(|a| grad[a] + (0..n).map(|b| hess[a * n + b] * x[b]).sum::<f64>())
+            .collect();
+        let (p, nu) = eqp(hess, &q, &active, movable, simplex, k)?;
+        let scale = x.iter().chain(&room).fold(1e-300f64, |a, v| a.max(v.abs()));
+        if p.iter().all(|v| v.abs() <= 1e-13 * scale) {
+            // Stationary on this working set: release the bound entry whose multiplier says
+            // the model falls when it moves inward, or stop.
+            let mut worst: Option<(usize, f64)> = None;
+            for a in (0..n).filter(|&a| active[a]) {
+                let i = movable[a];
+                let lam = if simplex[i / k] {
+                    q[a] + nu[i % k]
+                } else {
+                    q[a]
+                };
+                if lam < 0.0 && worst.is_none_or(|(_, v)| lam < v) {
+                    worst = Some((a, lam));
+                }
+            }
+            match worst {
+                Some((a, _)) => active[a] = false,
+                None => return Some(x),
+            }
+            continue;
+        }
+        // The longest part of p that keeps every entry at or above its bound.
+        let mut alpha = 1.0f64;
+        let mut block = None;
+        for a in (0..n).filter(|&a| !active[a]) {
+            if p[a] < 0.0 {
+                let r = (room[a] + x[a]) / -p[a];
+                if r < alpha {
+                    alpha = r.max(0.0);
+                    block = Some(a);
+                }
+            }
+        }
+        for a in 0..n {
+            x[a] += alpha * p[a];
+        }
+        if let Some(a) = block {
+            x[a] = -room[a];
+            active[a] = true;
+        }
+    }
+    Some(x)
+}
+
+/// Solves the equality-constrained Newton system on the inactive entries: H_FF·d + E·ν = −g,
+/// Eᵀ·d = 0 (E: one column per phase over its free element entries). Returns d over every
+/// movable entry (0 on active ones) and ν per phase (0 where a phase has no free element).
+fn eqp(
+    hess: &[f64],
+    grad: &[f64],
+    active: &[bool],
+    movable: &[usize],
+    simplex: &[bool],
+    k: usize,
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    let n = movable.len();
+    let free: Vec<usize> = (0..n).filter(|&a| !active[a]).collect();
+    let nf = free.len();
+    let mut cons: Vec<usize> = Vec::new();
+    for c in 0..k {
+        if free
+            .iter()
+            .any(|&a| simplex[movable[a] / k] && movable[a] % k == c)
+        {
+            cons.push(c);
+        }
+    }
+    let nc = cons.len();
+    let dim = nf + nc;
+    let mut dv = vec![0.0; n];
+    let mut nu = vec![0.0; k];
+    if nf == 0 {
+        return Some((dv, nu));
+    }
+    let diag_max = free
+        .iter()
+        .map(|&a| hess[a * n + a])
+        .fold(0.0f64, f64::max)
+        .max(1e-300);
+    for damping in [0.0, 1e-12, 1e-9, 1e-6] {
+        let mut kkt = DMatrix::<f64>::zeros(dim, dim);
+        let mut rhs = DVector::<f64>::zeros(dim);
+        for (r, &a) in free.iter().enumerate() {
+            for (s, &b) in free.iter().enumerate() {
+                kkt[(r, s)] = hess[a * n + b];
+            }
+            kkt[(r, r)] += damping * diag_max;
+            rhs[r] = -grad[a];
+            let i = movable[a];
+            if simplex[i / k] {
+                if let Some(q) = cons.iter().position(|&c| c == i % k) {
+                    kkt[(r, nf + q)] = 1.0;
+                    kkt[(nf + q, r)] = 1.0;
+                }
+            }
+        }
+        let Some(sol) = kkt.lu().solve(&rhs) else {
+            continue;
+        };
+        if sol.iter().all(|v| v.is_finite()) {
+            for (r, &a) in free.iter().enumerate() {
+                dv[a] = sol[r];
+            }
+            for (q, &c) in cons.iter().enumerate() {
+                nu[c] = sol[nf + q];
+            }
+            return Some((dv, nu));
+        }
+    }
+    None
+}
+
+/// A pool of `threads` workers (0 = one per core).
+pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| anyhow!("cannot start {threads} threads: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small problem: counts drawn near G·W·H with a known W.
+    type Problem = (
+        Vec<f64>,
+        Vec<f64>,
+        Vec<usize>,
+        Vec<u32>,
+        Vec<f64>,
+        usize,
+        usize,
+        usize,
+        usize,
+    );
+
+    fn problem() -> Problem {
+        let (l, m, k, p) = (40, 5, 2, 30);
+        let g: Vec<f64> = (0..l * m)
+            .map(|i| {
+                let (li, j) = (i / m, i % m);
+                let c = 6.0 + 8.0 * j as f64;
+                (-(li as f64 - c).powi(2) / 8.0).exp() + 0.05
+            })
+            .collect();
+        let w_true = [0.5, 0.1, 0.3, 0.2, 0.2, 0.3, 0.0, 0.4, 1.0, 2.0];
+        let h: Vec<f64> = (0..k * p)
+            .map(|i| 20.0 + 30.0 * ((i * 7919) % 13) as f64)
+            .collect();
+        let mut indptr = vec![0];
+        let mut idx = Vec::new();
+        let mut val = Vec::new();
+        for px in 0..p {
+            for li in 0..l {
+                let x: f64 = (0..k)
+                    .map(|c| {
+                        (0..m)
+                            .map(|j| g[li * m + j] * w_true[j * k + c])
+                            .sum::<f64>()
+                            * h[c * p + px]
+                    })
+                    .sum();
+                let y = (x + ((li * 31 + px * 17) % 5) as f64 - 2.0)
+                    .round()
+                    .max(0.0);
+                if y > 0.0 {
+                    idx.push(li as u32);
+                    val.push(y);
+                }
+            }
+            indptr.push(idx.len());
+        }
+        (g, h, indptr, idx, val, l, m, k, p)
+    }
+
+    #[test]
+    fn loss_falls_and_constraints_hold() {
+        let (g, h, indptr, idx, val, l, m, k, p) = problem();
+        let y = SparseCountsRef {
+            channels: l,
+            pixels: p,
+            indptr: &indptr,
+            indices: &idx,
+            values: &val,
+        };
+        let rows = [0, 1, 2];
+        let pb = SpectraProblem {
+            y,
+            g: &g,
+            m,
+            k,
+            h: &h,
+            simplex_rows: &rows,
+            fixed: None,
+            eps: 1e-14,
+        };
+        let mut w = vec![0.2, 0.5, 0.4, 0.3, 0.4, 0.2, 0.5, 0.5, 0.5, 0.5];
+        let pool = pool(1).unwrap();
+        let mut last = f64::INFINITY;
+        for _ in 0..6 {
+            let r = newton_w(&pb, &mut w, 1, 0.0, &pool).unwrap();
+            assert!(r.last <= r.initial, "{r:?}");
+            assert!(r.last <= last);
+            last = r.last;
+        }
+        for c in 0..k {
+            let s: f64 = rows.iter().map(|&r| w[r * k + c]).sum();
+            assert!((s - 1.0).abs() < 1e-12, "column {c} sums to {s}");
+        }
+        assert!(w.iter().all(|v| *v >= 0.0 && v.is_finite()));
+        // Converged: another run of steps moves nothing (the KKT point of a convex problem).
+        let before = w.clone();
+        let r = newton_w(&pb, &mut w, 5, 1e-14, &pool).unwrap();
+        assert!(
+            (r.initial - r.last).abs() <= 1e-9 * r.initial.abs(),
+            "{r:?}"
+        );
+        let moved = before
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(moved < 1e-4, "moved {moved}");
+    }
+
+    #[test]
+    fn same_result_for_any_thread_count_and_fixed_entries_stay() {
+        let (g, h, indptr, idx, val, l, m, k, p) = problem();
+        let y = SparseCountsRef {
+            channels: l,
+            pixels: p,
+            indptr: &indptr,
+            indices: &idx,
+            values: &val,
+        };
+        let rows = [0, 1, 2];
+        let mut fixed = vec![-1.0; m * k];
+        fixed[3 * k] = 0.25;
+        let pb = SpectraProblem {
+            y,
+            g: &g,
+            m,
+            k,
+            h: &h,
+            simplex_rows: &rows,
+            fixed: Some(&fixed),
+            eps: 1e-14,
+        };
+        let start = vec![0.2, 0.5, 0.4, 0.3, 0.4, 0.2, 0.25, 0.5, 0.5, 0.5];
+        let mut a = start.clone();
+        let mut b = start.clone();
+        newton_w(&pb, &mut a, 8, 0.0, &pool(1).unwrap()).unwrap();
+        newton_w(&pb, &mut b, 8, 0.0, &pool(2).unwrap()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a[3 * k], 0.25);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let (g, h, indptr, idx, val, l, m, k, p) = problem();
+        let y = SparseCountsRef {
+            channels: l,
+            pixels: p,
+            indptr: &indptr,
+            indices: &idx,
+            values: &val,
+        };
+        let pb = SpectraProblem {
+            y,
+            g: &g,
+            m,
+            k,
+            h: &h,
+            simplex_rows: &[0, 9],
+            fixed: None,
+            eps: 1e-14,
+        };
+        let mut w = vec![0.1; m * k];
+        assert!(newton_w(&pb, &mut w, 1, 0.0, &pool(1).unwrap()).is_err());
+        let pb = SpectraProblem {
+            y,
+            g: &g[1..],
+            m,
+            k,
+            h: &h,
+            simplex_rows: &[0],
+            fixed: None,
+            eps: 1e-14,
+        };
+        assert!(newton_w(&pb, &mut w, 1, 0.0, &pool(1).unwrap()).is_err());
+        let mut w = vec![f64::NAN; m * k];
+        let pb = SpectraProblem {
+            y,
+            g: &g,
+            m,
+            k,
+            h: &h,
+            simplex_rows: &[0],
+            fixed: None,
+            eps: 1e-14,
+        };
+        assert!(newton_w(&pb, &mut w, 1, 0.0, &pool(1).unwrap()).is_err());
+    }
+}
