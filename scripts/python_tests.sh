@@ -2,7 +2,8 @@
 # The Python package's tests, as CI runs them: two fresh throwaway virtualenvs, because espm
 # 1.1.3 pins HyperSpy 2.2 while lazy custom estimators need HyperSpy >= 2.5.
 #   A: espm==1.1.3 (brings hyperspy 2.2), exspy: live parity with espm, EDS_espm, in-memory.
-#   B: hyperspy>=2.5, exspy, dask, numba: lazy signals (partial_fit), the JEOL .pts reader.
+#   B: hyperspy>=2.5, exspy, dask, numba, pandas: lazy signals (partial_fit), the JEOL .pts
+#      reader, res.quant as a DataFrame (A has no pandas: the dict path).
 # `pip install ./python` (what a user runs) builds the wheel in A; B installs the same abi3
 # wheel. pytest's "no tests collected" (exit 5) fails the step instead of passing silently.
 set -euo pipefail
@@ -16,7 +17,7 @@ python3 -m venv "$work/B"
 "$work/A/bin/pip" install -q --disable-pip-version-check pytest scipy "espm==1.1.3" exspy &
 pa=$!
 "$work/B/bin/pip" install -q --disable-pip-version-check pytest scipy "hyperspy>=2.5" exspy \
-  dask numba &
+  dask numba pandas &
 pb=$!
 wait $pa
 wait $pb

@@ -162,6 +162,22 @@ def test_decompose_simulated(eds, small_sim):
         np.testing.assert_array_equal(res_lazy.H, res.H)
 
 
+def test_quant_is_a_dataframe_with_pandas_and_a_dict_without(eds, monkeypatch):
+    """res.quant: a pandas DataFrame when pandas imports, else a dict of the same columns."""
+    import sys
+
+    res = edxs.decompose(eds, n_components=3, max_iter=30)
+    cols = ["phase", "element", "at_percent", "wt_percent", "std_percent"]
+    pd = pytest.importorskip("pandas")
+    assert isinstance(res.quant, pd.DataFrame)
+    assert list(res.quant.columns) == cols
+    assert len(res.quant) == 3 * len(res.model.elements)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError
+    q = edxs.hyperspy._quant_table(res.model, res.W, res.H, res.G)
+    assert isinstance(q, dict) and list(q) == cols
+    np.testing.assert_allclose(q["at_percent"], res.quant["at_percent"].to_numpy())
+
+
 def shifted_axis_signal(eds, n_before=80):
     """The simulation with `n_before` channels prepended, so that the axis starts at
     0.3 - 0.01·n_before keV (below 0, as Bruker and JEOL axes do), and a detector noise peak
