@@ -15,4 +15,5 @@ pub mod rank;
 pub mod report;
 pub mod repro;
 pub mod sim;
+pub mod small_scan;
 pub mod validate;

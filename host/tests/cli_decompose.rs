@@ -783,6 +783,92 @@ fn scans_the_pipeline_cannot_bin_fall_back_to_the_joint_fit_and_say_so() {
 }
 
 #[test]
+fn small_maps_keep_the_phases_when_the_counts_allow_and_say_so_when_they_do_not() {
+    let dir = tempdir("small");
+    // The paper's scan shrunk to 16×16 (particles of radius 3 at its centres scaled by 1/8).
+    let sim16 = |n: &str, name: &str| {
+        let sim = dir.join(name);
+        let o = edxs(&[
+            "simulate",
+            "-N",
+            n,
+            "--shape",
+            "16x16",
+            "--radius",
+            "3",
+            "--centers",
+            "12,6;9,10",
+            "--seed",
+            "0",
+            "--out",
+            sim.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let meta = read_json(&sim.join("sim.json"));
+        let model: Vec<String> = meta["decompose_args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        (sim, model)
+    };
+    // 293 counts/pixel, 75 000 counts: the pipeline, no note, and every phase found (each
+    // component nearer in angle to the phase matched to it than to any other).
+    let (sim, model) = sim16("293", "sim293");
+    let out = dir.join("out293");
+    let o = default_run(&sim.join("counts.npy"), &model, &[], &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("method: two-stage pipeline"), "{stderr}");
+    assert!(!stderr.contains("note:"), "{stderr}");
+    let o = edxs(&[
+        "evaluate",
+        out.to_str().unwrap(),
+        "--truth",
+        sim.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ev = read_json(&out.join("evaluation.json"));
+    let angles: Vec<Vec<f64>> = serde_json::from_value(ev["angles_deg"].clone()).unwrap();
+    let matched: Vec<usize> = serde_json::from_value(ev["angle_permutation"].clone()).unwrap();
+    for (c, &t) in matched.iter().enumerate() {
+        let nearest = (0..angles.len())
+            .min_by(|&a, &b| angles[a][c].total_cmp(&angles[b][c]))
+            .unwrap();
+        assert_eq!(
+            nearest, t,
+            "component {c} is nearer another phase: {angles:?}"
+        );
+    }
+    let mean = ev["mean_angle_deg"].as_f64().unwrap();
+    assert!(mean <= 5.0, "mean angle {mean}° ({angles:?})");
+    // 18 counts/pixel, 4 600 counts: a phase may be lost whatever the method, and the run
+    // says so in one line beside the method.
+    let (sim, model) = sim16("18", "sim18");
+    let out = dir.join("out18");
+    let o = default_run(&sim.join("counts.npy"), &model, &[], &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("edxs: note: ") && stderr.contains("depend on the Poisson draw"),
+        "{stderr}"
+    );
+    let (_, w) = read_npy_f64(&out.join("W.npy"));
+    assert!(w.iter().all(|v| v.is_finite() && *v >= 0.0));
+    // One phase cannot be lost to another: no note.
+    let out = dir.join("out18k1");
+    let counts = sim.join("counts.npy");
+    let mut args = vec!["decompose", counts.to_str().unwrap()];
+    args.extend(model.iter().map(|s| s.as_str()));
+    args.extend(["-k", "1", "--out", out.to_str().unwrap()]);
+    let o = edxs(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("note:"), "{stderr}");
+}
+
+#[test]
 fn k_auto_decomposes_with_the_rank_it_chose_and_records_the_curve() {
     let dir = tempdir("kauto");
     let (_, yxl) = write_inputs(&dir);

@@ -331,6 +331,9 @@ impl DecomposeCmd {
             ),
             (None, false) => {}
         }
+        if let Some(note) = crate::small_scan::few_counts_note(data, self.k()?) {
+            eprintln!("edxs: note: {note}");
+        }
         self.write(model, data, &result, method)?;
         print!("{}", self.report(model, &result));
         Ok(())
