@@ -67,12 +67,12 @@ fn bench_iteration(c: &mut Criterion) {
                 };
                 let mut w = vec![0.1; s.m * 3];
                 let mut h = vec![n / 3.0; 3 * p];
-                exec.loss(&s.g, &w, &h);
+                exec.loss(&s.g, &w, &h).unwrap();
                 let id = BenchmarkId::new(name, format!("{n} counts/px"));
                 group.bench_function(id, |b| {
                     b.iter(|| {
-                        exec.step(&s.g, &mut w, &mut h);
-                        exec.loss(&s.g, &w, &h)
+                        exec.step(&s.g, &mut w, &mut h).unwrap();
+                        exec.loss(&s.g, &w, &h).unwrap()
                     })
                 });
             }

@@ -7,7 +7,7 @@ use edxs::fast::{kkt_residual, objective, solve_maps, MapsOptions, MapsProblem};
 use edxs::init::SparseCountsRef;
 use edxs::sim::poisson::poisson;
 use edxs_core::rng::Rng;
-use edxs_core::solver::{Laplacian, NoGUpdate, Stopping};
+use edxs_core::solver::{GModel, Laplacian, Simplex, Stopping};
 use edxs_core::{Counts, Solver, SolverParams};
 use proptest::prelude::*;
 
@@ -127,9 +127,8 @@ impl Problem {
             rows: self.rows,
             cols: self.cols,
         };
-        prm.simplex_w = false;
-        prm.g_identity = true;
-        prm.g_update_every = 0;
+        prm.simplex = Simplex::None;
+        prm.g = GModel::Identity;
         prm
     }
 }
@@ -242,15 +241,7 @@ fn same_minimum_as_multiplicative_updates_on_the_convex_subproblem() {
             let mut ws = vec![0.0; solver.workspace_len()];
             let (mut w, mut hm) = (pr.d.clone(), pr.h0.clone());
             let sum = solver
-                .run(
-                    &pr.counts(),
-                    &mut [],
-                    &mut w,
-                    &mut hm,
-                    &mut ws,
-                    &mut NoGUpdate,
-                    &mut |_| {},
-                )
+                .run(&pr.counts(), &[], &mut w, &mut hm, &mut ws)
                 .unwrap();
             let f_fast = objective(&pb, &h).total();
             let f_mu = objective(&pb, &hm).total();

@@ -1,6 +1,6 @@
 //! Every invalid solver input is a typed error naming the problem; nothing panics.
 
-use edxs_core::solver::{Laplacian, NoGUpdate};
+use edxs_core::solver::{Laplacian, Simplex};
 use edxs_core::{Counts, Solver, SolverError, SolverParams};
 
 const ROWS: [usize; 2] = [0, 1];
@@ -68,7 +68,7 @@ fn planning_errors() {
     ));
     let bad_rows = [0usize, 7];
     let mut p = params(2);
-    p.simplex_rows = &bad_rows;
+    p.simplex = Simplex::W { rows: &bad_rows };
     assert!(matches!(
         Solver::new(p, 4, 3, 6),
         Err(SolverError::SimplexRowOutOfRange { row: 7 })
@@ -112,8 +112,8 @@ fn call_errors() {
             pixels: 2,
             data: y,
         };
-        let mut gg = g.clone();
-        solver.run(&counts, &mut gg, w, h, ws, &mut NoGUpdate, &mut |_| {})
+        let gg = g.clone();
+        solver.run(&counts, &gg, w, h, ws)
     };
     let e = run(
         &[1.0, -2.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0],
@@ -201,17 +201,9 @@ fn call_errors() {
         indices: &[1, 1, 9],
         values: &[1.0, 1.0, 1.0],
     };
-    let mut gg = g.clone();
+    let gg = g.clone();
     let e = solver
-        .run(
-            &counts,
-            &mut gg,
-            &mut w,
-            &mut h,
-            &mut ws,
-            &mut NoGUpdate,
-            &mut |_| {},
-        )
+        .run(&counts, &gg, &mut w, &mut h, &mut ws)
         .unwrap_err();
     assert!(
         matches!(e, SolverError::MalformedSparse { pixel: 0 }),

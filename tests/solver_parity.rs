@@ -2,7 +2,7 @@
 //! on dense and on sparse counts.
 
 use edxs_core::physics::BremsstrahlungUpdate;
-use edxs_core::solver::{Laplacian, SimplexSolver, Stopping};
+use edxs_core::solver::{GModel, Laplacian, Simplex, SimplexSolver, Stopping};
 use edxs_core::{Counts, EdxsModel, Solver, SolverParams};
 use edxs_suite::{fixtures_dir, read_json, read_npy_f64, FixtureModel};
 
@@ -73,7 +73,6 @@ fn run_case(name: &str, sparse: bool) -> (f64, f64, f64) {
             .collect()
     });
     let rows: Vec<usize> = model.simplex_rows().collect();
-    let all_rows: Vec<usize> = (0..model.n_columns()).collect();
     let mut params = SolverParams::new(k, &rows);
     params.mu = &mu;
     params.epsilon_reg = prm["epsilon_reg"].as_f64().unwrap_or(1.0);
@@ -83,17 +82,20 @@ fn run_case(name: &str, sparse: bool) -> (f64, f64, f64) {
         rows: shape[0].as_u64().unwrap() as usize,
         cols: shape[1].as_u64().unwrap() as usize,
     };
-    params.simplex_w = prm["simplex_W"].as_bool().unwrap_or(true);
-    params.simplex_h = prm["simplex_H"].as_bool().unwrap_or(false);
-    if !params.simplex_w {
-        params.simplex_rows = &all_rows;
-    }
+    params.simplex = match (
+        prm["simplex_W"].as_bool().unwrap_or(true),
+        prm["simplex_H"].as_bool().unwrap_or(false),
+    ) {
+        (true, _) => Simplex::W { rows: &rows },
+        (false, true) => Simplex::H,
+        (false, false) => Simplex::None,
+    };
     params.fixed_w = fixed_w.as_deref();
     params.simplex_solver = SimplexSolver::EspmBisection;
     params.stopping = Stopping::Espm;
     params.tol = prm["tol"].as_f64().unwrap_or(1e-4);
     params.max_iter = prm["max_iter"].as_u64().unwrap_or(200) as usize;
-    params.g_update_every = 3;
+    params.g = GModel::Matrix { update_every: 3 };
     let solver = Solver::new(params, d.l, model.n_columns(), d.p).unwrap();
     let mut ws = vec![0.0f64; solver.workspace_len()];
     let mut w = w0.clone();
@@ -120,7 +122,7 @@ fn run_case(name: &str, sparse: bool) -> (f64, f64, f64) {
         scratch: &mut ms,
     };
     let summary = solver
-        .run(
+        .run_with(
             &counts,
             &mut g,
             &mut w,

@@ -1,7 +1,7 @@
 //! Property tests of the solver: monotone loss, exact simplex, bounds, and no NaN/Inf on any
 //! non-negative input, including degenerate shapes.
 
-use edxs_core::solver::{Laplacian, NoGUpdate, Stopping};
+use edxs_core::solver::{GModel, Laplacian, NoGUpdate, Simplex, Stopping};
 use edxs_core::{Counts, Float, Solver, SolverParams};
 use proptest::prelude::*;
 
@@ -66,8 +66,11 @@ fn run<T: Float>(
     let rows: Vec<usize> = (0..pb.m).collect();
     let mu = [T::from_f64(mu)];
     let mut prm = SolverParams::<T>::new(pb.k, &rows);
-    prm.simplex_w = simplex_w;
-    prm.simplex_h = simplex_h;
+    prm.simplex = match (simplex_w, simplex_h) {
+        (true, _) => Simplex::W { rows: &rows },
+        (false, true) => Simplex::H,
+        (false, false) => Simplex::None,
+    };
     prm.mu = &mu;
     prm.lambda_l = T::from_f64(lambda);
     prm.laplacian = Laplacian::Grid {
@@ -77,7 +80,7 @@ fn run<T: Float>(
     prm.max_iter = iters;
     prm.tol = T::ZERO;
     prm.stopping = Stopping::Relative;
-    prm.g_update_every = 0;
+    prm.g = GModel::Matrix { update_every: 0 };
     let p = pb.rows * pb.cols;
     let solver = Solver::new(prm, pb.l, pb.m, p).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut ws = vec![T::ZERO; solver.workspace_len()];
@@ -92,7 +95,7 @@ fn run<T: Float>(
     let mut h: Vec<T> = to(&pb.h0);
     let mut losses = vec![];
     solver
-        .run(
+        .run_with(
             &counts,
             &mut g,
             &mut w,
@@ -212,18 +215,8 @@ fn dense_and_sparse_are_bit_identical() {
             }
         };
         let mut ws = vec![0.0; solver.workspace_len()];
-        let (mut gg, mut w, mut h) = (g.clone(), vec![0.3; m * k], vec![0.4; k * p]);
-        solver
-            .run(
-                &counts,
-                &mut gg,
-                &mut w,
-                &mut h,
-                &mut ws,
-                &mut NoGUpdate,
-                &mut |_| {},
-            )
-            .unwrap();
+        let (gg, mut w, mut h) = (g.clone(), vec![0.3; m * k], vec![0.4; k * p]);
+        solver.run(&counts, &gg, &mut w, &mut h, &mut ws).unwrap();
         out.push((w, h));
     }
     assert_eq!(out[0], out[1]);
@@ -239,7 +232,7 @@ fn run_plain<T: Float>(
 ) -> Outcome<T> {
     let mu = [T::from_f64(mu)];
     let mut prm = SolverParams::<T>::new(pb.k, &[]);
-    prm.simplex_w = false;
+    prm.simplex = Simplex::None;
     prm.mu = &mu;
     prm.lambda_l = T::from_f64(lambda);
     prm.laplacian = Laplacian::Grid {
@@ -248,8 +241,11 @@ fn run_plain<T: Float>(
     };
     prm.max_iter = 12;
     prm.tol = T::ZERO;
-    prm.g_update_every = 3;
-    prm.g_identity = identity;
+    prm.g = if identity {
+        GModel::Identity
+    } else {
+        GModel::Matrix { update_every: 3 }
+    };
     let p = pb.rows * pb.cols;
     let solver = Solver::new(prm, pb.l, pb.l, p).unwrap();
     let mut ws = vec![T::ZERO; solver.workspace_len()];
@@ -267,7 +263,7 @@ fn run_plain<T: Float>(
     let mut h: Vec<T> = to(&pb.h0);
     let mut losses = vec![];
     solver
-        .run(
+        .run_with(
             &counts,
             &mut g,
             &mut w,
@@ -287,7 +283,7 @@ fn bits<T: Float>(v: &[T]) -> Vec<u64> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// `g_identity` skips the L×L product, so it must give exactly what an explicit identity
+    /// `GModel::Identity` skips the L×L product, so it must give exactly what an explicit identity
     /// gives, in both precisions and whatever the regularisation.
     #[test]
     fn identity_flag_equals_an_explicit_identity(pb in problem(), mu in 0.0f64..0.3, lambda in 0.0f64..1.0) {
@@ -313,8 +309,8 @@ proptest! {
 #[test]
 fn identity_flag_needs_as_many_columns_as_channels() {
     let mut prm = SolverParams::<f64>::new(2, &[]);
-    prm.simplex_w = false;
-    prm.g_identity = true;
+    prm.simplex = Simplex::None;
+    prm.g = GModel::Identity;
     let e = Solver::new(prm, 6, 5, 4).unwrap_err().to_string();
     assert!(e.contains("identity"), "{e}");
     assert!(Solver::new(prm, 6, 6, 4).is_ok());

@@ -2,7 +2,7 @@
 //! the summed counts, and feeding a frame line by line is the same as feeding it whole.
 
 use edxs_core::rng::Rng;
-use edxs_core::solver::{Laplacian, NoGUpdate};
+use edxs_core::solver::{GModel, Laplacian};
 use edxs_core::stream::{Frame, Stream};
 use edxs_core::{Counts, Solver, SolverParams};
 use edxs_suite::{synthetic, synthetic_from, Maps, Synthetic};
@@ -79,7 +79,7 @@ fn params(s: &Synthetic) -> SolverParams<'_, f64> {
         rows: s.rows,
         cols: s.cols,
     };
-    prm.g_update_every = 0;
+    prm.g = GModel::Matrix { update_every: 0 };
     prm
 }
 
@@ -132,23 +132,13 @@ fn twenty_low_dose_frames_end_near_the_batch_solve() {
     let solver = Solver::new(prm, s.l, s.m, p).unwrap();
     let (mut wb, mut hb) = start(&s);
     let mut ws = vec![0.0; solver.workspace_len()];
-    let mut g = s.g.clone();
+    let g = s.g.clone();
     let counts = Counts::Dense {
         channels: s.l,
         pixels: p,
         data: &s.dense,
     };
-    let batch = solver
-        .run(
-            &counts,
-            &mut g,
-            &mut wb,
-            &mut hb,
-            &mut ws,
-            &mut NoGUpdate,
-            &mut |_| {},
-        )
-        .unwrap();
+    let batch = solver.run(&counts, &g, &mut wb, &mut hb, &mut ws).unwrap();
 
     // Streaming: 20 passes at 1/20 of the dose, statistics refreshed by every pass (ρ = 0).
     let frames = split_dose(&s, 20, 5);
@@ -395,7 +385,7 @@ fn batch_fit(y: &[f32], iterations: usize) -> (f64, f64) {
         scratch: &mut scratch,
     };
     let run = solver
-        .run(
+        .run_with(
             &counts,
             &mut g,
             &mut w,

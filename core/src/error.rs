@@ -316,6 +316,15 @@ pub enum SolverError {
         /// Flat index.
         index: usize,
     },
+    /// A pixel range of a block call is reversed or reaches past the last pixel.
+    PixelRange {
+        /// First pixel of the range.
+        start: usize,
+        /// One past the last pixel.
+        end: usize,
+        /// Number of pixels P.
+        pixels: usize,
+    },
     /// The G update failed.
     Model(ModelError),
 }
@@ -370,6 +379,10 @@ impl fmt::Display for SolverError {
             InvalidInitial { buffer, index } => write!(
                 f,
                 "initial {buffer}[{index}] is negative or not finite"
+            ),
+            PixelRange { start, end, pixels } => write!(
+                f,
+                "pixel range {start}..{end} is not within the {pixels} pixels"
             ),
             Model(e) => write!(f, "model update: {e}"),
         }

@@ -17,19 +17,24 @@
 //! 2. **Counts** — [`Counts`] views the data without copying: dense L × P, or sparse per
 //!    pixel (CSR: `indptr`, channel `indices`, `values`), which is what detectors produce.
 //! 3. **Solver** — [`SolverParams`] (espm's names: `mu`, `lambda_l`, `epsilon_reg`,
-//!    `fixed_w`, …) and the dimensions plan a [`Solver`]; [`Solver::workspace_len`] sizes its
-//!    workspace; [`Solver::iterate`] runs one multiplicative iteration (H, then W) and
-//!    [`Solver::run`] iterates to its stopping rule, updating G through a
-//!    [`solver::GUpdate`] ([`physics::BremsstrahlungUpdate`] is espm's; [`solver::NoGUpdate`]
-//!    keeps G).
-//! 4. **Streaming** — [`stream::Stream`] updates H for the pixels of each arriving frame and
+//!    `fixed_w`, …; the sum constraint is one [`solver::Simplex`], G one
+//!    [`solver::GModel`], so no two settings contradict) and the dimensions plan a
+//!    [`Solver`]; [`Solver::workspace_len`] sizes its workspace; [`Solver::iterate`] runs one
+//!    multiplicative iteration (H, then W) and [`Solver::run`] iterates to its stopping rule
+//!    with G as given. [`Solver::run_with`] also updates G through a [`solver::GUpdate`]
+//!    ([`physics::BremsstrahlungUpdate`] is espm's) and reports every iteration.
+//! 4. **Threads** — a host spreads the pixel passes over threads with the block functions of
+//!    [`Solver`] ([`Solver::prepare`], [`Solver::h_r_block`], [`Solver::loss_data_block`], …)
+//!    behind the [`solver::Exec`] trait, and [`Solver::drive`] runs the same loop over it.
+//! 5. **Streaming** — [`stream::Stream`] updates H for the pixels of each arriving frame and
 //!    W from running statistics, for firmware next to the detector.
 //!
 //! Every error is a [`ModelError`] or [`SolverError`] naming the value; nothing panics on
 //! caller input.
 //!
 //! ```
-//! use edxs_core::solver::NoGUpdate;
+//! use edxs_core::physics::BremsstrahlungUpdate;
+//! use edxs_core::solver::Simplex;
 //! use edxs_core::{Counts, EdxsModel, Element, ModelParams, Solver, SolverParams};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,7 +44,7 @@
 //! let (l, m) = (model.n_channels(), model.n_columns());
 //! let mut g = vec![0.0f64; model.g_len()]; // or a static buffer in firmware
 //! let mut scratch = vec![0.0f64; model.scratch_len()];
-//! model.build_g(&mut g, &mut scratch)?;
+//! let norm = model.build_g(&mut g, &mut scratch)?;
 //!
 //! // Four pixels of two phases, counts stored sparse per pixel (CSR).
 //! let (k, p) = (2, 4);
@@ -58,18 +63,36 @@
 //! let y = Counts::Sparse { channels: l, pixels: p, indptr: &indptr, indices: &indices, values: &values };
 //!
 //! // Plan once, size the workspace, then iterate over the caller's buffers.
-//! let mut params = SolverParams::new(k, &rows);
+//! let mut params = SolverParams::new(k, &rows); // espm's defaults, W's element rows on the simplex
 //! params.max_iter = 50;
 //! let solver = Solver::new(params, l, m, p)?;
 //! let mut ws = vec![0.0f64; solver.workspace_len()];
 //! let mut w = vec![1.0 / m as f64; m * k];
 //! let mut h = vec![1.0f64; k * p];
 //! solver.iterate(&y, &g, &mut w, &mut h, &mut ws)?; // one iteration
-//! let summary = solver.run(&y, &mut g, &mut w, &mut h, &mut ws, &mut NoGUpdate, &mut |_| {})?;
+//! let summary = solver.run(&y, &g, &mut w, &mut h, &mut ws)?; // to the stopping rule
 //! assert!(summary.final_loss <= summary.initial_loss);
 //! // W's element rows of each phase sum to one: the quantification.
 //! for c in 0..k {
 //!     let s: f64 = rows.iter().map(|&r| w[r * k + c]).sum();
+//!     assert!((s - 1.0).abs() < 1e-9);
+//! }
+//!
+//! // espm's full loop: the bremsstrahlung columns of G follow W every 3 iterations, and
+//! // every iteration is reported.
+//! let mut update = BremsstrahlungUpdate { model: &model, norm, scratch: &mut scratch };
+//! let mut losses = Vec::new();
+//! solver.run_with(&y, &mut g, &mut w, &mut h, &mut ws, &mut update, &mut |r| {
+//!     losses.push(r.loss.total())
+//! })?;
+//! assert!(!losses.is_empty());
+//!
+//! // Each pixel's abundances summing to one instead (espm's simplex_H):
+//! params.simplex = Simplex::H;
+//! let solver = Solver::new(params, l, m, p)?;
+//! solver.run(&y, &g, &mut w, &mut h, &mut ws)?;
+//! for px in 0..p {
+//!     let s: f64 = (0..k).map(|c| h[c * p + px]).sum();
 //!     assert!((s - 1.0).abs() < 1e-9);
 //! }
 //! # Ok(())
@@ -98,3 +121,8 @@ pub use model::{
     Absorption, Column, ColumnKind, Compat, EdxsModel, EnergyAxis, ModelParams, Normalisation,
 };
 pub use solver::{Counts, Solver, SolverParams};
+
+/// The README's core example, compiled and run as a doctest so that it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -364,7 +364,7 @@ impl<'a, T: Float> Stream<'a, T> {
             },
         );
         let mut nu = T::ZERO;
-        if prm.simplex_h && !prm.simplex_w {
+        if prm.simplex_h() {
             let col = num.iter().copied().zip(den.iter().copied());
             match crate::solver::newton_simplex(col, k, eps) {
                 Some(v) => nu = v,

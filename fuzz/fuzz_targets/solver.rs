@@ -2,7 +2,7 @@
 //! (right or wrong lengths, NaN, inf, negative values): Ok or Err, never a panic or a write out
 //! of bounds; on finite non-negative inputs that it accepts, W and H stay finite.
 #![no_main]
-use edxs_core::solver::{Counts, Laplacian, Solver, SolverParams};
+use edxs_core::solver::{Counts, GModel, Laplacian, Simplex, Solver, SolverParams};
 use libfuzzer_sys::fuzz_target;
 
 struct Bytes<'a>(&'a [u8]);
@@ -41,22 +41,36 @@ fuzz_target!(|data: &[u8]| {
     let k = (b.u8() % 4) as usize;
     let p = (b.u8() % 10) as usize;
     let flags = b.u8();
-    let simplex_rows: Vec<usize> = (0..(b.u8() % 4) as usize).map(|_| (b.u8() % 7) as usize).collect();
+    let simplex_rows: Vec<usize> = (0..(b.u8() % 4) as usize)
+        .map(|_| (b.u8() % 7) as usize)
+        .collect();
     let mu = [b.value()];
     let mut params = SolverParams::<f64>::new(k, &simplex_rows);
     params.mu = if flags & 1 != 0 { &mu } else { &[] };
     params.lambda_l = if flags & 2 != 0 { b.value() } else { 0.0 };
     params.epsilon_reg = if flags & 4 != 0 { b.value() } else { 1.0 };
-    params.simplex_w = flags & 8 != 0;
-    params.simplex_h = flags & 16 != 0;
-    params.g_identity = flags & 32 != 0;
+    params.simplex = match (flags & 8 != 0, flags & 16 != 0) {
+        (true, _) => Simplex::W {
+            rows: &simplex_rows,
+        },
+        (false, true) => Simplex::H,
+        (false, false) => Simplex::None,
+    };
+    if flags & 32 != 0 {
+        params.g = GModel::Identity;
+    }
     if flags & 64 != 0 {
         let rows = (b.u8() % 4) as usize + 1;
-        params.laplacian = Laplacian::Grid { rows, cols: (p / rows).max(1) };
+        params.laplacian = Laplacian::Grid {
+            rows,
+            cols: (p / rows).max(1),
+        };
     }
     let fixed: Vec<f64>;
     if flags & 128 != 0 {
-        fixed = (0..m * k).map(|_| if b.u8() % 2 == 0 { -1.0 } else { b.value() }).collect();
+        fixed = (0..m * k)
+            .map(|_| if b.u8() % 2 == 0 { -1.0 } else { b.value() })
+            .collect();
         params.fixed_w = Some(&fixed);
     }
     let Ok(solver) = Solver::new(params, l, m, p) else {
@@ -88,6 +102,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if all_sane {
-        assert!(w.iter().chain(&h).all(|v| v.is_finite()), "non-finite W/H from sane inputs");
+        assert!(
+            w.iter().chain(&h).all(|v| v.is_finite()),
+            "non-finite W/H from sane inputs"
+        );
     }
 });

@@ -19,8 +19,8 @@ use edxs_core::{Solver, SolverParams};
 /// The measured region: one iteration as the driver runs it (step, then the loss).
 #[inline(never)]
 fn one_iteration(exec: &mut dyn Exec<f64>, g: &[f64], w: &mut [f64], h: &mut [f64]) -> f64 {
-    exec.step(g, w, h);
-    exec.loss(g, w, h).total()
+    exec.step(g, w, h).expect("step");
+    exec.loss(g, w, h).expect("loss").total()
 }
 
 fn main() {
@@ -46,7 +46,7 @@ fn main() {
         Box::new(ParallelExec::new(&solver, data.counts(), 1).expect("exec"))
     };
     // The driver evaluates the loss before the first iteration; so do we.
-    let before = exec.loss(&g, &w, &h).total();
+    let before = exec.loss(&g, &w, &h).expect("loss").total();
     let after = one_iteration(exec.as_mut(), &g, &mut w, &mut h);
     println!(
         "rows={rows} cols={rows} channels={} counts={counts} nnz={} exec={} loss {before:.12e} -> {after:.12e}",

@@ -25,7 +25,7 @@ use edxs::fast::{kkt_residual, objective, solve_maps, MapsOptions, MapsProblem};
 use edxs::parallel::ParallelExec;
 use edxs::pipeline::{self, HeldSolver, Prepared, Recipe, RunSettings, SpectraCache};
 use edxs::repro;
-use edxs_core::solver::{Exec, Laplacian};
+use edxs_core::solver::{Exec, GModel, Laplacian, Simplex};
 use edxs_core::{Solver, SolverParams};
 use std::time::Instant;
 
@@ -161,9 +161,8 @@ fn main() -> anyhow::Result<()> {
             prm.epsilon_reg = eps_reg;
             prm.lambda_l = lambda;
             prm.laplacian = Laplacian::Grid { rows, cols };
-            prm.simplex_w = false;
-            prm.g_identity = true;
-            prm.g_update_every = 0;
+            prm.simplex = Simplex::None;
+            prm.g = GModel::Identity;
             let fixed = d_lk.clone();
             prm.fixed_w = Some(&fixed);
             let solver = Solver::new(prm, l, l, p)?;
@@ -174,7 +173,7 @@ fn main() -> anyhow::Result<()> {
             let mut check = 1usize;
             while spent < mu_cap {
                 let t = Instant::now();
-                exec.step(&[], &mut w, &mut hm);
+                exec.step(&[], &mut w, &mut hm)?;
                 spent += t.elapsed().as_secs_f64();
                 it += 1;
                 if it == check {

@@ -16,7 +16,7 @@ mod paper;
 use paper::arg;
 
 use edxs::parallel::ParallelExec;
-use edxs_core::solver::{Exec, Laplacian, NoGUpdate, SerialExec};
+use edxs_core::solver::{Exec, GModel, Laplacian, NoGUpdate, SerialExec};
 use edxs_core::{Solver, SolverParams};
 use std::time::Instant;
 
@@ -43,7 +43,7 @@ fn main() {
     prm.laplacian = Laplacian::Grid { rows, cols };
     prm.max_iter = iters + 1;
     prm.tol = 0.0;
-    prm.g_update_every = 0;
+    prm.g = GModel::Matrix { update_every: 0 };
     let solver = Solver::new(prm, data.l, data.m, p).expect("solver");
     let (mut g, mut w, mut h) = (data.g.clone(), data.w0.clone(), data.h0.clone());
     let mut drv = vec![0.0; solver.driver_len()];

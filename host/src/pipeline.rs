@@ -11,8 +11,8 @@ use anyhow::{anyhow, Result};
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::rng::Rng;
 use edxs_core::solver::{
-    Exec, GUpdate, IterReport, Laplacian, NoGUpdate, RunSummary, SerialExec, SimplexSolver,
-    StopReason, Stopping,
+    Exec, GModel, GUpdate, IterReport, Laplacian, NoGUpdate, RunSummary, SerialExec, Simplex,
+    SimplexSolver, StopReason, Stopping,
 };
 use edxs_core::{EdxsModel, Solver, SolverParams};
 
@@ -940,16 +940,17 @@ fn solve_held(
         None => Laplacian::Identity,
     };
     let g_update = recipe.g_update && !recipe.plain && prep.model.params().bremsstrahlung;
-    params.g_update_every = if g_update { 3 } else { 0 };
-    if recipe.plain {
-        params.simplex_w = false;
-        params.simplex_rows = &[];
-        params.g_identity = true;
-    }
-    if recipe.simplex_h {
-        params.simplex_w = false;
-        params.simplex_h = true;
-    }
+    params.g = match (recipe.plain, g_update) {
+        (true, _) => GModel::Identity,
+        (false, update) => GModel::Matrix {
+            update_every: if update { 3 } else { 0 },
+        },
+    };
+    params.simplex = match (recipe.simplex_h, recipe.plain) {
+        (true, _) => Simplex::H,
+        (false, true) => Simplex::None,
+        (false, false) => Simplex::W { rows: &prep.rows },
+    };
     params.fixed_w = fixed;
     params.fixed_h = fixed_h;
     params.tol = set.tol;

@@ -2,7 +2,7 @@
 //! every thread count, on data larger than one reduction group.
 
 use edxs::parallel::{Kernels, ParallelExec};
-use edxs_core::solver::{Laplacian, NoGUpdate, SerialExec};
+use edxs_core::solver::{GModel, Laplacian, NoGUpdate, SerialExec, Simplex};
 use edxs_core::{Counts, Solver, SolverParams};
 use edxs_suite::synthetic;
 
@@ -20,7 +20,7 @@ fn parallel_matches_serial_and_is_thread_count_independent() {
     };
     prm.max_iter = 15;
     prm.tol = 0.0;
-    prm.g_update_every = 0;
+    prm.g = GModel::Matrix { update_every: 0 };
     let solver = Solver::new(prm, s.l, s.m, p).unwrap();
     let counts = Counts::Sparse {
         channels: s.l,
@@ -119,7 +119,7 @@ fn identity_g_runs_threaded_as_an_explicit_identity() {
     };
     let run = |identity: bool, threads: usize| {
         let mut prm = SolverParams::new(3, &[]);
-        prm.simplex_w = false;
+        prm.simplex = Simplex::None;
         prm.lambda_l = 0.5;
         prm.laplacian = Laplacian::Grid {
             rows: s.rows,
@@ -127,8 +127,11 @@ fn identity_g_runs_threaded_as_an_explicit_identity() {
         };
         prm.max_iter = 10;
         prm.tol = 0.0;
-        prm.g_update_every = 0;
-        prm.g_identity = identity;
+        prm.g = if identity {
+            GModel::Identity
+        } else {
+            GModel::Matrix { update_every: 0 }
+        };
         let solver = Solver::new(prm, s.l, s.l, p).unwrap();
         let mut g = if identity {
             Vec::new()

@@ -10,7 +10,9 @@ use edxs::model_args::ModelSpec;
 use edxs::parallel::ParallelExec;
 use edxs::pipeline::{self, history_row, FixW, Prepared, SpectraCache, Start};
 use edxs_core::physics::BremsstrahlungUpdate;
-use edxs_core::solver::{Exec, GUpdate, Laplacian, NoGUpdate, SerialExec, SimplexSolver, Stopping};
+use edxs_core::solver::{
+    Exec, GModel, GUpdate, Laplacian, NoGUpdate, SerialExec, Simplex, SimplexSolver, Stopping,
+};
 use edxs_core::{Solver, SolverParams};
 
 /// espm's `log_shift`: the floor of W and H.
@@ -337,13 +339,15 @@ fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> 
         Some((rows, cols)) => Laplacian::Grid { rows, cols },
         None => Laplacian::Identity,
     };
-    params.simplex_w = req.simplex_w;
-    params.simplex_h = simplex_h;
+    params.simplex = match (req.simplex_w, simplex_h) {
+        (true, _) => Simplex::W { rows: &rows },
+        (false, true) => Simplex::H,
+        (false, false) => Simplex::None,
+    };
     params.fixed_w = req.fixed_w.as_deref();
     params.fixed_h = fixed_h.as_deref();
     params.tol = tol;
     params.max_iter = max_iter;
-    params.g_identity = matches!(g, GSpec::Identity);
     params.simplex_solver = if req.espm {
         SimplexSolver::EspmBisection
     } else {
@@ -355,7 +359,13 @@ fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> 
         Stopping::Relative
     };
     let brems = model.as_ref().is_some_and(|m| m.params().bremsstrahlung);
-    params.g_update_every = if req.g_update && brems { 3 } else { 0 };
+    params.g = if matches!(g, GSpec::Identity) {
+        GModel::Identity
+    } else {
+        GModel::Matrix {
+            update_every: if req.g_update && brems { 3 } else { 0 },
+        }
+    };
     let solver = Solver::new(params, l, m, p).map_err(|e| anyhow!("{e}"))?;
 
     let (mut w, mut h) = start(req, g, &gm, data, &rows, m, simplex_h, f)?;

@@ -5,16 +5,21 @@
 //! The fused schedule touches each non-zero twice per iteration:
 //!
 //! 1. the loss at (W, H): [`Solver::prepare`], then [`Solver::loss_data_block`] over all blocks
-//!    gives the log part of the loss (summed in block order, finished by
-//!    [`Solver::loss_from_log_term`]) and, from the same products D·h, the data term
+//!    gives the block's partial sums of the loss (added element-wise in block order, finished
+//!    by [`Solver::loss_from_part_sums`]) and, from the same products D·h, the data term
 //!    Dᵀ(y⊘DH) of every pixel, which is exactly what the next H step at the same (W, H) needs;
 //! 2. the iteration: [`Solver::prepare`], then [`Solver::h_r_block`] over all blocks turns each
 //!    pixel's data term into its new H and, with the pixel's non-zeros still in cache, adds its
 //!    share of R = (Y⊘DH)Hᵀ at the new H (R only involves a pixel's own abundances); the shares
-//!    are summed in block order and [`Solver::w_from_r`] updates W.
+//!    and the row sums of the new H are added in block order and [`Solver::w_from_sums`]
+//!    updates W.
 //!
-//! The unfused pieces ([`Solver::h_block`], [`Solver::r_block`], [`Solver::log_term_block`])
-//! compute the same quantities with the same arithmetic.
+//! A host with its own lane kernels reads D from the shared buffer ([`Solver::shared_d_cols`],
+//! [`Solver::shared_d_rows4`]) and finishes a block with [`Solver::h_from_data_block`] and
+//! [`Solver::loss_h_part`].
+//!
+//! Every public function checks the lengths of the buffers and the pixel range it is given
+//! and returns [`SolverError`] instead of indexing outside them.
 
 // Lane-wise loops index several arrays by lane and component on purpose.
 #![allow(clippy::needless_range_loop)]
@@ -118,26 +123,86 @@ impl<T: Float> Solver<'_, T> {
         }
     }
 
-    fn split_shared<'s>(&self, shared: &'s [T]) -> Shared<'s, T> {
+    /// The regions of a shared buffer, checked against [`Solver::shared_len`].
+    fn split_shared<'s>(&self, shared: &'s [T]) -> Result<Shared<'s, T>, SolverError> {
+        if shared.len() < self.shared_len() {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "shared",
+                expected: self.shared_len(),
+                got: shared.len(),
+            });
+        }
         let (l, k) = (self.l, self.k);
         let (d, rest) = shared.split_at(l * k);
         let (colsum_d, rest) = rest.split_at(k);
         let (max_h, rest) = rest.split_at(k);
-        Shared {
+        Ok(Shared {
             d,
             colsum_d,
             max_h,
             d_clear: rest[0] != T::ZERO,
             dt: &rest[1..1 + l * k],
             d4: &rest[1 + l * k..1 + l * k + self.d4_len()],
+        })
+    }
+
+    /// Checks a block's H (K×P) and pixel range, and that each of `bufs` (name, length
+    /// needed, length given) is long enough.
+    fn check_block(
+        &self,
+        h: &[T],
+        range: &Range<usize>,
+        bufs: &[(&'static str, usize, usize)],
+    ) -> Result<(), SolverError> {
+        let (k, p) = (self.k, self.p);
+        if h.len() != k * p {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "h",
+                expected: k * p,
+                got: h.len(),
+            });
         }
+        if range.start > range.end || range.end > p {
+            return Err(SolverError::PixelRange {
+                start: range.start,
+                end: range.end,
+                pixels: p,
+            });
+        }
+        for &(buffer, expected, got) in bufs {
+            if got < expected {
+                return Err(SolverError::DimensionMismatch {
+                    buffer,
+                    expected,
+                    got,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that block counts have the planned dimensions.
+    fn check_block_counts<C: PixelCounts<T>>(&self, y: &C) -> Result<(), SolverError> {
+        for (buffer, expected, got) in [
+            ("counts (channels)", self.l, y.n_channels()),
+            ("counts (pixels)", self.p, y.n_pixels()),
+        ] {
+            if got != expected {
+                return Err(SolverError::DimensionMismatch {
+                    buffer,
+                    expected,
+                    got,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// D = G·W (L×K) and its column sums Dᵀ1, for the serial and the block passes alike; an
-    /// identity G (`g_identity`) is never read.
+    /// identity G ([`GModel::Identity`](super::GModel::Identity)) is never read.
     pub(crate) fn gw_and_colsum(&self, g: &[T], w: &[T], d: &mut [T], colsum: &mut [T]) {
         let k = self.k;
-        if self.params.g_identity {
+        if self.params.g_identity() {
             // 0 + 1·w is w exactly, so this equals the product with an explicit identity.
             d.copy_from_slice(&w[..self.l * k]);
         } else {
@@ -153,12 +218,9 @@ impl<T: Float> Solver<'_, T> {
 
     /// Fills `shared` at (W, H): D = GW, Dᵀ1, the row maxima of H and whether D ≥ ε.
     pub fn prepare(&self, g: &[T], w: &[T], h: &[T], shared: &mut [T]) -> Result<(), SolverError> {
-        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
-        if shared.len() < self.shared_len()
-            || !self.g_len_ok(g.len())
-            || w.len() != m * k
-            || h.len() != k * p
-        {
+        let (l, k, p) = (self.l, self.k, self.p);
+        self.check_lens(g, w, h)?;
+        if shared.len() < self.shared_len() {
             return Err(SolverError::DimensionMismatch {
                 buffer: "shared",
                 expected: self.shared_len(),
@@ -199,7 +261,7 @@ impl<T: Float> Solver<'_, T> {
         let k = self.k;
         let prm = &self.params;
         let eps = prm.log_shift;
-        let simplex_h = prm.simplex_h && !prm.simplex_w;
+        let simplex_h = prm.simplex_h();
         let (data, den) = acc.split_at_mut(k);
         let den = &mut den[..k];
         self.terms_from_data(sh.colsum_d, sh.max_h, h, px, data, |c, n, dn| {
@@ -231,19 +293,19 @@ impl<T: Float> Solver<'_, T> {
 
     /// D component-major (K×L) in a buffer filled by [`Solver::prepare`], for a host's own
     /// lane kernels.
-    pub fn shared_d_cols<'s>(&self, shared: &'s [T]) -> &'s [T] {
-        self.split_shared(shared).dt
+    pub fn shared_d_cols<'s>(&self, shared: &'s [T]) -> Result<&'s [T], SolverError> {
+        Ok(self.split_shared(shared)?.dt)
     }
 
     /// D row-major with each row padded to 4 values (L×4) in a buffer filled by
     /// [`Solver::prepare`], for a host's own lane kernels; empty when K > 4.
-    pub fn shared_d_rows4<'s>(&self, shared: &'s [T]) -> &'s [T] {
-        self.split_shared(shared).d4
+    pub fn shared_d_rows4<'s>(&self, shared: &'s [T]) -> Result<&'s [T], SolverError> {
+        Ok(self.split_shared(shared)?.d4)
     }
 
     /// True when every entry of D in `shared` is at least ε (then max(D, ε) = D).
-    pub fn shared_d_clear(&self, shared: &[T]) -> bool {
-        self.split_shared(shared).d_clear
+    pub fn shared_d_clear(&self, shared: &[T]) -> Result<bool, SolverError> {
+        Ok(self.split_shared(shared)?.d_clear)
     }
 
     /// The new abundances of the pixels of `range` from their data terms Dᵀ(y⊘Dh) at the old H:
@@ -257,21 +319,44 @@ impl<T: Float> Solver<'_, T> {
         range: Range<usize>,
         io: &mut [T],
         scratch: &mut [T],
+    ) -> Result<(), SolverError> {
+        let k = self.k;
+        let sh = self.split_shared(shared)?;
+        self.check_block(
+            h,
+            &range,
+            &[
+                ("io", range.len() * k, io.len()),
+                ("scratch", 2 * k, scratch.len()),
+            ],
+        )?;
+        self.h_from_data(&sh, h, range, io, scratch);
+        Ok(())
+    }
+
+    /// [`Solver::h_from_data_block`] on checked buffers.
+    #[inline(always)]
+    fn h_from_data(
+        &self,
+        sh: &Shared<'_, T>,
+        h: &[T],
+        range: Range<usize>,
+        io: &mut [T],
+        scratch: &mut [T],
     ) {
         let k = self.k;
         let prm = &self.params;
-        let sh = self.split_shared(shared);
         // No simplex on H (it only applies without one on W) and nothing fixed.
-        let plain = (prm.simplex_w || !prm.simplex_h) && prm.fixed_h.is_none();
+        let plain = !prm.simplex_h() && prm.fixed_h.is_none();
         with_k!(k, K => {
             if plain {
-                self.h_plain::<K>(&sh, h, range, io);
+                self.h_plain::<K>(sh, h, range, io);
                 return;
             }
         }, _ => {});
         for (i, px) in range.enumerate() {
             scratch[..k].copy_from_slice(&io[i * k..(i + 1) * k]);
-            self.h_pixel(&sh, h, px, scratch, &mut io[i * k..(i + 1) * k]);
+            self.h_pixel(sh, h, px, scratch, &mut io[i * k..(i + 1) * k]);
         }
     }
 
@@ -329,44 +414,16 @@ impl<T: Float> Solver<'_, T> {
 
     /// The H part of a block's loss sums (see [`Solver::loss_data_block`]): 3K values into
     /// `out` for the pixels of `range`.
-    pub fn loss_h_part(&self, h: &[T], range: Range<usize>, out: &mut [f64]) {
-        self.h_sums(h, range, &mut out[..3 * self.k]);
-    }
-
-    /// The new H of the pixels in `range` (pixel-major, `range.len()×K` values in `out`), from
-    /// the old H; `acc` holds 2K values of scratch. With `simplex_h` each pixel is solved to
-    /// machine precision (the joint espm bisection is only in the serial solver).
-    #[allow(clippy::too_many_arguments)]
-    pub fn h_block<C: PixelCounts<T>>(
+    pub fn loss_h_part(
         &self,
-        y: &C,
-        shared: &[T],
         h: &[T],
         range: Range<usize>,
-        out: &mut [T],
-        acc: &mut [T],
-    ) {
+        out: &mut [f64],
+    ) -> Result<(), SolverError> {
         let k = self.k;
-        let sh = self.split_shared(shared);
-        for (i, px) in range.enumerate() {
-            self.data_term_any(y, sh.d, h, px, acc);
-            self.h_pixel(&sh, h, px, acc, &mut out[i * k..(i + 1) * k]);
-        }
-    }
-
-    /// Adds the share of R = (Y⊘DH)Hᵀ (L×K) of the pixels in `range` to `r`.
-    pub fn r_block<C: PixelCounts<T>>(
-        &self,
-        y: &C,
-        shared: &[T],
-        h: &[T],
-        range: Range<usize>,
-        r: &mut [T],
-    ) {
-        let sh = self.split_shared(shared);
-        for px in range {
-            self.add_pixel_stats(y, sh.d, h, px, r);
-        }
+        self.check_block(h, &range, &[("loss part", 3 * k, out.len())])?;
+        self.h_sums(h, range, &mut out[..3 * k]);
+        Ok(())
     }
 
     /// Adds the share of R of pixel `px` with abundances `hp` (K values) to `r`.
@@ -408,8 +465,8 @@ impl<T: Float> Solver<'_, T> {
     /// `out`, `range.len()×K` values) from its data term Dᵀ(y⊘Dh) at the old H — taken from
     /// `data` (pixel-major, as [`Solver::loss_data_block`] leaves it for the same `shared`
     /// and H) or computed when `None` — then its share of R at the new H, added to `r` (L×K).
-    /// `acc` holds 2K values of scratch. The H written equals [`Solver::h_block`]'s, the R
-    /// added [`Solver::r_block`]'s at the new H.
+    /// `acc` holds 2K values of scratch. The H written and the R added are those of the
+    /// serial iteration.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn h_r_block<C: PixelCounts<T>>(
@@ -422,23 +479,39 @@ impl<T: Float> Solver<'_, T> {
         out: &mut [T],
         r: &mut [T],
         acc: &mut [T],
-    ) {
-        let k = self.k;
+    ) -> Result<(), SolverError> {
+        let (l, k) = (self.l, self.k);
+        let sh = self.split_shared(shared)?;
+        self.check_block_counts(y)?;
+        let n = range.len() * k;
+        self.check_block(
+            h,
+            &range,
+            &[
+                (
+                    "data",
+                    if data.is_some() { n } else { 0 },
+                    data.map_or(0, <[T]>::len),
+                ),
+                ("out", n, out.len()),
+                ("r", l * k, r.len()),
+                ("acc", 2 * k, acc.len()),
+            ],
+        )?;
         match data {
-            Some(dt) => out[..range.len() * k].copy_from_slice(&dt[..range.len() * k]),
+            Some(dt) => out[..n].copy_from_slice(&dt[..n]),
             None => {
-                let sh = self.split_shared(shared);
                 for (i, px) in range.clone().enumerate() {
                     self.data_term_any(y, sh.d, h, px, acc);
                     out[i * k..(i + 1) * k].copy_from_slice(&acc[..k]);
                 }
             }
         }
-        self.h_from_data_block(shared, h, range.clone(), out, acc);
-        let sh = self.split_shared(shared);
+        self.h_from_data(&sh, h, range.clone(), out, acc);
         for (i, px) in range.enumerate() {
             self.add_stats_at(y, &sh, &out[i * k..(i + 1) * k], px, r);
         }
+        Ok(())
     }
 
     /// Length of the partial sums of the loss that [`Solver::loss_data_block`] writes per
@@ -465,10 +538,20 @@ impl<T: Float> Solver<'_, T> {
         data: &mut [T],
         part: &mut [f64],
         acc: &mut [T],
-    ) {
+    ) -> Result<(), SolverError> {
         let (k, p) = (self.k, self.p);
         let eps = self.params.log_shift;
-        let sh = self.split_shared(shared);
+        let sh = self.split_shared(shared)?;
+        self.check_block_counts(y)?;
+        self.check_block(
+            h,
+            &range,
+            &[
+                ("data", range.len() * k, data.len()),
+                ("loss part", self.loss_part_len(), part.len()),
+                ("acc", k, acc.len()),
+            ],
+        )?;
         let mut sum = LogSum::new();
         with_k!(k, K => {
             for (i, px) in range.clone().enumerate() {
@@ -487,13 +570,27 @@ impl<T: Float> Solver<'_, T> {
         });
         part[0] = sum.total();
         self.h_sums(h, range, &mut part[1..1 + 3 * k]);
+        Ok(())
     }
 
     /// The loss terms from the element-wise sums of all blocks' parts (see
     /// [`Solver::loss_data_block`]) and the data's KL constant (O(L·K)).
-    pub fn loss_from_part_sums(&self, shared: &[T], sums: &[f64], kl_constant: f64) -> LossTerms {
-        let sh = self.split_shared(shared);
-        self.loss_from_sums(sh.d, &sums[..self.loss_part_len()], kl_constant)
+    pub fn loss_from_part_sums(
+        &self,
+        shared: &[T],
+        sums: &[f64],
+        kl_constant: f64,
+    ) -> Result<LossTerms, SolverError> {
+        let sh = self.split_shared(shared)?;
+        let n = self.loss_part_len();
+        if sums.len() < n {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "loss sums",
+                expected: n,
+                got: sums.len(),
+            });
+        }
+        Ok(self.loss_from_sums(sh.d, &sums[..n], kl_constant))
     }
 
     /// The W step from a complete R (L×K) and the row sums of H (K); `ws` holds `exec_len()`
@@ -506,55 +603,32 @@ impl<T: Float> Solver<'_, T> {
         rowsum_h: &[T],
         ws: &mut [T],
     ) -> Result<(), SolverError> {
-        let (l, k) = (self.l, self.k);
+        let (l, m, k) = (self.l, self.m, self.k);
+        for (buffer, expected, got) in [
+            ("w", m * k, w.len()),
+            ("r", l * k, r.len()),
+            ("rowsum_h", k, rowsum_h.len()),
+        ] {
+            if got != expected {
+                return Err(SolverError::DimensionMismatch {
+                    buffer,
+                    expected,
+                    got,
+                });
+            }
+        }
+        if !self.g_len_ok(g.len()) {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "g",
+                expected: l * m,
+                got: g.len(),
+            });
+        }
         let mut work = self.work(ws)?;
         work.r.copy_from_slice(&r[..l * k]);
         work.rowsum_h.copy_from_slice(&rowsum_h[..k]);
         self.w_from_stats(g, w, &mut work);
         Ok(())
-    }
-
-    /// The W step from a complete R (L×K) and H; `ws` holds `exec_len()` values.
-    pub fn w_from_r(
-        &self,
-        g: &[T],
-        w: &mut [T],
-        h: &[T],
-        r: &[T],
-        ws: &mut [T],
-    ) -> Result<(), SolverError> {
-        let (l, k, p) = (self.l, self.k, self.p);
-        let mut work = self.work(ws)?;
-        work.r.copy_from_slice(&r[..l * k]);
-        for (c, s) in work.rowsum_h.iter_mut().enumerate() {
-            *s = h[c * p..(c + 1) * p].iter().fold(T::ZERO, |a, &v| a + v);
-        }
-        self.w_from_stats(g, w, &mut work);
-        Ok(())
-    }
-
-    /// Σ y·ln(D̃H̃) over the non-zeros of the pixels in `range` (the data part of the loss).
-    pub fn log_term_block<C: PixelCounts<T>>(
-        &self,
-        y: &C,
-        shared: &[T],
-        h: &[T],
-        range: Range<usize>,
-    ) -> f64 {
-        let sh = self.split_shared(shared);
-        self.log_term_pixels(y, sh.d, h, range)
-    }
-
-    /// The loss terms from the summed log part and the data's KL constant (O((L+P)·K)).
-    pub fn loss_from_log_term(
-        &self,
-        shared: &[T],
-        h: &[T],
-        log_term: f64,
-        kl_constant: f64,
-    ) -> LossTerms {
-        let sh = self.split_shared(shared);
-        self.loss_from_parts(sh.d, h, log_term, kl_constant)
     }
 }
 
@@ -608,8 +682,12 @@ mod tests {
                     let mut b = [0.0; 36];
                     a[..n].copy_from_slice(&data[range.start * k..range.end * k]);
                     b[..n].copy_from_slice(&data[range.start * k..range.end * k]);
-                    plain.h_from_data_block(&shared, h, range.clone(), &mut a, &mut acc);
-                    general.h_from_data_block(&shared, h, range.clone(), &mut b, &mut acc);
+                    plain
+                        .h_from_data_block(&shared, h, range.clone(), &mut a, &mut acc)
+                        .unwrap();
+                    general
+                        .h_from_data_block(&shared, h, range.clone(), &mut b, &mut acc)
+                        .unwrap();
                     assert_eq!(a, b, "K = {k}, {lap:?}, range {range:?}");
                     assert!(a[..n].iter().all(|v| v.is_finite() && *v > 0.0));
                 }

@@ -2,7 +2,7 @@
 
 use super::data::Counts;
 use super::loss::LossTerms;
-use super::params::Stopping;
+use super::params::{GModel, Stopping};
 use super::Solver;
 use crate::error::{ModelError, SolverError};
 use crate::float::Float;
@@ -78,11 +78,14 @@ fn rel_change<T: Float>(new: &[T], old: &[T], tol: f64) -> f64 {
 
 /// How one iteration and the loss are computed: serially by [`SerialExec`], or by a host that
 /// spreads the pixel passes over threads with the block functions of [`Solver`].
+///
+/// An error (a buffer of the wrong length, say) is returned, never swallowed: a step that
+/// did nothing or a zero loss would look like convergence to the loop.
 pub trait Exec<T> {
     /// One iteration (H, then W with the new H), in place.
-    fn step(&mut self, g: &[T], w: &mut [T], h: &mut [T]);
+    fn step(&mut self, g: &[T], w: &mut [T], h: &mut [T]) -> Result<(), SolverError>;
     /// The loss terms at (W, H).
-    fn loss(&mut self, g: &[T], w: &[T], h: &[T]) -> LossTerms;
+    fn loss(&mut self, g: &[T], w: &[T], h: &[T]) -> Result<LossTerms, SolverError>;
     /// espm's `const_KL_` of the data (Σ y ln y − Σ y).
     fn kl_constant(&self) -> f64;
 }
@@ -96,13 +99,15 @@ pub struct SerialExec<'s, 'y, 'w, T> {
 }
 
 impl<'s, 'y, 'w, T: Float> SerialExec<'s, 'y, 'w, T> {
-    /// Validates the counts and takes `exec_len()` values of workspace.
+    /// Validates the counts (against the solver's dimensions too) and takes `exec_len()`
+    /// values of workspace.
     pub fn new(
         solver: &'s Solver<'s, T>,
         y: Counts<'y, T>,
         ws: &'w mut [T],
     ) -> Result<Self, SolverError> {
         y.validate()?;
+        solver.check_counts(&y)?;
         solver.work(ws)?;
         let c = y.kl_constant();
         Ok(SerialExec { solver, y, ws, c })
@@ -110,17 +115,17 @@ impl<'s, 'y, 'w, T: Float> SerialExec<'s, 'y, 'w, T> {
 }
 
 impl<T: Float> Exec<T> for SerialExec<'_, '_, '_, T> {
-    fn step(&mut self, g: &[T], w: &mut [T], h: &mut [T]) {
-        if let Ok(mut work) = self.solver.work(self.ws) {
-            self.solver.step(&self.y, g, w, h, &mut work);
-        }
+    fn step(&mut self, g: &[T], w: &mut [T], h: &mut [T]) -> Result<(), SolverError> {
+        self.solver.check_lens(g, w, h)?;
+        let mut work = self.solver.work(self.ws)?;
+        self.solver.step(&self.y, g, w, h, &mut work);
+        Ok(())
     }
 
-    fn loss(&mut self, g: &[T], w: &[T], h: &[T]) -> LossTerms {
-        match self.solver.work(self.ws) {
-            Ok(mut work) => self.solver.loss_terms(&self.y, g, w, h, self.c, &mut work),
-            Err(_) => LossTerms::default(),
-        }
+    fn loss(&mut self, g: &[T], w: &[T], h: &[T]) -> Result<LossTerms, SolverError> {
+        self.solver.check_lens(g, w, h)?;
+        let mut work = self.solver.work(self.ws)?;
+        Ok(self.solver.loss_terms(&self.y, g, w, h, self.c, &mut work))
     }
 
     fn kl_constant(&self) -> f64 {
@@ -128,11 +133,44 @@ impl<T: Float> Exec<T> for SerialExec<'_, '_, '_, T> {
     }
 }
 
+/// G as the loop sees it: fixed, or with the update that rewrites it.
+enum GBuf<'g, 'u, T> {
+    Fixed(&'g [T]),
+    Updated(&'g mut [T], &'u mut dyn GUpdate<T>),
+}
+
+impl<T> GBuf<'_, '_, T> {
+    fn get(&self) -> &[T] {
+        match self {
+            GBuf::Fixed(g) => g,
+            GBuf::Updated(g, _) => g,
+        }
+    }
+}
+
 impl<'a, T: Float> Solver<'a, T> {
-    /// Runs iterations from the W, H given until the stopping rule fires, updating G every
-    /// `g_update_every` iterations through `g_update`; `on_iter` sees every iteration.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs iterations from the W, H given until the stopping rule fires, with G kept as
+    /// given: the common case. [`Solver::run_with`] also updates G and reports every
+    /// iteration.
     pub fn run(
+        &self,
+        y: &Counts<'_, T>,
+        g: &[T],
+        w: &mut [T],
+        h: &mut [T],
+        ws: &mut [T],
+    ) -> Result<RunSummary, SolverError> {
+        let (exec_ws, drv) = self.split_run_ws(y, g, w, h, ws)?;
+        let mut exec = SerialExec::new(self, *y, exec_ws)?;
+        self.drive_g(&mut exec, GBuf::Fixed(g), w, h, drv, &mut |_| {})
+    }
+
+    /// [`Solver::run`] that updates G every [`GModel::Matrix`] `update_every` iterations
+    /// through `g_update` (espm's `NMF_update`:
+    /// [`BremsstrahlungUpdate`](crate::physics::BremsstrahlungUpdate)); `on_iter` sees every
+    /// iteration.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with(
         &self,
         y: &Counts<'_, T>,
         g: &mut [T],
@@ -142,6 +180,21 @@ impl<'a, T: Float> Solver<'a, T> {
         g_update: &mut dyn GUpdate<T>,
         on_iter: &mut dyn FnMut(&IterReport),
     ) -> Result<RunSummary, SolverError> {
+        let (exec_ws, drv) = self.split_run_ws(y, g, w, h, ws)?;
+        let mut exec = SerialExec::new(self, *y, exec_ws)?;
+        self.drive_g(&mut exec, GBuf::Updated(g, g_update), w, h, drv, on_iter)
+    }
+
+    /// Checks the inputs of a run and splits its workspace into the iteration buffers and the
+    /// loop's.
+    fn split_run_ws<'w>(
+        &self,
+        y: &Counts<'_, T>,
+        g: &[T],
+        w: &[T],
+        h: &[T],
+        ws: &'w mut [T],
+    ) -> Result<(&'w mut [T], &'w mut [T]), SolverError> {
         y.validate()?;
         self.check_buffers(y, g, w, h)?;
         if ws.len() < self.workspace_len() {
@@ -151,13 +204,12 @@ impl<'a, T: Float> Solver<'a, T> {
                 got: ws.len(),
             });
         }
-        let (exec_ws, drv) = ws.split_at_mut(self.exec_len());
-        let mut exec = SerialExec::new(self, *y, exec_ws)?;
-        self.drive(&mut exec, g, w, h, drv, g_update, on_iter)
+        Ok(ws.split_at_mut(self.exec_len()))
     }
 
     /// The iteration loop over any [`Exec`]: stopping rules, G updates every
-    /// `g_update_every` iterations, best-iterate bookkeeping; `drv` holds `driver_len()` values.
+    /// [`GModel::Matrix`] `update_every` iterations, best-iterate bookkeeping; `drv` holds
+    /// `driver_len()` values. Every error of `exec` ends the loop and is returned.
     #[allow(clippy::too_many_arguments)]
     pub fn drive(
         &self,
@@ -169,6 +221,19 @@ impl<'a, T: Float> Solver<'a, T> {
         g_update: &mut dyn GUpdate<T>,
         on_iter: &mut dyn FnMut(&IterReport),
     ) -> Result<RunSummary, SolverError> {
+        self.drive_g(exec, GBuf::Updated(g, g_update), w, h, drv, on_iter)
+    }
+
+    /// [`Solver::drive`] over a fixed or an updated G.
+    fn drive_g(
+        &self,
+        exec: &mut dyn Exec<T>,
+        mut g: GBuf<'_, '_, T>,
+        w: &mut [T],
+        h: &mut [T],
+        drv: &mut [T],
+        on_iter: &mut dyn FnMut(&IterReport),
+    ) -> Result<RunSummary, SolverError> {
         let (m, k, p) = (self.m, self.k, self.p);
         if drv.len() < self.driver_len() {
             return Err(SolverError::DimensionMismatch {
@@ -177,22 +242,7 @@ impl<'a, T: Float> Solver<'a, T> {
                 got: drv.len(),
             });
         }
-        if !self.g_len_ok(g.len()) {
-            return Err(SolverError::DimensionMismatch {
-                buffer: "g",
-                expected: self.l * m,
-                got: g.len(),
-            });
-        }
-        for (name, buf, n) in [("w", &*w, m * k), ("h", &*h, k * p)] {
-            if buf.len() != n {
-                return Err(SolverError::DimensionMismatch {
-                    buffer: name,
-                    expected: n,
-                    got: buf.len(),
-                });
-            }
-        }
+        self.check_lens(g.get(), w, h)?;
         let (w_prev, rest) = drv.split_at_mut(m * k);
         let (h_prev, rest) = rest.split_at_mut(k * p);
         let (w_best, rest) = rest.split_at_mut(m * k);
@@ -200,7 +250,7 @@ impl<'a, T: Float> Solver<'a, T> {
         let prm = &self.params;
         let tol = prm.tol.to_f64();
         let c = exec.kl_constant();
-        let initial = exec.loss(g, w, h).total();
+        let initial = exec.loss(g.get(), w, h)?.total();
         let mut before = f64::INFINITY;
         // The start may violate the constraints, so only iterates compete for "best".
         let mut best = f64::INFINITY;
@@ -209,9 +259,9 @@ impl<'a, T: Float> Solver<'a, T> {
         while it < prm.max_iter {
             w_prev.copy_from_slice(w);
             h_prev.copy_from_slice(h);
-            exec.step(g, w, h);
+            exec.step(g.get(), w, h)?;
             it += 1;
-            let terms = exec.loss(g, w, h);
+            let terms = exec.loss(g.get(), w, h)?;
             let after = terms.total();
             let report = IterReport {
                 iter: it,
@@ -258,18 +308,22 @@ impl<'a, T: Float> Solver<'a, T> {
                 reason = r;
                 break;
             }
-            if prm.g_update_every > 0 && !prm.g_identity && it % prm.g_update_every == 0 {
+            let update = match prm.g {
+                GModel::Matrix { update_every } => update_every > 0 && it % update_every == 0,
+                GModel::Identity => false,
+            };
+            if let (true, GBuf::Updated(g, g_update)) = (update, &mut g) {
                 g_update.update(g, w, k)?;
-                before = exec.loss(g, w, h).total();
+                before = exec.loss(g, w, h)?.total();
             } else {
                 before = after;
             }
         }
-        let mut final_loss = exec.loss(g, w, h).total();
+        let mut final_loss = exec.loss(g.get(), w, h)?.total();
         if prm.stopping == Stopping::Relative && it > 0 && !(final_loss <= best) {
             w.copy_from_slice(w_best);
             h.copy_from_slice(h_best);
-            final_loss = exec.loss(g, w, h).total();
+            final_loss = exec.loss(g.get(), w, h)?.total();
         }
         Ok(RunSummary {
             iterations: it,

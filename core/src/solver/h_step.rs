@@ -1,7 +1,7 @@
 //! The H update (espm's `multiplicative_step_h`, log-surrogate algorithm).
 //!
 //! H ← max(H ⊙ (Dᵀ(Y⊘DH) + λσm) / (Dᵀ1 + μ/(H+ε_reg) + λσm + λ·HΔ + ν), ε) with D = GW, m the
-//! row maxima of H and ν the per-pixel simplex multiplier when `simplex_h`.
+//! row maxima of H and ν the per-pixel simplex multiplier with [`Simplex::H`](super::Simplex::H).
 
 // Lane-wise loops index several arrays by lane and component on purpose.
 #![allow(clippy::needless_range_loop)]
@@ -318,7 +318,7 @@ impl<T: Float> Solver<'_, T> {
         let eps = prm.log_shift;
         let lambda = prm.lambda_l;
         let smooth = lambda != T::ZERO;
-        let simplex_h = prm.simplex_h && !prm.simplex_w;
+        let simplex_h = prm.simplex_h();
         if smooth {
             for (c, mh) in work.max_h.iter_mut().enumerate() {
                 *mh = h[c * p..(c + 1) * p].iter().fold(-T::MAX, |a, &v| a.max(v));

@@ -21,7 +21,7 @@ pub use driver::{Exec, GUpdate, IterReport, NoGUpdate, RunSummary, SerialExec, S
 /// The smoothness stencil (H·Δ)_kp at one pixel, as the solver computes it.
 pub use laplacian::apply as laplacian_at;
 pub use loss::{LogSum, LossTerms};
-pub use params::{Laplacian, SimplexSolver, SolverParams, Stopping};
+pub use params::{GModel, Laplacian, Simplex, SimplexSolver, SolverParams, Stopping};
 
 /// Per-column simplex multiplier to machine precision (shared with the stream).
 pub(crate) fn newton_simplex<T: Float>(
@@ -77,7 +77,7 @@ impl<'a, T: Float> Solver<'a, T> {
         if channels == 0 || pixels == 0 || columns == 0 {
             return Err(SolverError::EmptyData);
         }
-        if params.g_identity && columns != channels {
+        if params.g_identity() && columns != channels {
             return Err(SolverError::DimensionMismatch {
                 buffer: "columns of an identity G (must equal the channels)",
                 expected: channels,
@@ -114,19 +114,22 @@ impl<'a, T: Float> Solver<'a, T> {
                 return Err(SolverError::ShapeMismatch { rows, cols, pixels });
             }
         }
-        let simplex_w = params.simplex_w;
-        if simplex_w {
-            for (i, &row) in params.simplex_rows.iter().enumerate() {
-                if row >= columns || params.simplex_rows[..i].contains(&row) {
-                    return Err(SolverError::SimplexRowOutOfRange { row });
+        match params.simplex {
+            Simplex::W { rows } => {
+                for (i, &row) in rows.iter().enumerate() {
+                    if row >= columns || rows[..i].contains(&row) {
+                        return Err(SolverError::SimplexRowOutOfRange { row });
+                    }
+                }
+                let n = rows.len();
+                if n == 0 || T::from_usize(n) * params.log_shift >= T::ONE {
+                    return Err(SolverError::SimplexInfeasible { rows: n });
                 }
             }
-            let n = params.simplex_rows.len();
-            if n == 0 || T::from_usize(n) * params.log_shift >= T::ONE {
-                return Err(SolverError::SimplexInfeasible { rows: n });
+            Simplex::H if T::from_usize(k) * params.log_shift >= T::ONE => {
+                return Err(SolverError::SimplexInfeasible { rows: k });
             }
-        } else if params.simplex_h && T::from_usize(k) * params.log_shift >= T::ONE {
-            return Err(SolverError::SimplexInfeasible { rows: k });
+            Simplex::H | Simplex::None => {}
         }
         if let Some(fw) = params.fixed_w {
             if fw.len() != columns * k {
@@ -136,10 +139,10 @@ impl<'a, T: Float> Solver<'a, T> {
                     got: fw.len(),
                 });
             }
-            if simplex_w {
+            if let Simplex::W { rows } = params.simplex {
                 for c in 0..k {
                     let (mut sum, mut free) = (0.0f64, 0usize);
-                    for &row in params.simplex_rows {
+                    for &row in rows {
                         let v = fw[row * k + c];
                         if v >= T::ZERO {
                             sum += v.to_f64();
@@ -250,7 +253,22 @@ impl<'a, T: Float> Solver<'a, T> {
         w: &[T],
         h: &[T],
     ) -> Result<(), SolverError> {
-        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
+        self.check_counts(y)?;
+        self.check_lens(g, w, h)?;
+        for (name, buf) in [("w", w), ("h", h)] {
+            if let Some(i) = buf.iter().position(|v| !(*v >= T::ZERO && v.is_finite())) {
+                return Err(SolverError::InvalidInitial {
+                    buffer: name,
+                    index: i,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the counts have the planned L channels and P pixels.
+    pub(crate) fn check_counts(&self, y: &Counts<'_, T>) -> Result<(), SolverError> {
+        let (l, p) = (self.l, self.p);
         if y.channels() != l {
             return Err(SolverError::DimensionMismatch {
                 buffer: "counts (channels)",
@@ -265,6 +283,12 @@ impl<'a, T: Float> Solver<'a, T> {
                 got: y.pixels(),
             });
         }
+        Ok(())
+    }
+
+    /// Checks the lengths of G (L×M, or anything for an identity G), W (M×K) and H (K×P).
+    pub(crate) fn check_lens(&self, g: &[T], w: &[T], h: &[T]) -> Result<(), SolverError> {
+        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
         if !self.g_len_ok(g.len()) {
             return Err(SolverError::DimensionMismatch {
                 buffer: "g",
@@ -281,20 +305,12 @@ impl<'a, T: Float> Solver<'a, T> {
                 });
             }
         }
-        for (name, buf) in [("w", w), ("h", h)] {
-            if let Some(i) = buf.iter().position(|v| !(*v >= T::ZERO && v.is_finite())) {
-                return Err(SolverError::InvalidInitial {
-                    buffer: name,
-                    index: i,
-                });
-            }
-        }
         Ok(())
     }
 
     /// Whether `len` is an acceptable length of G: L×M, or anything for an identity G.
     pub(crate) fn g_len_ok(&self, len: usize) -> bool {
-        self.params.g_identity || len == self.l * self.m
+        self.params.g_identity() || len == self.l * self.m
     }
 
     /// D = G·W (L×K) and its column sums in the serial workspace.

@@ -112,12 +112,12 @@ impl<T: Float> Solver<'_, T> {
         // G is read row by row (a column walk misses the cache on every entry of a large G,
         // such as plain NMF's identity) and its zeros are skipped: sums start at +0, so adding
         // ±0 or 0·R (when R is finite) would not change a bit, and 0·∞ must not be added.
-        if prm.g_identity {
+        if prm.g_identity() {
             // What an explicit identity gives: Gᵀ1 = 1 and GᵀR = R, bit for bit.
             work.colsum_g.iter_mut().for_each(|v| *v = T::ONE);
             work.num_w.copy_from_slice(&work.r[..m * k]);
         }
-        let g = if prm.g_identity { &[] } else { g };
+        let g = if prm.g_identity() { &[] } else { g };
         for (grow, rrow) in g.chunks_exact(m).zip(work.r.chunks_exact(k)).take(l) {
             for ((gv, cs), nrow) in grow
                 .iter()
@@ -138,9 +138,9 @@ impl<T: Float> Solver<'_, T> {
         // ν per component, added to the denominators of the simplex rows.
         let nu = &mut work.bis[..4 * k];
         nu.iter_mut().for_each(|v| *v = T::ZERO);
-        let rows = prm.simplex_rows;
+        let rows = prm.simplex_w_rows();
         let den = |j: usize, c: usize| work.colsum_g[j] * work.rowsum_h[c];
-        if prm.simplex_w {
+        if prm.simplex_w() {
             match prm.simplex_solver {
                 SimplexSolver::EspmBisection => {
                     let s = rows.len();
@@ -197,7 +197,7 @@ impl<T: Float> Solver<'_, T> {
                 }
             }
         }
-        let in_simplex = |j: usize| prm.simplex_w && rows.contains(&j);
+        let in_simplex = |j: usize| rows.contains(&j);
         for j in 0..m {
             let s = in_simplex(j);
             for (c, &nu_k) in nu[..k].iter().enumerate() {

@@ -165,7 +165,7 @@ pub fn solve(
         norm,
         scratch: b.g_scratch,
     };
-    solver.run(counts, b.g, b.w, b.h, b.workspace, &mut update, on_iter)
+    solver.run_with(counts, b.g, b.w, b.h, b.workspace, &mut update, on_iter)
 }
 
 /// Sum of all counts, in f64 (exact for any realistic total).

@@ -9,9 +9,9 @@
 // Lane-wise loops index several arrays by lane and component on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::Compact;
+use super::compact::Compact;
 use edxs_core::solver::{LogSum, LANES};
-use edxs_core::Solver;
+use edxs_core::{Solver, SolverError};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -331,21 +331,60 @@ unsafe fn add_stats<const K: usize>(
     }
 }
 
-/// The views of D in `shared`.
-fn view<const K: usize>(solver: &Solver<'_, f64>, shared: &[f64]) -> DView<K> {
-    let dt = solver.shared_d_cols(shared);
+/// The views of D in `shared` (checked by the core: K×L columns and, for K ≤ 4, L×4 rows).
+fn view<const K: usize>(solver: &Solver<'_, f64>, shared: &[f64]) -> Result<DView<K>, SolverError> {
+    let dt = solver.shared_d_cols(shared)?;
     let l = dt.len() / K;
-    DView {
+    Ok(DView {
         cols: std::array::from_fn(|k| dt[k * l..].as_ptr()),
-        rows4: solver.shared_d_rows4(shared).as_ptr(),
+        rows4: solver.shared_d_rows4(shared)?.as_ptr(),
+    })
+}
+
+/// Checks what the kernels read and write through raw pointers or unchecked loads: the
+/// counts are the solver's (channels < L index D), the range lies within the pixels, R holds
+/// L×K values, and `blk` (the block's pixel-major output) `range.len()`×K.
+fn check(
+    solver: &Solver<'_, f64>,
+    y: &Compact,
+    h: &[f64],
+    range: &Range<usize>,
+    blk: usize,
+    r: Option<usize>,
+) -> Result<(), SolverError> {
+    let (l, _, k, p) = solver.dims();
+    let mismatch = |buffer, expected, got| SolverError::DimensionMismatch {
+        buffer,
+        expected,
+        got,
+    };
+    if (y.channels, y.pixels) != (l, p) || y.indptr.len() != p + 1 {
+        return Err(mismatch("compact counts (pixels)", p, y.pixels));
+    }
+    if h.len() != k * p {
+        return Err(mismatch("h", k * p, h.len()));
+    }
+    if range.start > range.end || range.end > p {
+        return Err(SolverError::PixelRange {
+            start: range.start,
+            end: range.end,
+            pixels: p,
+        });
+    }
+    if blk < range.len() * k {
+        return Err(mismatch("block output", range.len() * k, blk));
+    }
+    match r {
+        Some(n) if n < l * k => Err(mismatch("r", l * k, n)),
+        _ => Ok(()),
     }
 }
 
-/// The loss pass of [`Solver::loss_data_block`] over `range`; false (nothing done) when the
-/// block needs the portable code.
+/// The loss pass of [`Solver::loss_data_block`] over `range`: these kernels for K ≤ 4, the
+/// core's portable ones (compiled for AVX2) above.
 ///
 /// # Safety
-/// The CPU has AVX2; `shared` was filled by `solver.prepare`; `y` holds the solver's counts.
+/// The CPU has AVX2.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn loss_data(
@@ -356,20 +395,30 @@ pub(super) unsafe fn loss_data(
     range: Range<usize>,
     data: &mut [f64],
     part: &mut [f64],
-) -> bool {
+    acc: &mut [f64],
+) -> Result<(), SolverError> {
     let (_, _, k, p) = solver.dims();
+    if k > 4 {
+        return solver.loss_data_block(y, shared, h, range, data, part, acc);
+    }
+    check(solver, y, h, &range, data.len(), None)?;
+    if part.is_empty() {
+        return Err(SolverError::DimensionMismatch {
+            buffer: "loss part",
+            expected: solver.loss_part_len(),
+            got: 0,
+        });
+    }
     let eps = solver.params().log_shift;
-    let clear = solver.shared_d_clear(shared);
+    let clear = solver.shared_d_clear(shared)?;
     let args = (y, h, p, eps, clear, range.clone());
     match k {
-        1 => loss_data_k::<1>(args, view(solver, shared), data, part),
-        2 => loss_data_k::<2>(args, view(solver, shared), data, part),
-        3 => loss_data_k::<3>(args, view(solver, shared), data, part),
-        4 => loss_data_k::<4>(args, view(solver, shared), data, part),
-        _ => return false,
+        1 => loss_data_k::<1>(args, view(solver, shared)?, data, part),
+        2 => loss_data_k::<2>(args, view(solver, shared)?, data, part),
+        3 => loss_data_k::<3>(args, view(solver, shared)?, data, part),
+        _ => loss_data_k::<4>(args, view(solver, shared)?, data, part),
     }
-    solver.loss_h_part(h, range, &mut part[1..]);
-    true
+    solver.loss_h_part(h, range, &mut part[1..])
 }
 
 #[inline(always)]
@@ -400,10 +449,11 @@ unsafe fn loss_data_k<const K: usize>(
     part[0] = sum.total();
 }
 
-/// The iteration pass of [`Solver::h_r_block`] over `range`; false (nothing done) when K > 4.
+/// The iteration pass of [`Solver::h_r_block`] over `range`: these kernels for K ≤ 4, the
+/// core's portable ones (compiled for AVX2) above.
 ///
 /// # Safety
-/// The CPU has AVX2; `shared` was filled by `solver.prepare`; `y` holds the solver's counts.
+/// The CPU has AVX2.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn h_r(
@@ -416,17 +466,22 @@ pub(super) unsafe fn h_r(
     out: &mut [f64],
     r: &mut [f64],
     acc: &mut [f64],
-) -> bool {
+) -> Result<(), SolverError> {
     let k = solver.dims().2;
+    if k > 4 {
+        return solver.h_r_block(y, shared, h, range, data, out, r, acc);
+    }
+    check(solver, y, h, &range, out.len(), Some(r.len()))?;
+    if let Some(d) = data {
+        check(solver, y, h, &range, d.len(), None)?;
+    }
     let args = (solver, y, shared, h, range, data);
     match k {
         1 => h_r_k::<1>(args, out, r, acc),
         2 => h_r_k::<2>(args, out, r, acc),
         3 => h_r_k::<3>(args, out, r, acc),
-        4 => h_r_k::<4>(args, out, r, acc),
-        _ => return false,
+        _ => h_r_k::<4>(args, out, r, acc),
     }
-    true
 }
 
 type HrArgs<'a, 'b> = (
@@ -444,10 +499,10 @@ unsafe fn h_r_k<const K: usize>(
     out: &mut [f64],
     r: &mut [f64],
     acc: &mut [f64],
-) {
+) -> Result<(), SolverError> {
     let p = solver.dims().3;
     let eps = solver.params().log_shift;
-    let cols = view::<K>(solver, shared);
+    let cols = view::<K>(solver, shared)?;
     let mut unused = LogSum::new();
     let mut regs = LogRegs::load(&unused);
     match data {
@@ -462,10 +517,11 @@ unsafe fn h_r_k<const K: usize>(
             }
         }
     }
-    solver.h_from_data_block(shared, h, range.clone(), out, acc);
+    solver.h_from_data_block(shared, h, range.clone(), out, acc)?;
     for (i, px) in range.enumerate() {
         let (s, e) = (y.indptr[px], y.indptr[px + 1]);
         let hn: [f64; K] = std::array::from_fn(|c| out[i * K + c]);
         add_stats::<K>(&y.indices[s..e], &y.values[s..e], &cols, &hn, eps, r);
     }
+    Ok(())
 }
