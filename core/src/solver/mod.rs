@@ -45,7 +45,18 @@ pub struct Solver<'a, T> {
     p: usize,
 }
 
-/// The workspace carved into its regions.
+/// The lengths of the regions of [`Work`], in its field order: the one place that both sizes
+/// ([`Solver::exec_len`]) and carves ([`Solver::work`]) the iteration workspace.
+struct WorkLayout([usize; 13]);
+
+impl WorkLayout {
+    /// Total length.
+    fn len(&self) -> usize {
+        self.0.iter().sum()
+    }
+}
+
+/// The workspace carved into its regions (see [`WorkLayout`]).
 pub(crate) struct Work<'w, T> {
     pub d: &'w mut [T],
     pub r: &'w mut [T],
@@ -196,8 +207,7 @@ impl<'a, T: Float> Solver<'a, T> {
 
     /// Length of the iteration buffers alone (what [`Solver::iterate`] and [`Solver::loss`] use).
     pub fn exec_len(&self) -> usize {
-        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
-        2 * l * k + m + 4 * k + 2 * k * p + 3 * m * k + 4 * p.max(k)
+        self.layout().len()
     }
 
     /// Length of the loop's buffers (previous and best W and H) for [`Solver::drive`].
@@ -205,8 +215,29 @@ impl<'a, T: Float> Solver<'a, T> {
         2 * (self.m * self.k + self.k * self.p)
     }
 
+    /// The regions of the iteration workspace for these dimensions.
+    fn layout(&self) -> WorkLayout {
+        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
+        WorkLayout([
+            l * k,
+            l * k,
+            k,
+            m,
+            k,
+            k,
+            k * p,
+            k * p,
+            m * k,
+            m * k,
+            m * k,
+            4 * p.max(k),
+            k,
+        ])
+    }
+
     pub(crate) fn work<'w>(&self, ws: &'w mut [T]) -> Result<Work<'w, T>, SolverError> {
-        let need = self.exec_len();
+        let layout = self.layout();
+        let need = layout.len();
         if ws.len() < need {
             return Err(SolverError::DimensionMismatch {
                 buffer: "workspace",
@@ -214,20 +245,13 @@ impl<'a, T: Float> Solver<'a, T> {
                 got: ws.len(),
             });
         }
-        let (l, m, k, p) = (self.l, self.m, self.k, self.p);
-        let (d, ws) = ws.split_at_mut(l * k);
-        let (r, ws) = ws.split_at_mut(l * k);
-        let (colsum_d, ws) = ws.split_at_mut(k);
-        let (colsum_g, ws) = ws.split_at_mut(m);
-        let (rowsum_h, ws) = ws.split_at_mut(k);
-        let (max_h, ws) = ws.split_at_mut(k);
-        let (h_new, ws) = ws.split_at_mut(k * p);
-        let (h_den, ws) = ws.split_at_mut(k * p);
-        let (num_w, ws) = ws.split_at_mut(m * k);
-        let (num_s, ws) = ws.split_at_mut(m * k);
-        let (den_s, ws) = ws.split_at_mut(m * k);
-        let (bis, ws) = ws.split_at_mut(4 * p.max(k));
-        let (acc, _) = ws.split_at_mut(k);
+        let mut rest = ws;
+        let [d, r, colsum_d, colsum_g, rowsum_h, max_h, h_new, h_den, num_w, num_s, den_s, bis, acc] =
+            layout.0.map(|n| {
+                let (region, tail) = core::mem::take(&mut rest).split_at_mut(n);
+                rest = tail;
+                region
+            });
         Ok(Work {
             d,
             r,

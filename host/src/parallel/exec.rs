@@ -397,4 +397,40 @@ mod tests {
             }
         }
     }
+
+    /// A wrong buffer is an error from `step` and `loss`, on every kernel, and the executor
+    /// still works with the right buffers afterwards (the step used to return silently, the
+    /// loss to return zeros, and the W update's result was dropped).
+    #[test]
+    fn errors_are_returned() {
+        let s = synthetic(9, 11, 50.0, 3);
+        let p = s.rows * s.cols;
+        let counts = Counts::Sparse {
+            channels: s.l,
+            pixels: p,
+            indptr: &s.indptr,
+            indices: &s.indices,
+            values: &s.values,
+        };
+        let solver = Solver::new(SolverParams::new(3, &s.simplex_rows), s.l, s.m, p).unwrap();
+        for compact in [false, true] {
+            for avx2 in [false, true] {
+                let kernels = Kernels { compact, avx2 };
+                let mut exec = ParallelExec::with_kernels(&solver, counts, 2, kernels).unwrap();
+                let (mut w, mut h) = (vec![0.05; s.m * 3], vec![1.0; 3 * p]);
+                let e = exec.loss(&s.g[1..], &w, &h).unwrap_err();
+                assert!(matches!(e, SolverError::DimensionMismatch { buffer: "g", .. }));
+                let mut short = vec![0.05; s.m * 3 - 1];
+                let e = exec.step(&s.g, &mut short, &mut h).unwrap_err();
+                assert!(matches!(e, SolverError::DimensionMismatch { buffer: "w", .. }));
+                let before = exec.loss(&s.g, &w, &h).unwrap().total();
+                exec.step(&s.g, &mut w, &mut h).unwrap();
+                let after = exec.loss(&s.g, &w, &h).unwrap().total();
+                assert!(before > 0.0 && after < before, "{kernels:?}: {before} -> {after}");
+            }
+        }
+        let small = Solver::new(SolverParams::new(3, &s.simplex_rows), s.l, s.m, p - 1).unwrap();
+        let e = ParallelExec::new(&small, counts, 1).err().unwrap().to_string();
+        assert!(e.contains("planned for"), "{e}");
+    }
 }
