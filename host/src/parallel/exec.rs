@@ -419,18 +419,30 @@ mod tests {
                 let mut exec = ParallelExec::with_kernels(&solver, counts, 2, kernels).unwrap();
                 let (mut w, mut h) = (vec![0.05; s.m * 3], vec![1.0; 3 * p]);
                 let e = exec.loss(&s.g[1..], &w, &h).unwrap_err();
-                assert!(matches!(e, SolverError::DimensionMismatch { buffer: "g", .. }));
+                assert!(matches!(
+                    e,
+                    SolverError::DimensionMismatch { buffer: "g", .. }
+                ));
                 let mut short = vec![0.05; s.m * 3 - 1];
                 let e = exec.step(&s.g, &mut short, &mut h).unwrap_err();
-                assert!(matches!(e, SolverError::DimensionMismatch { buffer: "w", .. }));
+                assert!(matches!(
+                    e,
+                    SolverError::DimensionMismatch { buffer: "w", .. }
+                ));
                 let before = exec.loss(&s.g, &w, &h).unwrap().total();
                 exec.step(&s.g, &mut w, &mut h).unwrap();
                 let after = exec.loss(&s.g, &w, &h).unwrap().total();
-                assert!(before > 0.0 && after < before, "{kernels:?}: {before} -> {after}");
+                assert!(
+                    before > 0.0 && after < before,
+                    "{kernels:?}: {before} -> {after}"
+                );
             }
         }
         let small = Solver::new(SolverParams::new(3, &s.simplex_rows), s.l, s.m, p - 1).unwrap();
-        let e = ParallelExec::new(&small, counts, 1).err().unwrap().to_string();
+        let e = ParallelExec::new(&small, counts, 1)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("planned for"), "{e}");
     }
 }
