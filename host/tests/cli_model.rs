@@ -1,22 +1,9 @@
 //! End-to-end tests of `edxs model`: output files against the espm fixtures, and error lines.
 
+use edxs_suite::{edxs, tempdir};
 use edxs_suite::{
     max_rel_err_per_column, model_fixture_dirs, read_json, read_npy_f64, FixtureModel,
 };
-use std::process::{Command, Output};
-
-fn edxs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edxs"))
-        .args(args)
-        .output()
-        .expect("running edxs")
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 #[test]
 fn model_writes_g_matching_espm_for_every_fixture() {

@@ -3,22 +3,8 @@
 
 use edxs::io::npy;
 use edxs_suite::read_json;
+use edxs_suite::{edxs, tempdir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn edxs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edxs"))
-        .args(args)
-        .output()
-        .expect("running edxs")
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-rank-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// The paper's phases on a 64×64 scan (particles of radius 12) at `n` counts per pixel;
 /// returns the counts file and the model options `simulate` prints.

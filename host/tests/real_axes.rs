@@ -5,22 +5,8 @@
 use edxs::io::npy;
 use edxs::io::ripple::{self, DataType, RippleHeader};
 use edxs_suite::read_json;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn edxs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edxs"))
-        .args(args)
-        .output()
-        .expect("running edxs")
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-axes-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use edxs_suite::{edxs, tempdir};
+use std::path::Path;
 
 /// Channels prepended below the simulation's 0.1 keV start: −0.5 … 0.09 keV.
 const BELOW: usize = 60;

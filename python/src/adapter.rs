@@ -6,7 +6,7 @@
 use anyhow::{anyhow, bail, Result};
 use edxs::init::{nndsvd, physics_w_whole_columns, NndsvdVariant};
 use edxs::io::counts::SpectrumImage;
-use edxs::model_args::ModelSpec;
+use edxs::model_options::ModelSpec;
 use edxs::parallel::ParallelExec;
 use edxs::pipeline::{self, history_row, FixW, Prepared, SpectraCache, Start};
 use edxs_core::physics::BremsstrahlungUpdate;

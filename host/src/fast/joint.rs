@@ -12,7 +12,7 @@ use super::held::KKT_TOL;
 use super::maps::{solve_maps, MapsOptions};
 use super::objective::{kl_constant, objective, MapsProblem};
 use super::spectra::{newton_w, pool, SpectraProblem};
-use crate::init::SparseCountsRef;
+use crate::io::counts::SparseCountsRef;
 use crate::io::counts::SpectrumImage;
 use anyhow::{anyhow, Result};
 use edxs_core::solver::{Laplacian, RunSummary, StopReason};

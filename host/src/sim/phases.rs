@@ -6,7 +6,7 @@
 //! phases: G's bremsstrahlung columns recomputed for that mixture and multiplied back by
 //! their divisors. Each phase is finally normalised to sum 1.
 
-use crate::model_args::ModelParamsOwned;
+use crate::model_options::ModelParamsOwned;
 use anyhow::{bail, Context, Result};
 use edxs_core::{EdxsModel, Element, ModelParams};
 

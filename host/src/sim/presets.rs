@@ -26,7 +26,7 @@
 //! ```
 
 use super::phases::{parse_element, PhaseSpec};
-use crate::model_args::ModelParamsOwned;
+use crate::model_options::ModelParamsOwned;
 use anyhow::{bail, Context, Result};
 use edxs_core::{Absorption, Compat, Element, EnergyAxis};
 use serde::Deserialize;
