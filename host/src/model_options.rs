@@ -100,24 +100,7 @@ pub struct ModelSpec {
     /// Notes for the user (e.g. elements dropped from the file's list).
     pub warnings: Vec<String>,
     /// Everything else, with empty element lists (filled by [`ModelSpec::params`]).
-    pub base: ModelParamsOwned,
-}
-
-/// The scalar part of [`ModelParams`].
-#[derive(Debug, Clone, Copy)]
-pub struct ModelParamsOwned {
-    /// Beam energy (keV).
-    pub e0: f64,
-    /// Energy axis.
-    pub axis: EnergyAxis,
-    /// FWHM slope.
-    pub width_slope: f64,
-    /// FWHM intercept (keV).
-    pub width_intercept: f64,
-    /// Absorption, if modelled.
-    pub absorption: Option<Absorption>,
-    /// Whether G has the bremsstrahlung columns.
-    pub bremsstrahlung: bool,
+    pub base: ModelParams<'static>,
 }
 
 fn parse_elements(what: &str, list: &[String]) -> Result<Vec<Element>> {
@@ -233,7 +216,10 @@ impl ModelOptions {
             ignored,
             split,
             warnings,
-            base: ModelParamsOwned {
+            base: ModelParams {
+                elements: &[],
+                split: &[],
+                ignored: &[],
                 e0,
                 axis,
                 width_slope: self.width_slope,
@@ -248,17 +234,11 @@ impl ModelOptions {
 impl ModelSpec {
     /// The core parameters, borrowing the element lists.
     pub fn params(&self) -> ModelParams<'_> {
-        let b = self.base;
         ModelParams {
             elements: &self.elements,
             split: &self.split,
             ignored: &self.ignored,
-            e0: b.e0,
-            axis: b.axis,
-            width_slope: b.width_slope,
-            width_intercept: b.width_intercept,
-            absorption: b.absorption,
-            bremsstrahlung: b.bremsstrahlung,
+            ..self.base
         }
     }
 

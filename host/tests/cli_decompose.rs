@@ -1,8 +1,7 @@
 //! End-to-end tests of `edxs decompose`: espm parity through the CLI, input layouts, errors.
 
 use edxs::io::npy;
-use edxs_suite::{edxs, rel_err, tempdir};
-use edxs_suite::{fixtures_dir, read_json, read_npy_f64};
+use edxs_suite::{edxs, edxs_fails, fixtures_dir, read_json, read_npy_f64, rel_err, tempdir};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -295,14 +294,7 @@ fn bad_inputs_give_one_line_and_no_output() {
         }
         args.extend_from_slice(&extra[1..]);
         args.extend(["--max-iter", "2", "--out", out.to_str().unwrap()]);
-        let o = edxs(&args);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{extra:?}: {stderr}");
-        assert!(
-            stderr.contains(want),
-            "{extra:?}: expected '{want}' in: {stderr}"
-        );
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{extra:?}: {stderr}");
+        edxs_fails(&args, want);
         assert!(!out.join("W.npy").exists(), "{extra:?}: wrote a result");
     }
 }

@@ -2,8 +2,7 @@
 //! 64×64 version of the paper's scan), writes its curve, and refuses bad requests in one line.
 
 use edxs::io::npy;
-use edxs_suite::read_json;
-use edxs_suite::{edxs, tempdir};
+use edxs_suite::{edxs, edxs_fails, read_json, tempdir};
 use std::path::{Path, PathBuf};
 
 /// The paper's phases on a 64×64 scan (particles of radius 12) at `n` counts per pixel;
@@ -112,14 +111,7 @@ fn bad_requests_give_one_line() {
         let mut args = vec!["rank", extra[0], "--elements", "Fe,O", "--offset", "0.2"];
         args.extend_from_slice(&extra[1..]);
         args.extend(["--max-iter", "5", "--out", out.to_str().unwrap()]);
-        let o = edxs(&args);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{extra:?}: {stderr}");
-        assert!(
-            stderr.contains(want),
-            "{extra:?}: expected '{want}' in: {stderr}"
-        );
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{extra:?}: {stderr}");
+        edxs_fails(&args, want);
         assert!(!out.exists(), "{extra:?}: wrote a result");
     }
     std::fs::remove_dir_all(&dir).ok();

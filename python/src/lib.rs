@@ -267,7 +267,7 @@ fn fit<'py>(
             m: g_columns,
         },
         "model" => match model {
-            Some(m) => GSpec::Model(m.spec.clone()),
+            Some(m) => GSpec::Model(Box::new(m.spec.clone())),
             None => return Err(PyValueError::new_err("G: model missing")),
         },
         other => return Err(PyValueError::new_err(format!("G: unknown kind {other:?}"))),

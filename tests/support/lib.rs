@@ -44,6 +44,20 @@ pub fn edxs(args: &[&str]) -> Output {
         .expect("running edxs")
 }
 
+/// Runs `edxs` with `args`, which must fail with exit code 1 and a one-line error containing
+/// `want`; returns the output for further checks.
+pub fn edxs_fails(args: &[&str], want: &str) -> Output {
+    let o = edxs(args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(want),
+        "{args:?}: expected '{want}' in: {stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    o
+}
+
 /// A fresh, empty folder for one test: `<tmp>/edxs-test-<name>-<pid>` (one process per test
 /// file, so `name` needs to be unique within the file only).
 pub fn tempdir(name: &str) -> PathBuf {

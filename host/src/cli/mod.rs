@@ -1,4 +1,6 @@
-//! The `edxs` command line: one file per subcommand.
+//! The `edxs` command line, the only module that knows clap: one file per subcommand, the flags
+//! and parsers several share in `args.rs`; each maps its options onto the library (most onto
+//! [`crate::pipeline`]).
 
 pub mod args;
 pub mod config;

@@ -13,7 +13,10 @@ pub(super) fn weighted_ls_maps(d: &[f64], img: &SpectrumImage, k: usize) -> Vec<
         .iter()
         .map(|m| 1.0 / (m / p as f64).max(1e-3))
         .collect();
-    // A = Dᵀ diag(w) D, inverted once by Gauss–Jordan with a relative ridge.
+    // A = Dᵀ diag(w) D, inverted once by Gauss–Jordan with a relative ridge. Not nalgebra's
+    // `try_inverse`: it computes K ≤ 4 by cofactors and larger K by LU, other roundings of
+    // the same inverse, and every two-stage result starts from these maps, so the swap would
+    // change the default method's output in its last bits (issue 11 kept results identical).
     let mut a = vec![0.0; k * k];
     for i in 0..k {
         for j in 0..k {

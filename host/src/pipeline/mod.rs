@@ -18,7 +18,7 @@ mod fixed;
 mod maps_start;
 pub mod prepared;
 pub mod recipe;
-mod solve;
+pub mod solve;
 mod stages;
 mod start;
 
@@ -29,4 +29,5 @@ pub use recipe::{
     default_recipe, FixW, HeldSolver, Method, Recipe, RunSettings, Start, CANDIDATES,
     STAGE_ANCHOR_ITER, TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
 };
+pub use solve::run_solver;
 pub use stages::SpectraCache;

@@ -9,7 +9,9 @@ use crate::io::counts::SpectrumImage;
 use crate::parallel::ParallelExec;
 use anyhow::{anyhow, Result};
 use edxs_core::physics::BremsstrahlungUpdate;
-use edxs_core::solver::{Exec, GUpdate, Laplacian, NoGUpdate, SerialExec, SimplexSolver, Stopping};
+use edxs_core::solver::{
+    Counts, Exec, GUpdate, Laplacian, NoGUpdate, RunSummary, SerialExec, SimplexSolver, Stopping,
+};
 use edxs_core::{Solver, SolverParams};
 
 /// μ, λ, ε_reg for the raw counts of `img`.
@@ -126,29 +128,15 @@ pub(super) fn solve_held(
         Box::new(NoGUpdate)
     };
     let solver = Solver::new(params, l, m, img.pixels).map_err(|e| anyhow!("{e}"))?;
-    let mut serial_ws = Vec::new();
-    // espm's joint bisection over all pixels only exists in the serial solver.
-    let mut exec: Box<dyn Exec<f64>> = if recipe.compat_espm && recipe.simplex_h {
-        serial_ws.resize(solver.exec_len(), 0.0);
-        Box::new(
-            SerialExec::new(&solver, img.counts(), &mut serial_ws).map_err(|e| anyhow!("{e}"))?,
-        )
-    } else {
-        Box::new(ParallelExec::new(&solver, img.counts(), set.threads)?)
-    };
-    let mut drv = vec![0.0; solver.driver_len()];
-    let mut history = Vec::new();
-    let summary = solver
-        .drive(
-            exec.as_mut(),
-            &mut g,
-            &mut w,
-            &mut h,
-            &mut drv,
-            update.as_mut(),
-            &mut |r| history.push(history_row(r)),
-        )
-        .map_err(|e| anyhow!("{e}"))?;
+    let espm_serial = recipe.compat_espm && recipe.simplex_h;
+    let (summary, history) = run_solver(
+        &solver,
+        img.counts(),
+        espm_serial,
+        set.threads,
+        (&mut g, &mut w, &mut h),
+        update.as_mut(),
+    )?;
     Ok(State {
         g,
         w,
@@ -224,4 +212,32 @@ pub(super) fn solve_newton_maps(
         history: fit.history,
         kkt: Some(fit.report.kkt),
     })
+}
+
+/// Runs `solver` on `counts` from (G, W, H), updated in place, on `threads` workers (the
+/// serial executor when `espm_serial`: espm's joint bisection over all pixels exists only
+/// there); returns the run's summary and its [`history_row`]s.
+pub fn run_solver(
+    solver: &Solver<'_, f64>,
+    counts: Counts<'_, f64>,
+    espm_serial: bool,
+    threads: usize,
+    (g, w, h): (&mut [f64], &mut [f64], &mut [f64]),
+    update: &mut dyn GUpdate<f64>,
+) -> Result<(RunSummary, Vec<[f64; 6]>)> {
+    let mut serial_ws = Vec::new();
+    let mut exec: Box<dyn Exec<f64>> = if espm_serial {
+        serial_ws.resize(solver.exec_len(), 0.0);
+        Box::new(SerialExec::new(solver, counts, &mut serial_ws).map_err(|e| anyhow!("{e}"))?)
+    } else {
+        Box::new(ParallelExec::new(solver, counts, threads)?)
+    };
+    let mut drv = vec![0.0; solver.driver_len()];
+    let mut history = Vec::new();
+    let summary = solver
+        .drive(exec.as_mut(), g, w, h, &mut drv, update, &mut |r| {
+            history.push(history_row(r))
+        })
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok((summary, history))
 }
