@@ -1,5 +1,5 @@
 //! The one driver of every decomposition: `decompose`, `demo`, `repro-fig1`, `rank`, the
-//! benches and the Python binding map their options to a [`Recipe`] and call [`fit`], which
+//! benches and the Python binding map their options to a [`Recipe`] and call [`fit()`], which
 //! returns one [`Fit`].
 //!
 //! Two methods: one joint fit of W and H from a start (espm's way), or two stages: the phase
