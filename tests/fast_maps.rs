@@ -4,7 +4,7 @@
 
 use edxs::fast::newton::{newton_pixel, pass, PixelTerms};
 use edxs::fast::{kkt_residual, objective, solve_maps, MapsOptions, MapsProblem};
-use edxs::init::SparseCountsRef;
+use edxs::io::counts::SparseCountsRef;
 use edxs::sim::poisson::poisson;
 use edxs_core::rng::Rng;
 use edxs_core::solver::{GModel, Laplacian, Simplex, Stopping};

@@ -1,28 +1,22 @@
 //! Cross-checks against the independently produced espm vectors in `../shared/reference-vectors`.
 //!
-//! Users do not have that folder, so these tests pass trivially without it and CI (which has
-//! it) sets `EDXS_SHARED_REFS` to make its absence an error.
+//! Users do not have that folder: without it each test prints "SKIP: <test>: ... is missing"
+//! and checks nothing; CI (which has it) sets `EDXS_SHARED_REFS` to make its absence an error.
 
 use edxs_core::{Absorption, EdxsModel, Element, ModelParams};
-use edxs_suite::{max_rel_err_per_column, read_npy_f64};
+use edxs_suite::{max_rel_err_per_column, read_npy_f64, shared_or_skip};
 use std::path::PathBuf;
 
-fn refs() -> Option<PathBuf> {
+/// The reference folder (`EDXS_SHARED_REFS`, else `../shared/reference-vectors`), or None after
+/// a printed "SKIP" naming `test`.
+fn refs(test: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("EDXS_SHARED_REFS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference-vectors")
         });
-    if dir.join("A_G.npy").exists() {
-        Some(dir)
-    } else if std::env::var_os("EDXS_SHARED_REFS").is_some() {
-        panic!(
-            "EDXS_SHARED_REFS is set but {} has no A_G.npy",
-            dir.display()
-        );
-    } else {
-        None
-    }
+    shared_or_skip(&dir.join("A_G.npy"), "EDXS_SHARED_REFS", test)?;
+    Some(dir)
 }
 
 fn els(s: &[&str]) -> Vec<Element> {
@@ -44,7 +38,7 @@ fn config_a(elements: &[Element]) -> ModelParams<'_> {
 }
 
 fn check(name: &str, params: ModelParams<'_>) {
-    let Some(dir) = refs() else { return };
+    let Some(dir) = refs(name) else { return };
     let model = EdxsModel::new(params).unwrap();
     let mut g = vec![0.0f64; model.g_len()];
     let mut s = vec![0.0f64; model.scratch_len()];

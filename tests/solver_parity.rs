@@ -4,7 +4,7 @@
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::solver::{GModel, Laplacian, Simplex, SimplexSolver, Stopping};
 use edxs_core::{Counts, EdxsModel, Solver, SolverParams};
-use edxs_suite::{fixtures_dir, read_json, read_npy_f64, FixtureModel};
+use edxs_suite::{fixtures_dir, read_json, read_npy_f64, rel_err, FixtureModel};
 
 struct Data {
     l: usize,
@@ -41,14 +41,6 @@ fn data() -> Data {
         indices,
         values,
     }
-}
-
-fn rel_err(got: &[f64], want: &[f64]) -> f64 {
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / (w.abs().max(1e-12 * scale)))
-        .fold(0.0, f64::max)
 }
 
 fn run_case(name: &str, sparse: bool) -> (f64, f64, f64) {

@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok((r, c)) = edxs::cli::decompose::parse_shape(s) {
+    if let Ok((r, c)) = edxs::cli::args::parse_shape(s) {
         assert!(r > 0 && c > 0 && r.checked_mul(c).is_some());
     }
     let _ = edxs_core::Element::parse(s);

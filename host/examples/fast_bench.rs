@@ -20,10 +20,10 @@
 //! step 1 and holds the true spectra (large images: `--size 512 --doses 100 --mu-cap 0`);
 //! `--skip-mu-pipeline` runs step 1 with the Newton sweeps only.
 
-use edxs::fast::plot::{kkt_png, Series};
 use edxs::fast::{kkt_residual, objective, solve_maps, MapsOptions, MapsProblem};
 use edxs::parallel::ParallelExec;
 use edxs::pipeline::{self, HeldSolver, Prepared, Recipe, RunSettings, SpectraCache};
+use edxs::report::kkt_plot::{kkt_png, Series};
 use edxs::repro;
 use edxs_core::solver::{Exec, GModel, Laplacian, Simplex};
 use edxs_core::{Solver, SolverParams};

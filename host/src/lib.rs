@@ -2,12 +2,13 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod evaluate;
 pub mod fast;
 pub mod init;
 pub mod io;
 pub mod limits;
 pub mod metrics;
-pub mod model_args;
+pub mod model_options;
 pub mod parallel;
 pub mod pipeline;
 pub mod quant;

@@ -1,23 +1,9 @@
 //! End-to-end tests of `edxs decompose`: espm parity through the CLI, input layouts, errors.
 
 use edxs::io::npy;
-use edxs_suite::{fixtures_dir, read_json, read_npy_f64};
+use edxs_suite::{edxs, edxs_fails, fixtures_dir, read_json, read_npy_f64, rel_err, tempdir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn edxs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edxs"))
-        .args(args)
-        .output()
-        .expect("running edxs")
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-dec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::process::Output;
 
 /// The solver fixture's counts written as P×L and Y×X×L .npy files.
 fn write_inputs(dir: &Path) -> (PathBuf, PathBuf) {
@@ -46,14 +32,6 @@ const MODEL: &[&str] = &[
     "--density",
     "5.0",
 ];
-
-fn rel_err(got: &[f64], want: &[f64]) -> f64 {
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / w.abs().max(1e-12 * scale))
-        .fold(0.0, f64::max)
-}
 
 #[test]
 fn custom_start_in_espm_mode_matches_espm() {
@@ -316,14 +294,7 @@ fn bad_inputs_give_one_line_and_no_output() {
         }
         args.extend_from_slice(&extra[1..]);
         args.extend(["--max-iter", "2", "--out", out.to_str().unwrap()]);
-        let o = edxs(&args);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{extra:?}: {stderr}");
-        assert!(
-            stderr.contains(want),
-            "{extra:?}: expected '{want}' in: {stderr}"
-        );
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{extra:?}: {stderr}");
+        edxs_fails(&args, want);
         assert!(!out.join("W.npy").exists(), "{extra:?}: wrote a result");
     }
 }

@@ -1,22 +1,9 @@
 //! End-to-end tests of `edxs model`: output files against the espm fixtures, and error lines.
 
 use edxs_suite::{
-    max_rel_err_per_column, model_fixture_dirs, read_json, read_npy_f64, FixtureModel,
+    edxs, edxs_fails, max_rel_err_per_column, model_fixture_dirs, read_json, read_npy_f64, tempdir,
+    FixtureModel,
 };
-use std::process::{Command, Output};
-
-fn edxs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edxs"))
-        .args(args)
-        .output()
-        .expect("running edxs")
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 #[test]
 fn model_writes_g_matching_espm_for_every_fixture() {
@@ -127,20 +114,8 @@ fn bad_model_options_give_one_clear_line() {
         ),
     ];
     for (args, want) in cases {
-        let o = edxs(
-            &["model"]
-                .iter()
-                .copied()
-                .chain(args.iter().copied())
-                .collect::<Vec<_>>(),
-        );
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(want),
-            "{args:?}: expected '{want}' in: {stderr}"
-        );
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        let full: Vec<&str> = ["model"].iter().chain(args.iter()).copied().collect();
+        let o = edxs_fails(&full, want);
         assert!(o.stdout.is_empty(), "{args:?}: wrote to stdout");
     }
     // No element at all (model has no data file to take them from).

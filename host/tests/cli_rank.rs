@@ -2,23 +2,8 @@
 //! 64×64 version of the paper's scan), writes its curve, and refuses bad requests in one line.
 
 use edxs::io::npy;
-use edxs_suite::read_json;
+use edxs_suite::{edxs, edxs_fails, read_json, tempdir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn edxs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edxs"))
-        .args(args)
-        .output()
-        .expect("running edxs")
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-rank-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// The paper's phases on a 64×64 scan (particles of radius 12) at `n` counts per pixel;
 /// returns the counts file and the model options `simulate` prints.
@@ -126,14 +111,7 @@ fn bad_requests_give_one_line() {
         let mut args = vec!["rank", extra[0], "--elements", "Fe,O", "--offset", "0.2"];
         args.extend_from_slice(&extra[1..]);
         args.extend(["--max-iter", "5", "--out", out.to_str().unwrap()]);
-        let o = edxs(&args);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{extra:?}: {stderr}");
-        assert!(
-            stderr.contains(want),
-            "{extra:?}: expected '{want}' in: {stderr}"
-        );
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{extra:?}: {stderr}");
+        edxs_fails(&args, want);
         assert!(!out.exists(), "{extra:?}: wrote a result");
     }
     std::fs::remove_dir_all(&dir).ok();

@@ -3,22 +3,7 @@
 
 use edxs::repro::{self, Method, Prepared, RunSettings, Start};
 use edxs_suite::read_json;
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn edxs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edxs"))
-        .args(args)
-        .output()
-        .expect("running edxs")
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-repro-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use edxs_suite::{edxs, tempdir};
 
 #[test]
 fn repro_fig1_small_run_reports_every_method() {

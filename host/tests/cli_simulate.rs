@@ -3,8 +3,8 @@
 
 use edxs::io::npy;
 use edxs::sim::{maps, phases, presets};
+use edxs_suite::{edxs, tempdir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(
@@ -12,13 +12,6 @@ fn fixture(name: &str) -> PathBuf {
         "/../tests/fixtures/sim"
     ))
     .join(name)
-}
-
-fn edxs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edxs"))
-        .args(args)
-        .output()
-        .expect("running edxs")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -35,13 +28,6 @@ fn fails(args: &[&str]) -> String {
     let out = edxs(args);
     assert!(!out.status.success(), "edxs {args:?} should fail");
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-sim-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn s(p: &Path) -> &str {

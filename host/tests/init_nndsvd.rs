@@ -1,7 +1,8 @@
 //! NNDSVD initialisation from sparse counts: parity with sklearn's `_initialize_nmf`, the
 //! truncated SVD against a dense one, NNDSVDar's fill, input errors and degenerate matrices.
 
-use edxs::init::{nndsvd, truncated_svd, NndsvdVariant, SparseCountsRef};
+use edxs::init::{nndsvd, truncated_svd, NndsvdVariant};
+use edxs::io::counts::SparseCountsRef;
 use std::path::Path;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/solver");

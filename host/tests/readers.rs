@@ -3,18 +3,12 @@
 //! `hdf5` feature) written here in HyperSpy's layout plus, where present, the real espm map.
 
 use edxs::io::counts::SpectrumImage;
-use edxs::io::input::{self, Loaded};
+use edxs::io::input;
+use edxs::io::loaded::{self, Loaded};
 use edxs::io::npy;
 use edxs::io::ripple::{self, ByteOrder, DataType, RecordBy, RippleHeader};
+use edxs_suite::{shared_or_skip, tempdir};
 use std::path::{Path, PathBuf};
-
-/// A fresh directory for one test.
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-readers-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 const ROWS: usize = 3;
 const COLS: usize = 4;
@@ -62,13 +56,13 @@ const TOA_10_45_22: f64 = 28.865971201155283;
 
 #[test]
 fn ripple_round_trip_matches_npy_in_every_type_layout_and_order() {
-    let dir = tmpdir("roundtrip");
+    let dir = tempdir("roundtrip");
     let data = counts();
     let npy_path = dir.join("ref.npy");
     npy::write_f64(&npy_path, &[ROWS, COLS, CH], &data).unwrap();
     let reference = input::load(&npy_path, None).unwrap();
     assert_eq!(reference.image.shape, Some((ROWS, COLS)));
-    assert!(reference.e0_kev.is_none() && reference.elements.is_empty());
+    assert!(reference.meta.e0_kev.is_none() && reference.meta.elements.is_empty());
     let mut n = 0;
     for dt in DataType::ALL {
         for rb in [RecordBy::Vector, RecordBy::Image] {
@@ -87,11 +81,11 @@ fn ripple_round_trip_matches_npy_in_every_type_layout_and_order() {
                 assert_eq!(dense, data, "{dt:?} {rb:?} {order:?}");
                 assert_eq!(hdr.data_type, dt);
                 assert_eq!(hdr.record_by, rb);
-                assert!((got.offset_kev.unwrap() - 0.2).abs() < 1e-15);
-                assert!((got.scale_kev.unwrap() - 0.01).abs() < 1e-15);
-                assert_eq!(got.e0_kev, Some(200.0));
-                assert!((got.toa_deg.unwrap() - TOA_10_45_22).abs() < 1e-9);
-                assert!(got.thickness_cm.is_none() && got.density.is_none());
+                assert!((got.meta.offset_kev.unwrap() - 0.2).abs() < 1e-15);
+                assert!((got.meta.scale_kev.unwrap() - 0.01).abs() < 1e-15);
+                assert_eq!(got.meta.e0_kev, Some(200.0));
+                assert!((got.meta.toa_deg.unwrap() - TOA_10_45_22).abs() < 1e-9);
+                assert!(got.meta.thickness_cm.is_none() && got.meta.density.is_none());
             }
         }
     }
@@ -101,7 +95,7 @@ fn ripple_round_trip_matches_npy_in_every_type_layout_and_order() {
 fn hand_made_big_endian_image_layout_is_read_channel_major() {
     // Bytes laid out by hand (not by our writer): 2 rows × 1 col × 3 channels of i16,
     // big-endian, record-by image, i.e. all pixels of channel 0, then channel 1, …
-    let dir = tmpdir("handmade");
+    let dir = tempdir("handmade");
     let rpl = dir.join("hand.rpl");
     std::fs::write(
         &rpl,
@@ -122,10 +116,10 @@ fn hand_made_big_endian_image_layout_is_read_channel_major() {
     assert_eq!(dense, vec![1.0, 0.0, 513.0, 258.0, 3.0, 0.0]);
     assert_eq!(got.image.shape, Some((2, 1)));
     assert_eq!(got.image.channels, 3);
-    assert_eq!(got.offset_kev, Some(-0.1));
-    assert_eq!(got.scale_kev, Some(0.02));
-    assert_eq!(got.e0_kev, Some(300.0));
-    assert_eq!(got.toa_deg, None);
+    assert_eq!(got.meta.offset_kev, Some(-0.1));
+    assert_eq!(got.meta.scale_kev, Some(0.02));
+    assert_eq!(got.meta.e0_kev, Some(300.0));
+    assert_eq!(got.meta.toa_deg, None);
     assert_eq!(got.image.values, vec![1.0, 513.0, 258.0, 3.0]);
 
     // Our writer produces the same bytes for that image.
@@ -142,7 +136,7 @@ fn hand_made_big_endian_image_layout_is_read_channel_major() {
 
 #[test]
 fn lispix_ev_per_chan_and_ev_units_are_converted_to_kev() {
-    let dir = tmpdir("evunits");
+    let dir = tempdir("evunits");
     let raw = vec![0u8; 2 * 2 * 4];
     std::fs::write(dir.join("a.raw"), &raw).unwrap();
     std::fs::write(dir.join("b.raw"), &raw).unwrap();
@@ -194,7 +188,7 @@ fn lispix_ev_per_chan_and_ev_units_are_converted_to_kev() {
 
 #[test]
 fn truncated_or_oversized_raw_is_an_error_naming_the_sizes() {
-    let dir = tmpdir("truncated");
+    let dir = tempdir("truncated");
     let rpl = dir.join("t.rpl");
     ripple::write(&rpl, &calibrated(DataType::U16), &counts()).unwrap();
     let raw = dir.join("t.raw");
@@ -219,7 +213,7 @@ fn truncated_or_oversized_raw_is_an_error_naming_the_sizes() {
 
 #[test]
 fn corrupt_headers_are_errors_naming_the_key_and_value() {
-    let dir = tmpdir("corrupt");
+    let dir = tempdir("corrupt");
     std::fs::write(dir.join("h.raw"), vec![0u8; 2 * 2 * 3 * 4]).unwrap();
     let good = "width\t2\nheight\t2\ndepth\t3\noffset\t0\ndata-length\t4\ndata-type\tfloat\n\
                 byte-order\tlittle-endian\nrecord-by\tvector\n";
@@ -296,7 +290,7 @@ fn corrupt_headers_are_errors_naming_the_key_and_value() {
 
 #[test]
 fn bad_counts_are_errors_naming_pixel_and_channel() {
-    let dir = tmpdir("badcounts");
+    let dir = tempdir("badcounts");
     let mut data = counts();
     data[2 * CH + 3] = f64::NAN;
     let rpl = dir.join("nan.rpl");
@@ -349,7 +343,7 @@ fn bad_counts_are_errors_naming_pixel_and_channel() {
 
 #[test]
 fn load_checks_extension_existence_and_shape() {
-    let dir = tmpdir("load");
+    let dir = tempdir("load");
     let e = err_of(input::load(&dir.join("none.rpl"), None));
     assert!(e.contains("none.rpl") && e.contains("no such file"), "{e}");
     let txt = dir.join("x.txt");
@@ -375,16 +369,16 @@ fn load_checks_extension_existence_and_shape() {
 #[test]
 fn take_off_angle_matches_exspy() {
     // exspy.utils.eds.take_off_angle(tilt_stage, azimuth, elevation, beta_tilt)
-    assert!((input::take_off_angle_deg(10.0, 45.0, 22.0, 0.0) - TOA_10_45_22).abs() < 1e-12);
-    assert!((input::take_off_angle_deg(10.0, 45.0, 22.0, 5.0) - 32.55209099252465).abs() < 1e-12);
-    assert!((input::take_off_angle_deg(0.0, 0.0, 35.0, 0.0) - 35.0).abs() < 1e-12);
-    assert!((input::take_off_angle_deg(0.0, 45.0, 22.0, 0.0) - 22.0).abs() < 1e-12);
+    assert!((loaded::take_off_angle_deg(10.0, 45.0, 22.0, 0.0) - TOA_10_45_22).abs() < 1e-12);
+    assert!((loaded::take_off_angle_deg(10.0, 45.0, 22.0, 5.0) - 32.55209099252465).abs() < 1e-12);
+    assert!((loaded::take_off_angle_deg(0.0, 0.0, 35.0, 0.0) - 35.0).abs() < 1e-12);
+    assert!((loaded::take_off_angle_deg(0.0, 45.0, 22.0, 0.0) - 22.0).abs() < 1e-12);
 }
 
 #[cfg(not(feature = "hdf5"))]
 #[test]
 fn hspy_without_the_feature_says_how_to_enable_it() {
-    let dir = tmpdir("nohdf5");
+    let dir = tempdir("nohdf5");
     let p = dir.join("x.hspy");
     std::fs::write(&p, b"\x89HDF\r\n\x1a\n").unwrap();
     let e = err_of(input::load(&p, None));
@@ -398,18 +392,12 @@ fn hspy_without_the_feature_says_how_to_enable_it() {
     );
 }
 
-/// The real espm map, if this checkout has `../shared/data` beside it (CI sets
-/// EDXS_SHARED_DATA=1, and then it must be there).
-fn shared_hspy() -> Option<PathBuf> {
+/// The real espm map, if this checkout has `../shared/data` beside it; else a printed
+/// "SKIP" (CI sets EDXS_SHARED_DATA=1, and then it must be there).
+fn shared_hspy(test: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/88_ES-LP_G8/88_ES-LP_G8_selection2_cropped2.hspy");
-    if p.exists() {
-        Some(p)
-    } else if std::env::var_os("EDXS_SHARED_DATA").is_some() {
-        panic!("EDXS_SHARED_DATA is set but {} does not exist", p.display());
-    } else {
-        None
-    }
+    shared_or_skip(&p, "EDXS_SHARED_DATA", test)
 }
 
 #[cfg(feature = "hdf5")]
@@ -552,7 +540,7 @@ mod hdf5 {
 
     #[test]
     fn hspy_written_in_hyperspys_layout_reads_back_with_its_metadata() {
-        let dir = tmpdir("hspy");
+        let dir = tempdir("hspy");
         let p = dir.join("t.hspy");
         write_hspy(
             &p,
@@ -585,19 +573,19 @@ mod hdf5 {
         let reference = input::load(&npy_path, None).unwrap();
         let got = input::load(&p, None).unwrap();
         same_image(&got.image, &reference.image);
-        assert!((got.offset_kev.unwrap() - 0.5).abs() < 1e-15);
-        assert!((got.scale_kev.unwrap() - 0.01).abs() < 1e-15);
-        assert_eq!(got.e0_kev, Some(200.0));
-        assert_eq!(got.elements, vec!["Fe".to_string(), "O".to_string()]);
-        assert!((got.toa_deg.unwrap() - 32.55209099252465).abs() < 1e-9);
-        assert_eq!(got.thickness_cm, Some(2e-5));
-        assert_eq!(got.density, Some(3.5));
+        assert!((got.meta.offset_kev.unwrap() - 0.5).abs() < 1e-15);
+        assert!((got.meta.scale_kev.unwrap() - 0.01).abs() < 1e-15);
+        assert_eq!(got.meta.e0_kev, Some(200.0));
+        assert_eq!(got.meta.elements, vec!["Fe".to_string(), "O".to_string()]);
+        assert!((got.meta.toa_deg.unwrap() - 32.55209099252465).abs() < 1e-9);
+        assert_eq!(got.meta.thickness_cm, Some(2e-5));
+        assert_eq!(got.meta.density, Some(3.5));
         assert!(input::load(&p, Some((COLS, ROWS))).is_err());
     }
 
     #[test]
     fn hspy_stored_take_off_angle_wins_and_a_leading_energy_axis_is_moved_last() {
-        let dir = tmpdir("hspy2");
+        let dir = tempdir("hspy2");
         let p = dir.join("t.hdf5");
         // Array order (channels, rows, cols): value at (l, y, x) is counts()[(y*COLS+x)*CH + l].
         let c = counts_u16();
@@ -649,17 +637,17 @@ mod hdf5 {
         npy::write_f64(&npy_path, &[ROWS, COLS, CH], &counts()).unwrap();
         let got = input::load(&p, None).unwrap();
         same_image(&got.image, &input::load(&npy_path, None).unwrap().image);
-        assert_eq!(got.offset_kev, Some(0.3));
-        assert_eq!(got.scale_kev, Some(0.02));
-        assert_eq!(got.toa_deg, Some(18.5));
-        assert_eq!(got.e0_kev, None);
-        assert_eq!(got.elements, vec!["Si", "Al", "O"]);
-        assert_eq!(got.thickness_cm, None);
+        assert_eq!(got.meta.offset_kev, Some(0.3));
+        assert_eq!(got.meta.scale_kev, Some(0.02));
+        assert_eq!(got.meta.toa_deg, Some(18.5));
+        assert_eq!(got.meta.e0_kev, None);
+        assert_eq!(got.meta.elements, vec!["Si", "Al", "O"]);
+        assert_eq!(got.meta.thickness_cm, None);
     }
 
     #[test]
     fn hspy_errors_name_the_file_and_the_field() {
-        let dir = tmpdir("hspy3");
+        let dir = tempdir("hspy3");
         // Wrong dimensionality.
         let p = dir.join("d1.hspy");
         write_hspy(&p, &[CH], &counts_u16()[..CH], &[], |_| {});
@@ -723,7 +711,7 @@ mod hdf5 {
 
     #[test]
     fn hspy_negative_counts_name_pixel_and_channel() {
-        let dir = tmpdir("hspy4");
+        let dir = tempdir("hspy4");
         let p = dir.join("neg.hspy");
         let f = h5::File::create(&p).unwrap();
         let exp = group(&f, "Experiments/EDX");
@@ -745,35 +733,35 @@ mod hdf5 {
 
     #[test]
     fn real_espm_map_loads_with_its_metadata() {
-        let Some(p) = shared_hspy() else {
+        let Some(p) = shared_hspy("real_espm_map_loads_with_its_metadata") else {
             return;
         };
         let got = input::load(&p, None).unwrap();
         assert_eq!(got.image.shape, Some((80, 80)));
         assert_eq!(got.image.pixels, 6400);
         assert_eq!(got.image.channels, 1917);
-        assert!((got.offset_kev.unwrap() - 0.83151949728).abs() < 1e-12);
-        assert!((got.scale_kev.unwrap() - 0.01000467828).abs() < 1e-12);
+        assert!((got.meta.offset_kev.unwrap() - 0.83151949728).abs() < 1e-12);
+        assert!((got.meta.scale_kev.unwrap() - 0.01000467828).abs() < 1e-12);
         let total: f64 = got.image.values.iter().sum();
         assert_eq!(total, 716_887.0);
         assert_eq!(got.image.values.iter().cloned().fold(0.0, f64::max), 21.0);
-        assert_eq!(got.e0_kev, Some(200.0));
-        let el: Vec<&str> = got.elements.iter().map(String::as_str).collect();
+        assert_eq!(got.meta.e0_kev, Some(200.0));
+        let el: Vec<&str> = got.meta.elements.iter().map(String::as_str).collect();
         assert_eq!(
             el,
             ["Al", "Ca", "Fe", "Hf", "Lu", "Mg", "Nd", "O", "Si", "Sm", "U"]
         );
         // elevation 22°, azimuth 45°, no tilt: exspy gives exactly the elevation.
-        assert!((got.toa_deg.unwrap() - 22.0).abs() < 1e-9);
-        assert_eq!(got.thickness_cm, None);
-        assert_eq!(got.density, None);
+        assert!((got.meta.toa_deg.unwrap() - 22.0).abs() < 1e-9);
+        assert_eq!(got.meta.thickness_cm, None);
+        assert_eq!(got.meta.density, None);
     }
 }
 
 #[cfg(not(feature = "hdf5"))]
 #[test]
 fn real_espm_map_needs_the_hdf5_feature() {
-    if let Some(p) = shared_hspy() {
+    if let Some(p) = shared_hspy("real_espm_map_needs_the_hdf5_feature") {
         assert!(err_of(input::load(&p, None)).contains("--features hdf5"));
     }
 }
@@ -846,7 +834,7 @@ fn raw_npy(path: &Path, descr: &str, fortran: bool, shape: &[usize], data: &[f64
 
 #[test]
 fn npy_every_dtype_byte_order_and_memory_order_reads_the_same_counts() {
-    let dir = tmpdir("npy-dtypes");
+    let dir = tempdir("npy-dtypes");
     let data = counts();
     let reference =
         SpectrumImage::from_dense("ref", &data, ROWS * COLS, CH, Some((ROWS, COLS))).unwrap();
@@ -881,7 +869,7 @@ fn npy_every_dtype_byte_order_and_memory_order_reads_the_same_counts() {
 
 #[test]
 fn npy_counts_must_be_finite_and_non_negative_but_minus_zero_is_zero() {
-    let dir = tmpdir("npy-values");
+    let dir = tempdir("npy-values");
     for (bad, what) in [
         (f64::NAN, "NaN"),
         (-1.0, "-1"),

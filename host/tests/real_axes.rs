@@ -4,23 +4,8 @@
 
 use edxs::io::npy;
 use edxs::io::ripple::{self, DataType, RippleHeader};
-use edxs_suite::read_json;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn edxs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edxs"))
-        .args(args)
-        .output()
-        .expect("running edxs")
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edxs-axes-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use edxs_suite::{edxs, edxs_fails, read_json, tempdir};
+use std::path::Path;
 
 /// Channels prepended below the simulation's 0.1 keV start: −0.5 … 0.09 keV.
 const BELOW: usize = 60;
@@ -204,14 +189,7 @@ fn bad_energy_ranges_give_one_line_naming_the_value() {
         args.extend_from_slice(&axis);
         args.extend_from_slice(extra);
         args.extend(["--max-iter", "2", "--out", out.to_str().unwrap()]);
-        let o = edxs(&args);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{extra:?}: {stderr}");
-        assert!(
-            stderr.contains(want),
-            "{extra:?}: expected '{want}' in: {stderr}"
-        );
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{extra:?}: {stderr}");
+        edxs_fails(&args, want);
         assert!(!out.exists(), "{extra:?}: wrote a result");
     }
     // An axis entirely at or below 0 keV.

@@ -1,30 +1,26 @@
 //! The real 88_ES-LP_G8 map (80×80×1917, 200 keV, 11 elements): the decomposition's summed
 //! model must reproduce the summed data within 5 % in each major K-line window, and every
 //! phase's at.% must sum to 100. Needs `--features hdf5` and `../shared/data` (CI has both;
-//! set EDXS_SHARED_DATA=1 to make the data's absence an error).
+//! without the data it prints "SKIP: ..."; EDXS_SHARED_DATA=1 makes the absence an error).
 
 #![cfg(feature = "hdf5")]
 
 use edxs::io::npy;
-use edxs_suite::read_json;
+use edxs_suite::{read_json, shared_or_skip};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn map() -> Option<PathBuf> {
+fn map(test: &str) -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/88_ES-LP_G8/88_ES-LP_G8_selection2_cropped2.hspy");
-    if p.exists() {
-        Some(p)
-    } else if std::env::var_os("EDXS_SHARED_DATA").is_some() {
-        panic!("EDXS_SHARED_DATA is set but {} is missing", p.display());
-    } else {
-        None
-    }
+    shared_or_skip(&p, "EDXS_SHARED_DATA", test)
 }
 
 #[test]
 fn summed_model_matches_the_summed_data_in_every_major_peak() {
-    let Some(input) = map() else { return };
+    let Some(input) = map("summed_model_matches_the_summed_data_in_every_major_peak") else {
+        return;
+    };
     let out = std::env::temp_dir().join(format!("edxs-real-{}", std::process::id()));
     let o = Command::new(env!("CARGO_BIN_EXE_edxs"))
         .args([
@@ -57,7 +53,10 @@ fn summed_model_matches_the_summed_data_in_every_major_peak() {
     let (l, k, p) = (dshape[0], dshape[1], hshape[1]);
     let loaded = edxs::io::input::load(&input, None).unwrap();
     let data = loaded.image.sum_spectrum();
-    let (offset, scale) = (loaded.offset_kev.unwrap(), loaded.scale_kev.unwrap());
+    let (offset, scale) = (
+        loaded.meta.offset_kev.unwrap(),
+        loaded.meta.scale_kev.unwrap(),
+    );
     let rowsum: Vec<f64> = (0..k).map(|c| h[c * p..(c + 1) * p].iter().sum()).collect();
     let model: Vec<f64> = (0..l)
         .map(|i| (0..k).map(|c| d[i * k + c] * rowsum[c]).sum())
@@ -88,7 +87,9 @@ fn summed_model_matches_the_summed_data_in_every_major_peak() {
 /// first channel, dropped with a note), and `--energy-range` crops and is recorded.
 #[test]
 fn decomposes_with_defaults_and_with_an_energy_range() {
-    let Some(input) = map() else { return };
+    let Some(input) = map("summed_model_matches_the_summed_data_in_every_major_peak") else {
+        return;
+    };
     let out = std::env::temp_dir().join(format!("edxs-real-defaults-{}", std::process::id()));
     let run = |extra: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_edxs"))

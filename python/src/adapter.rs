@@ -6,13 +6,10 @@
 use anyhow::{anyhow, bail, Result};
 use edxs::init::{nndsvd, physics_w_whole_columns, NndsvdVariant};
 use edxs::io::counts::SpectrumImage;
-use edxs::model_args::ModelSpec;
-use edxs::parallel::ParallelExec;
-use edxs::pipeline::{self, history_row, FixW, Prepared, SpectraCache, Start};
+use edxs::model_options::ModelSpec;
+use edxs::pipeline::{self, FixW, Prepared, SpectraCache, Start};
 use edxs_core::physics::BremsstrahlungUpdate;
-use edxs_core::solver::{
-    Exec, GModel, GUpdate, Laplacian, NoGUpdate, SerialExec, Simplex, SimplexSolver, Stopping,
-};
+use edxs_core::solver::{GModel, GUpdate, Laplacian, NoGUpdate, Simplex, SimplexSolver, Stopping};
 use edxs_core::{Solver, SolverParams};
 
 /// espm's `log_shift`: the floor of W and H.
@@ -30,7 +27,7 @@ pub enum GSpec {
         m: usize,
     },
     /// A physics model: element rows on the simplex, bremsstrahlung updated from W.
-    Model(ModelSpec),
+    Model(Box<ModelSpec>),
 }
 
 /// How W and H start.
@@ -378,28 +375,14 @@ fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> 
         }),
         _ => Box::new(NoGUpdate),
     };
-    let counts = data.counts();
-    let mut drv = vec![0.0; solver.driver_len()];
-    let mut serial_ws = Vec::new();
-    // espm's joint bisection over all pixels only exists in the serial solver.
-    let mut exec: Box<dyn Exec<f64>> = if req.espm && simplex_h {
-        serial_ws.resize(solver.exec_len(), 0.0);
-        Box::new(SerialExec::new(&solver, counts, &mut serial_ws).map_err(|e| anyhow!("{e}"))?)
-    } else {
-        Box::new(ParallelExec::new(&solver, counts, req.threads)?)
-    };
-    let mut history = Vec::new();
-    let summary = solver
-        .drive(
-            exec.as_mut(),
-            &mut gm,
-            &mut w,
-            &mut h,
-            &mut drv,
-            update.as_mut(),
-            &mut |r| history.push(history_row(r)),
-        )
-        .map_err(|e| anyhow!("{e}"))?;
+    let (summary, history) = pipeline::run_solver(
+        &solver,
+        data.counts(),
+        req.espm && simplex_h,
+        req.threads,
+        (&mut gm, &mut w, &mut h),
+        update.as_mut(),
+    )?;
     if f != 1.0 {
         w.iter_mut().for_each(|v| *v /= f);
         h.iter_mut().for_each(|v| *v *= f);

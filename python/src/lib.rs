@@ -7,7 +7,7 @@ mod adapter;
 
 use adapter::{GSpec, Init, Request};
 use edxs::io::counts::SpectrumImage;
-use edxs::model_args::{FileMeta, ModelArgs, ModelSpec};
+use edxs::model_options::{FileMeta, ModelOptions, ModelSpec};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict};
@@ -98,10 +98,9 @@ impl Model {
             } else {
                 Vec::new()
             },
-            source: "signal metadata".into(),
             ..FileMeta::default()
         };
-        let args = ModelArgs {
+        let args = ModelOptions {
             elements: if drop_missing { Vec::new() } else { elements },
             e0: Some(e0),
             offset: Some(offset),
@@ -117,9 +116,10 @@ impl Model {
             ignored,
             split: split.iter().map(|(e, c)| format!("{e}={c}")).collect(),
             no_bremsstrahlung: !bremsstrahlung,
-            compat: None,
         };
-        let spec = args.spec(&meta).map_err(value_error)?;
+        let spec = args
+            .spec(&meta, None, "signal metadata")
+            .map_err(value_error)?;
         spec.model().map_err(value_error)?;
         Ok(Model { spec })
     }
@@ -267,7 +267,7 @@ fn fit<'py>(
             m: g_columns,
         },
         "model" => match model {
-            Some(m) => GSpec::Model(m.spec.clone()),
+            Some(m) => GSpec::Model(Box::new(m.spec.clone())),
             None => return Err(PyValueError::new_err("G: model missing")),
         },
         other => return Err(PyValueError::new_err(format!("G: unknown kind {other:?}"))),
@@ -363,28 +363,15 @@ fn energy_window(
     }
     detached(py, move || {
         let image = SpectrumImage::from_dense("summed spectrum", &sum, 1, l, None)?;
-        let mut loaded = edxs::io::input::Loaded::bare(image);
-        loaded.offset_kev = Some(offset);
-        loaded.scale_kev = Some(scale);
-        loaded.e0_kev = Some(e0);
-        loaded.elements = elements;
-        let args = ModelArgs {
-            elements: Vec::new(),
-            e0: None,
-            offset: None,
-            scale: None,
-            channels: None,
+        let mut loaded = edxs::io::loaded::Loaded::bare(image);
+        loaded.meta.offset_kev = Some(offset);
+        loaded.meta.scale_kev = Some(scale);
+        loaded.meta.e0_kev = Some(e0);
+        loaded.meta.elements = elements;
+        let args = ModelOptions {
             width_slope,
             width_intercept,
-            thickness: None,
-            density: None,
-            toa: None,
-            atomic_fraction: false,
-            no_absorption: false,
-            ignored: Vec::new(),
-            split: Vec::new(),
-            no_bremsstrahlung: false,
-            compat: None,
+            ..ModelOptions::default()
         };
         let range = edxs::io::crop::EnergyRange { lo, hi };
         let c = edxs::io::crop::crop(loaded, "signal", &args, range)?;

@@ -1,14 +1,99 @@
-//! Helpers shared by the root tests and benches: fixture loading and tolerant comparison.
+//! Helpers shared by the tests and benches of the workspace (the root suite and `edxs`'s own):
+//! fixture loading, tolerant comparison, running the `edxs` program in a fresh folder, and the
+//! visible skip of a test whose shared data are missing.
 
 #![warn(missing_docs)]
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// Root of the committed fixtures (`tests/fixtures`).
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
+        .parent()
+        .expect("tests/support has a parent")
         .join("fixtures")
+}
+
+/// The `edxs` program cargo built for this test run: beside the `deps` folder that holds the
+/// test binary (cargo builds a package's binaries before its integration tests).
+pub fn edxs_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut dir = exe
+        .parent()
+        .expect("the test binary's folder")
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join(format!("edxs{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests of the `edxs` package (cargo test -p edxs), which build it",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `edxs` with `args` and returns its exit status and output.
+pub fn edxs(args: &[&str]) -> Output {
+    Command::new(edxs_bin())
+        .args(args)
+        .output()
+        .expect("running edxs")
+}
+
+/// Runs `edxs` with `args`, which must fail with exit code 1 and a one-line error containing
+/// `want`; returns the output for further checks.
+pub fn edxs_fails(args: &[&str], want: &str) -> Output {
+    let o = edxs(args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(want),
+        "{args:?}: expected '{want}' in: {stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    o
+}
+
+/// A fresh, empty folder for one test: `<tmp>/edxs-test-<name>-<pid>` (one process per test
+/// file, so `name` needs to be unique within the file only).
+pub fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edxs-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("creating {}: {e}", d.display()));
+    d
+}
+
+/// Largest error of `got` against `want`, each entry relative to itself (floored at 1e-12 of
+/// the largest `want`, so that zeros do not divide).
+pub fn rel_err(got: &[f64], want: &[f64]) -> f64 {
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs() / w.abs().max(1e-12 * scale))
+        .fold(0.0, f64::max)
+}
+
+/// `path` when it exists. Otherwise a panic when the environment variable `required_by` is set
+/// (CI sets it where the data must be there), else None after printing
+/// "SKIP: <test>: <reason>" to the process's stderr, which the test harness does not capture,
+/// so that a missing file never looks like a pass.
+pub fn shared_or_skip(path: &Path, required_by: &str, test: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path.to_path_buf());
+    }
+    if std::env::var_os(required_by).is_some() {
+        panic!("{required_by} is set but {} is missing", path.display());
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP: {test}: {} is missing (set {required_by}=1 to make this an error)",
+        path.display()
+    );
+    None
 }
 
 /// Reads a float64 `.npy` file, returning its shape and data in C order.

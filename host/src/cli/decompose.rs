@@ -1,18 +1,15 @@
 //! `edxs decompose`: ESpM-NMF of a spectrum image into phases (W), maps (H) and compositions.
 
+use super::args::{parse_shape, CompatArg, EnergyRangeArgs, ModelArgs};
 use crate::io::counts::SpectrumImage;
-use crate::io::{atomic, npy};
-use crate::model_args::{CompatArg, FileMeta, ModelArgs};
+use crate::io::npy;
 use crate::pipeline::{
-    self, auto_bin, Fit, FixW, HeldSolver, Method, Prepared, Recipe, RunSettings, SpectraCache,
-    Start,
+    self, auto_bin, FixW, HeldSolver, Method, Prepared, Recipe, RunSettings, SpectraCache, Start,
 };
-use crate::quant;
-use crate::report::plots;
+use crate::report::decomposition::{self, Outputs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use edxs_core::EdxsModel;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// How W and H start.
@@ -81,7 +78,7 @@ pub struct DecomposeCmd {
     pub model: ModelArgs,
     /// `--energy-range`.
     #[command(flatten)]
-    pub range: crate::io::crop::EnergyRangeArgs,
+    pub range: EnergyRangeArgs,
     /// Number of phases K (espm's n_components), or `auto`: chosen by held-out Poisson
     /// likelihood (`edxs rank`), the curve written to rank.png and results.json.
     #[arg(short = 'k', long = "n-components", default_value = "3", value_parser = parse_k)]
@@ -175,27 +172,6 @@ pub struct DecomposeCmd {
     pub config: Option<PathBuf>,
 }
 
-/// Parses "ROWSxCOLS".
-pub fn parse_shape(s: &str) -> Result<(usize, usize)> {
-    let (r, c) = s
-        .split_once(['x', 'X'])
-        .with_context(|| format!("--shape: expected ROWSxCOLS, got '{s}'"))?;
-    let r: usize = r
-        .trim()
-        .parse()
-        .with_context(|| format!("--shape: bad row count '{r}'"))?;
-    let c: usize = c
-        .trim()
-        .parse()
-        .with_context(|| format!("--shape: bad column count '{c}'"))?;
-    if r == 0 || c == 0 {
-        bail!("--shape: {r}x{c} has no pixel");
-    }
-    r.checked_mul(c)
-        .with_context(|| format!("--shape: {r}x{c} pixels overflow"))?;
-    Ok((r, c))
-}
-
 fn parse_fixes(specs: &[String], model: &EdxsModel<'_>, k: usize) -> Result<Option<Vec<f64>>> {
     if specs.is_empty() {
         return Ok(None);
@@ -255,25 +231,14 @@ impl DecomposeCmd {
     pub fn run(&self) -> Result<()> {
         crate::io::output::check_dir("--out", &self.out, &[&self.input])?;
         let shape = self.shape.as_deref().map(parse_shape).transpose()?;
-        let cropped = crate::io::crop::load(&self.input, shape, &self.model, &self.range)?;
+        let range = self.range.energy_range.as_deref();
+        let cropped = crate::io::crop::load(&self.input, shape, &self.model.options(), range)?;
         cropped
             .note
             .iter()
             .for_each(|n| eprintln!("edxs: note: {n}"));
-        let loaded = cropped.loaded;
-        let meta = FileMeta {
-            channels: Some(loaded.image.channels),
-            offset: loaded.offset_kev,
-            scale: loaded.scale_kev,
-            e0: loaded.e0_kev,
-            elements: loaded.elements.clone(),
-            toa: loaded.toa_deg,
-            thickness: loaded.thickness_cm,
-            density: loaded.density,
-            source: self.input.display().to_string(),
-        };
-        let data = loaded.image;
-        let spec = cropped.model.spec(&meta)?;
+        let spec = cropped.spec(&self.input.display().to_string())?;
+        let data = cropped.loaded.image;
         for w in &spec.warnings {
             eprintln!("edxs: warning: {w}");
         }
@@ -331,11 +296,21 @@ impl DecomposeCmd {
             ),
             (None, false) => {}
         }
-        if let Some(note) = crate::small_scan::few_counts_note(data, self.k()?) {
+        let k = self.k()?;
+        if let Some(note) = crate::small_scan::few_counts_note(data, k) {
             eprintln!("edxs: note: {note}");
         }
-        self.write(model, data, &result, method)?;
-        print!("{}", self.report(model, &result));
+        let outputs = Outputs {
+            input: &self.input,
+            model,
+            data,
+            fit: &result,
+            k,
+            parameters: self.parameters(data, method)?,
+            rank: self.rank.as_ref(),
+        };
+        decomposition::write(&self.out, &outputs)?;
+        print!("{}", decomposition::summary(model, &result, k, &self.out));
         Ok(())
     }
 
@@ -505,186 +480,23 @@ impl DecomposeCmd {
         Ok((recipe, set))
     }
 
-    /// Runs the decomposition on loaded data with the method `--method` resolves to.
-    pub fn decompose(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<Fit> {
-        let (method, _) = self.method(data);
-        self.decompose_with(model, data, method)
-    }
-
-    /// Runs the decomposition with `method`.
-    pub fn decompose_with(
-        &self,
-        model: &EdxsModel<'_>,
-        data: &SpectrumImage,
-        method: Method,
-    ) -> Result<Fit> {
-        let (recipe, set) = self.recipe(model, data, method)?;
-        let prep = Prepared::new(model, self.k()?)?;
-        pipeline::fit(&prep, data, &recipe, &set, &mut SpectraCache::default())
-    }
-
-    fn write(
-        &self,
-        model: &EdxsModel<'_>,
-        data: &SpectrumImage,
-        r: &Fit,
-        method: Method,
-    ) -> Result<()> {
-        let (l, m, k, p) = (data.channels, model.n_columns(), self.k()?, data.pixels);
-        crate::io::output::write_dir("--out", &self.out, &[&self.input], |dir| {
-            self.write_into(dir, model, data, r, method, (l, m, k, p))
-        })
-    }
-
-    fn write_into(
-        &self,
-        dir: &Path,
-        model: &EdxsModel<'_>,
-        data: &SpectrumImage,
-        r: &Fit,
-        method: Method,
-        (l, m, k, p): (usize, usize, usize, usize),
-    ) -> Result<()> {
-        let path = |f: &str| dir.join(f);
-        npy::write_f64(&path("W.npy"), &[m, k], &r.w)?;
-        npy::write_f64(&path("H.npy"), &[k, p], &r.h)?;
-        npy::write_f64(&path("G.npy"), &[l, m], &r.g)?;
-        let d = matmul(&r.g, &r.w, l, m, k);
-        npy::write_f64(&path("D.npy"), &[l, k], &d)?;
-        let mut csv = String::from("iteration,loss,kl,log_reg,laplacian,rel_w,rel_h\n");
-        for (i, row) in r.history.iter().enumerate() {
-            let _ = writeln!(csv, "{},{}", i + 1, row.map(|v| format!("{v:e}")).join(","));
-        }
-        atomic::write_bytes(&path("losses.csv"), csv.as_bytes())?;
-        let shares = quant::quantify(model, &r.g, &r.w, &r.h, k);
-        let mut q = String::from("phase,element,at_percent,wt_percent,std_percent\n");
-        for (c, phase) in shares.iter().enumerate() {
-            for s in phase {
-                let _ = writeln!(
-                    q,
-                    "{c},{},{},{},{}",
-                    s.element, s.at_percent, s.wt_percent, s.std_percent
-                );
-            }
-        }
-        atomic::write_bytes(&path("quant.csv"), q.as_bytes())?;
-        let prm = model.params();
-        let mut results = serde_json::json!({
-            "edxs_version": env!("CARGO_PKG_VERSION"),
-            "input": self.input.display().to_string(),
-            "data": {"channels": l, "pixels": p, "shape": data.shape, "nnz": data.values.len(),
-                     "total_counts": data.values.iter().sum::<f64>()},
-            "model": {
-                "elements": prm.elements.iter().map(|e| e.symbol()).collect::<Vec<_>>(),
-                "ignored": prm.ignored.iter().map(|e| e.symbol()).collect::<Vec<_>>(),
-                "split": prm.split.iter().map(|(e, c)| (e.symbol(), *c)).collect::<Vec<_>>(),
-                "e0_kev": prm.e0, "offset_kev": prm.axis.offset, "scale_kev": prm.axis.scale,
-                "energy_range_kev": [prm.axis.offset, prm.axis.offset + (l - 1) as f64 * prm.axis.scale],
-                "width_slope": prm.width_slope, "width_intercept": prm.width_intercept,
-                "absorption": prm.absorption.map(|a| serde_json::json!({"thickness_cm": a.thickness,
-                    "density": a.density, "toa_deg": a.toa, "atomic_fraction": a.atomic_fraction})),
-                "bremsstrahlung": prm.bremsstrahlung,
-            },
-            "columns": model.columns().map(|c| c.to_string()).collect::<Vec<_>>(),
-            "parameters": {
-                "n_components": k, "mu": self.regularisation(method).0,
-                "lambda_l": self.regularisation(method).1,
-                "epsilon_reg": self.regularisation(method).2,
-                "init": format!("{:?}", self.init(method)).to_lowercase(),
-                "seed": self.seed, "max_iter": self.limits(method).0, "tol": self.limits(method).1,
-                "simplex_h": self.simplex_h, "fix": self.fix, "g_update": !self.no_g_update,
-                "normalize": self.normalized(),
-                "units": if self.normalized() { "normalized" } else { "raw" },
-                "method": method.name(),
-                "compat": format!("{:?}", self.model.compat.unwrap_or(CompatArg::Edxs)).to_lowercase(),
-                "threads": self.threads, "two_stage": method == Method::TwoStage,
-                "bin": if method == Method::TwoStage { self.bin_side(data) } else { 0 },
-            },
-            "iterations": r.iterations,
-            "last_run_iterations": r.summary.iterations,
-            "kkt_residual": r.kkt,
-            "stop_reason": format!("{:?}", r.summary.reason),
-            "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
-            "seconds": r.seconds,
-            "loss_history": r.history.iter().map(|h| h[0]).collect::<Vec<_>>(),
-            "W": r.w.chunks(k).map(|row| row.to_vec()).collect::<Vec<_>>(),
-            "phases": shares,
-        });
-        if let Some(report) = &self.rank {
-            results["rank"] = serde_json::to_value(report).context("serialising the rank curve")?;
-            crate::report::rank_plot::rank_png(&path("rank.png"), report)?;
-        }
-        let text = serde_json::to_string_pretty(&results).context("serialising results.json")?;
-        atomic::write_bytes(&path("results.json"), text.as_bytes())?;
-        // Figures.
-        let (rows, cols) = data.shape.unwrap_or((1, p));
-        let names: Vec<String> = (0..k).map(|c| format!("phase {c}")).collect();
-        plots::maps_png(&path("maps.png"), &r.h, k, rows, cols, &names)?;
-        let energy: Vec<f64> = (0..l).map(|i| model.energy(i)).collect();
-        let markers: Vec<(String, f64)> = prm
-            .elements
-            .iter()
-            .filter_map(|e| {
-                model
-                    .lines_in_axis(*e)
-                    .max_by(|a, b| a.1.cs.total_cmp(&b.1.cs))
-                    .map(|(_, line)| (e.symbol().to_string(), line.energy))
-            })
-            .collect();
-        let rowsum_h: Vec<f64> = (0..k)
-            .map(|c| r.h[c * p..(c + 1) * p].iter().sum())
-            .collect();
-        let sum_model = matmul(&d, &rowsum_h, l, k, 1);
-        plots::spectra_png(
-            &path("spectra.png"),
-            &energy,
-            &d,
-            k,
-            &names,
-            &markers,
-            &data.sum_spectrum(),
-            &sum_model,
-        )?;
-        Ok(())
-    }
-
-    fn report(&self, model: &EdxsModel<'_>, r: &Fit) -> String {
-        let k = self.k().unwrap_or(0);
-        let shares = quant::quantify(model, &r.g, &r.w, &r.h, k);
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "{} iterations ({:?}) in {:.2} s, loss {:.6e} -> {:.6e}",
-            r.iterations, r.summary.reason, r.seconds, r.summary.initial_loss, r.summary.final_loss
-        );
-        let _ = write!(s, "{:<8}", "element");
-        for c in 0..k {
-            let _ = write!(s, " {:>10} {:>7}", format!("p{c} at.%"), "std%");
-        }
-        s.push('\n');
-        for (i, share) in shares
-            .first()
-            .map(|v| v.as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .enumerate()
-        {
-            let _ = write!(s, "{:<8}", share.element);
-            for phase in &shares {
-                let _ = write!(
-                    s,
-                    " {:>10.3} {:>7.3}",
-                    phase[i].at_percent, phase[i].std_percent
-                );
-            }
-            s.push('\n');
-        }
-        let _ = writeln!(
-            s,
-            "wrote results.json, quant.csv, W.npy, H.npy, D.npy, G.npy, losses.csv, maps.png, spectra.png to {}",
-            self.out.display()
-        );
-        s
+    /// The options of this run as results.json's "parameters".
+    pub fn parameters(&self, data: &SpectrumImage, method: Method) -> Result<serde_json::Value> {
+        let (mu, lambda_l, epsilon_reg) = self.regularisation(method);
+        let (max_iter, tol) = self.limits(method);
+        let compat = self.model.compat.unwrap_or(CompatArg::Edxs);
+        Ok(serde_json::json!({
+            "n_components": self.k()?, "mu": mu, "lambda_l": lambda_l, "epsilon_reg": epsilon_reg,
+            "init": format!("{:?}", self.init(method)).to_lowercase(),
+            "seed": self.seed, "max_iter": max_iter, "tol": tol,
+            "simplex_h": self.simplex_h, "fix": self.fix, "g_update": !self.no_g_update,
+            "normalize": self.normalized(),
+            "units": if self.normalized() { "normalized" } else { "raw" },
+            "method": method.name(),
+            "compat": format!("{compat:?}").to_lowercase(),
+            "threads": self.threads, "two_stage": method == Method::TwoStage,
+            "bin": if method == Method::TwoStage { self.bin_side(data) } else { 0 },
+        }))
     }
 }
 
@@ -704,20 +516,4 @@ fn read_matrix(path: &Path, rows: usize, cols: usize, what: &str) -> Result<Vec<
         );
     }
     Ok(data)
-}
-
-/// Row-major (a×b)·(b×c).
-fn matmul(x: &[f64], y: &[f64], a: usize, b: usize, c: usize) -> Vec<f64> {
-    let mut out = vec![0.0; a * c];
-    for i in 0..a {
-        for j in 0..b {
-            let v = x[i * b + j];
-            if v != 0.0 {
-                for q in 0..c {
-                    out[i * c + q] += v * y[j * c + q];
-                }
-            }
-        }
-    }
-    out
 }

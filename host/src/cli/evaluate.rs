@@ -1,8 +1,8 @@
-//! `edxs evaluate`: a decomposition against the truth of `edxs simulate`, with espm's measures
-//! (spec §5): spectral angles, map MSE after `rescaled_DH`, one-to-one matching.
+//! `edxs evaluate`: a decomposition folder against the truth folder of `edxs simulate`
+//! (the measures are [`crate::evaluate`]'s); prints the table and writes `evaluation.json`.
 
+use crate::evaluate::{evaluate, Evaluation, MatchBy};
 use crate::io::{atomic, npy};
-use crate::metrics;
 use crate::validate;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Which measure decides the matching of components to true phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MatchBy {
+pub enum MatchByArg {
     /// Spectral angle between true and estimated spectra (espm's default).
     Angle,
     /// MSE between true and rescaled estimated maps (what the paper used at N = 18).
@@ -27,66 +27,8 @@ pub struct EvaluateCmd {
     #[arg(long)]
     pub truth: PathBuf,
     /// Measure used to match components with true phases (both matchings are reported).
-    #[arg(long, value_enum, default_value_t = MatchBy::Angle)]
-    pub match_by: MatchBy,
-}
-
-/// Everything `evaluate` computes.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    /// Angles in degrees, truth × estimate.
-    pub angles: Vec<f64>,
-    /// Map MSE after rescaling, truth × estimate.
-    pub mse: Vec<f64>,
-    /// For each estimate, the matched truth (by the chosen measure).
-    pub permutation: Vec<Option<usize>>,
-    /// Matching by angles.
-    pub angle_permutation: Vec<Option<usize>>,
-    /// Matching by map MSE.
-    pub mse_permutation: Vec<Option<usize>>,
-    /// `rescaled_DH` scales of the estimated components.
-    pub scales: Vec<f64>,
-    /// Number of true phases.
-    pub n_truth: usize,
-    /// Number of estimated components.
-    pub n_est: usize,
-}
-
-/// Compares estimated spectra (Ke×L) and maps (Ke×P) with the truth (Kt×L, Kt×P).
-pub fn evaluate(
-    true_spectra: &[f64],
-    true_maps: &[f64],
-    est_spectra: &[f64],
-    est_maps: &[f64],
-    channels: usize,
-    pixels: usize,
-    by: MatchBy,
-) -> Evaluation {
-    let n_truth = true_spectra.len() / channels;
-    let n_est = est_spectra.len() / channels;
-    let angles = metrics::spectral_angles(true_spectra, est_spectra, channels);
-    // rescaled_DH wants D as L×K.
-    let d: Vec<f64> = (0..channels)
-        .flat_map(|l| (0..n_est).map(move |c| est_spectra[c * channels + l]))
-        .collect();
-    let (_, h_rescaled, scales) = metrics::rescaled_dh(&d, est_maps, n_est);
-    let mse = metrics::squared_distances(true_maps, &h_rescaled, pixels);
-    let angle_permutation = metrics::match_estimates(&angles, n_truth, n_est);
-    let mse_permutation = metrics::match_estimates(&mse, n_truth, n_est);
-    let permutation = match by {
-        MatchBy::Angle => angle_permutation.clone(),
-        MatchBy::Mse => mse_permutation.clone(),
-    };
-    Evaluation {
-        angles,
-        mse,
-        permutation,
-        angle_permutation,
-        mse_permutation,
-        scales,
-        n_truth,
-        n_est,
-    }
+    #[arg(long, value_enum, default_value_t = MatchByArg::Angle)]
+    pub match_by: MatchByArg,
 }
 
 fn read(dir: &Path, name: &str) -> Result<(Vec<usize>, Vec<f64>)> {
@@ -172,7 +114,11 @@ impl EvaluateCmd {
                 est[c * l + li] = (0..m).map(|j| grow[j] * w[j * ke + c]).sum();
             }
         }
-        let ev = evaluate(&true_spectra, &true_maps, &est, &h, l, p, self.match_by);
+        let by = match self.match_by {
+            MatchByArg::Angle => MatchBy::Angle,
+            MatchByArg::Mse => MatchBy::Mse,
+        };
+        let ev = evaluate(&true_spectra, &true_maps, &est, &h, l, p, by);
 
         let names: Vec<String> = (0..kt)
             .map(|j| {
@@ -321,12 +267,12 @@ impl EvaluateCmd {
             s,
             "matched by {}; the {} matching {}",
             match self.match_by {
-                MatchBy::Angle => "spectral angle",
-                MatchBy::Mse => "map MSE",
+                MatchByArg::Angle => "spectral angle",
+                MatchByArg::Mse => "map MSE",
             },
             match self.match_by {
-                MatchBy::Angle => "map-MSE",
-                MatchBy::Mse => "spectral-angle",
+                MatchByArg::Angle => "map-MSE",
+                MatchByArg::Mse => "spectral-angle",
             },
             if agree {
                 "agrees".to_string()

@@ -1,5 +1,8 @@
-//! The `edxs` command line: one file per subcommand.
+//! The `edxs` command line, the only module that knows clap: one file per subcommand, the flags
+//! and parsers several share in `args.rs`; each maps its options onto the library (most onto
+//! [`crate::pipeline`]).
 
+pub mod args;
 pub mod config;
 pub mod decompose;
 mod demo;
@@ -41,7 +44,7 @@ pub enum Command {
     Simulate(simulate::SimulateCmd),
     /// Compare a decomposition with the truth of a simulation (angles, map MSE, at.%).
     Evaluate(evaluate::EvaluateCmd),
-    /// Reproduce the paper's Figure 1: eight simulated datasets, five methods, table and plot.
+    /// Reproduce the paper's Figure 1: eight simulated datasets, seven methods, table and plot.
     #[command(name = "repro-fig1")]
     ReproFig1(repro::ReproCmd),
     /// Choose the number of phases K by held-out Poisson likelihood (curve in rank.png/json).

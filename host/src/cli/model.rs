@@ -1,7 +1,7 @@
 //! `edxs model`: build G, print its columns with their lines, optionally write G.npy + G.json.
 
+use super::args::ModelArgs;
 use crate::io::{atomic, npy};
-use crate::model_args::ModelArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use edxs_core::EdxsModel;
@@ -26,7 +26,7 @@ impl ModelCmd {
         if let Some(out) = &self.out {
             check_out(out)?;
         }
-        let spec = self.model.spec(&Default::default())?;
+        let spec = self.model.options().spec(&Default::default(), None, "")?;
         let model = spec.model()?;
         let (l, m) = (model.n_channels(), model.n_columns());
         crate::limits::need(

@@ -1,8 +1,8 @@
 //! `edxs rank`: the number of phases by held-out Poisson likelihood ([`crate::rank`]).
 
+use super::args::{parse_shape, EnergyRangeArgs, ModelArgs};
 use crate::io::atomic;
-use crate::io::crop::{self, EnergyRangeArgs};
-use crate::model_args::ModelArgs;
+use crate::io::crop;
 use crate::rank::{choose_k, RankOptions};
 use crate::report::rank_plot;
 use anyhow::{Context, Result};
@@ -53,18 +53,15 @@ pub struct RankCmd {
 impl RankCmd {
     /// Loads, ranks, writes rank.json and rank.png and prints the curve.
     pub fn run(&self) -> Result<()> {
-        let shape = self
-            .shape
-            .as_deref()
-            .map(super::decompose::parse_shape)
-            .transpose()?;
+        let shape = self.shape.as_deref().map(parse_shape).transpose()?;
         crate::io::output::check_dir("--out", &self.out, &[&self.input])?;
-        let input = crop::load(&self.input, shape, &self.model, &self.range)?;
+        let range = self.range.energy_range.as_deref();
+        let input = crop::load(&self.input, shape, &self.model.options(), range)?;
         if let Some(n) = &input.note {
             eprintln!("edxs: note: {n}");
         }
         let source = self.input.display().to_string();
-        let spec = input.model.spec(&input.meta(&source))?;
+        let spec = input.spec(&source)?;
         for w in &spec.warnings {
             eprintln!("edxs: warning: {w}");
         }

@@ -1,5 +1,6 @@
 //! `edxs repro-fig1`: the paper's Figure 1 (spec §3.7) — eight simulated datasets, the paper's
-//! four decompositions and edxs's default on each, a table and a scatter plot.
+//! four decompositions and edxs's three ESpM variants on each ([`crate::repro::methods`]), a
+//! table and a scatter plot.
 
 use crate::io::atomic;
 use crate::repro::{self, Method, Outcome, Prepared, RunSettings};

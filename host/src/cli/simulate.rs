@@ -1,6 +1,6 @@
 //! `edxs simulate`: a synthetic spectrum image with its truth, as espm's simulation (spec §3).
 
-use crate::cli::decompose::parse_shape;
+use super::args::parse_shape;
 use crate::io::{atomic, npy};
 use crate::sim::{self, maps, phases, presets};
 use anyhow::{bail, Context, Result};

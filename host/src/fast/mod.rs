@@ -16,7 +16,6 @@ pub mod kkt;
 pub mod maps;
 pub mod newton;
 pub mod objective;
-pub mod plot;
 pub mod spectra;
 
 pub use kkt::kkt_residual;

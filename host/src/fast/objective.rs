@@ -4,7 +4,7 @@
 // K×K blocks are indexed by component on purpose; `!(x > 0)` also catches NaN on purpose.
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
-use crate::init::SparseCountsRef;
+use crate::io::counts::SparseCountsRef;
 use edxs_core::solver::{Laplacian, LossTerms};
 
 /// The maps subproblem: counts, spectra D = G·W held, and the regularisation (raw units).

@@ -14,7 +14,7 @@
 // K×K blocks and free-entry lists are indexed on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use crate::init::SparseCountsRef;
+use crate::io::counts::SparseCountsRef;
 use anyhow::{anyhow, Result};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;

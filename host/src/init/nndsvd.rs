@@ -1,6 +1,7 @@
 //! sklearn's NNDSVD initialisation (Boutsidis & Gallopoulos 2008) as `_initialize_nmf` does it.
 
-use super::{svd, SparseCountsRef};
+use super::svd;
+use crate::io::counts::SparseCountsRef;
 use anyhow::Result;
 use edxs_core::rng::Rng;
 

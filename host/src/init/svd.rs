@@ -9,7 +9,7 @@
 //! construction). The matrix is only ever multiplied by thin dense blocks, so memory is
 //! O(nnz + (L + P)·(k + oversampling)).
 
-use super::SparseCountsRef;
+use crate::io::counts::SparseCountsRef;
 use anyhow::{ensure, Context, Result};
 use edxs_core::rng::Rng;
 use nalgebra::{DMatrix, QR, SVD};

@@ -9,29 +9,15 @@
 //! the cropped signal (espm's `linspace` step included).
 
 use super::counts::SpectrumImage;
-use super::input::{self, Loaded};
-use crate::model_args::{FileMeta, ModelArgs};
+use super::input;
+use super::loaded::Loaded;
+use crate::model_options::{ModelOptions, ModelSpec};
 use anyhow::{bail, Result};
-use clap::Args;
 use std::path::Path;
 
 /// Highest energy (keV) a detector noise peak is looked for at: the zero peak of an SDD is
 /// centred at 0 keV with a FWHM of a few tens of eV, so its tail is gone well before this.
 pub const NOISE_PEAK_MAX_KEV: f64 = 0.4;
-
-/// The `--energy-range` option, shared by the subcommands that read spectrum images.
-#[derive(Debug, Clone, Default, Args)]
-pub struct EnergyRangeArgs {
-    /// Keep the channels from LO to HI keV, e.g. 0.1:20 (either side may be left empty).
-    /// Without a LO, channels at or below 0 keV and a detector noise peak below the lowest
-    /// modelled line are dropped automatically.
-    #[arg(
-        long = "energy-range",
-        value_name = "LO:HI",
-        allow_hyphen_values = true
-    )]
-    pub energy_range: Option<String>,
-}
 
 /// A parsed `--energy-range`: bounds in keV, None where open.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -79,7 +65,7 @@ pub struct Cropped {
     pub loaded: Loaded,
     /// The model options with `--offset`/`--scale` set to the kept channels' axis (unchanged
     /// when nothing was cropped); build the model from these, not from the command line's.
-    pub model: ModelArgs,
+    pub model: ModelOptions,
     /// First kept channel of the file.
     pub first_channel: usize,
     /// Energies of the first and last kept channels on the file's axis (keV); recorded in
@@ -89,18 +75,17 @@ pub struct Cropped {
     pub note: Option<String>,
 }
 
-/// Loads `path` (see [`input::load`]) and crops it: the channels outside `range`, at or below
+/// Loads `path` (see [`input::load`]) and crops it: the channels outside `range` (an
+/// `--energy-range` value, "LO:HI" in keV), at or below
 /// 0 keV, and (when `range` has no LO) a detector noise peak below the lowest modelled line.
 pub fn load(
     path: &Path,
     shape: Option<(usize, usize)>,
-    model: &ModelArgs,
-    range: &EnergyRangeArgs,
+    model: &ModelOptions,
+    range: Option<&str>,
 ) -> Result<Cropped> {
     let loaded = input::load(path, shape)?;
     let range = range
-        .energy_range
-        .as_deref()
         .map(EnergyRange::parse)
         .transpose()?
         .unwrap_or_default();
@@ -108,10 +93,15 @@ pub fn load(
 }
 
 /// Crops an already loaded input; `what` names it in messages.
-pub fn crop(loaded: Loaded, what: &str, model: &ModelArgs, range: EnergyRange) -> Result<Cropped> {
+pub fn crop(
+    loaded: Loaded,
+    what: &str,
+    model: &ModelOptions,
+    range: EnergyRange,
+) -> Result<Cropped> {
     let l = loaded.image.channels;
-    let offset = model.offset.or(loaded.offset_kev);
-    let scale = model.scale.or(loaded.scale_kev);
+    let offset = model.offset.or(loaded.meta.offset_kev);
+    let scale = model.scale.or(loaded.meta.scale_kev);
     let (Some(offset), Some(scale)) = (offset, scale) else {
         // Without a calibrated axis only an explicit range needs one.
         if range != EnergyRange::default() {
@@ -212,8 +202,8 @@ pub fn crop(loaded: Loaded, what: &str, model: &ModelArgs, range: EnergyRange) -
     out.scale = Some(scale);
     let mut loaded = loaded;
     loaded.image = crop_channels(&loaded.image, first, n);
-    loaded.offset_kev = Some(range_kev[0]);
-    loaded.scale_kev = Some(scale);
+    loaded.meta.offset_kev = Some(range_kev[0]);
+    loaded.meta.scale_kev = Some(scale);
     Ok(Cropped {
         loaded,
         model: out,
@@ -224,25 +214,15 @@ pub fn crop(loaded: Loaded, what: &str, model: &ModelArgs, range: EnergyRange) -
 }
 
 impl Cropped {
-    /// What the (cropped) file says about the acquisition, for [`ModelArgs::spec`] on
-    /// [`Cropped::model`]; `source` names the file in messages.
-    pub fn meta(&self, source: &str) -> FileMeta {
+    /// The model spec of the (cropped) file: [`Cropped::model`] filled from the file's
+    /// metadata; `source` names the file in messages.
+    pub fn spec(&self, source: &str) -> Result<ModelSpec> {
         let ld = &self.loaded;
-        FileMeta {
-            channels: Some(ld.image.channels),
-            offset: ld.offset_kev,
-            scale: ld.scale_kev,
-            e0: ld.e0_kev,
-            elements: ld.elements.clone(),
-            toa: ld.toa_deg,
-            thickness: ld.thickness_cm,
-            density: ld.density,
-            source: source.to_string(),
-        }
+        self.model.spec(&ld.meta, Some(ld.image.channels), source)
     }
 }
 
-fn unchanged(loaded: Loaded, model: &ModelArgs) -> Cropped {
+fn unchanged(loaded: Loaded, model: &ModelOptions) -> Cropped {
     Cropped {
         loaded,
         model: model.clone(),
@@ -289,24 +269,15 @@ pub fn crop_channels(img: &SpectrumImage, first: usize, n: usize) -> SpectrumIma
 /// so a fall at the start of the axis is the noise peak's tail.
 fn noise_peak_end(
     loaded: &Loaded,
-    model: &ModelArgs,
+    model: &ModelOptions,
     first: usize,
     last: usize,
     energy: &dyn Fn(usize) -> f64,
 ) -> Option<(usize, String)> {
-    let meta = FileMeta {
-        channels: Some(loaded.image.channels),
-        offset: model.offset.or(loaded.offset_kev),
-        scale: model.scale.or(loaded.scale_kev),
-        e0: loaded.e0_kev,
-        elements: loaded.elements.clone(),
-        toa: loaded.toa_deg,
-        thickness: loaded.thickness_cm,
-        density: loaded.density,
-        source: String::new(),
-    };
     // An unusable model is reported when it is built; here it only means no noise-peak check.
-    let spec = model.spec(&meta).ok()?;
+    let spec = model
+        .spec(&loaded.meta, Some(loaded.image.channels), "")
+        .ok()?;
     let table = edxs_tables::line_table(spec.base.e0)?;
     let (line_e, el, line) = spec
         .elements
@@ -350,19 +321,21 @@ fn noise_peak_end(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    #[command(allow_negative_numbers = true)]
-    struct Opts {
-        #[command(flatten)]
-        model: ModelArgs,
-    }
-
-    fn model(extra: &[&str]) -> ModelArgs {
-        let mut args = vec!["x", "--elements", "O,Fe"];
-        args.extend_from_slice(extra);
-        Opts::parse_from(args).model
+    fn model(extra: &[(&str, f64)]) -> ModelOptions {
+        let mut m = ModelOptions {
+            elements: vec!["O".into(), "Fe".into()],
+            ..ModelOptions::default()
+        };
+        for &(k, v) in extra {
+            match k {
+                "offset" => m.offset = Some(v),
+                "scale" => m.scale = Some(v),
+                "channels" => m.channels = Some(v as usize),
+                _ => unreachable!("{k}"),
+            }
+        }
+        m
     }
 
     /// `pixels` identical spectra with `f(E)` counts at channel energies `offset + i·scale`.
@@ -373,8 +346,8 @@ mod tests {
         let data: Vec<f64> = (0..4).flat_map(|_| row.clone()).collect();
         let mut ld =
             Loaded::bare(SpectrumImage::from_dense("t", &data, 4, l, Some((2, 2))).unwrap());
-        ld.offset_kev = Some(offset);
-        ld.scale_kev = Some(scale);
+        ld.meta.offset_kev = Some(offset);
+        ld.meta.scale_kev = Some(scale);
         ld
     }
 
@@ -439,7 +412,7 @@ mod tests {
         assert!(e_first < 0.525 - 0.07, "cut into O Ka: {e_first}");
         assert_eq!(c.loaded.image.channels, 4096 - first);
         assert_eq!(c.model.offset, Some(e_first));
-        assert_eq!(c.loaded.offset_kev, Some(e_first));
+        assert_eq!(c.loaded.meta.offset_kev, Some(e_first));
         let note = c.note.unwrap();
         assert!(
             note.contains("48 at or below 0 keV, 9 off the detector efficiency curve"),
@@ -491,9 +464,9 @@ mod tests {
     #[test]
     fn command_line_axis_is_used_and_ranges_off_the_data_are_refused() {
         let mut ld = image(0.0, 0.01, 100, |_| 3.0);
-        ld.offset_kev = None;
-        ld.scale_kev = None;
-        let m = model(&["--offset", "-0.5", "--scale", "0.02", "--channels", "100"]);
+        ld.meta.offset_kev = None;
+        ld.meta.scale_kev = None;
+        let m = model(&[("offset", -0.5), ("scale", 0.02), ("channels", 100.0)]);
         let c = crop(ld.clone(), "t", &m, EnergyRange::default()).unwrap();
         // -0.5 + 25·0.02 = 0: channels 0..=25 dropped, and 26..=29 below the detector curve.
         assert_eq!(c.first_channel, 30);

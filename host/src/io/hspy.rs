@@ -11,7 +11,7 @@
 //! `_list_<key>` (strings as variable-length UTF-8), other lists a group `_list_<n>_<key>`.
 //! `None` is stored as the string `"_None_"`, booleans as HDF5 enums {FALSE, TRUE}.
 
-use super::input::Loaded;
+use super::loaded::Loaded;
 use anyhow::Result;
 use std::path::Path;
 
@@ -39,7 +39,7 @@ pub fn load(path: &Path, shape: Option<(usize, usize)>) -> Result<Loaded> {
 #[cfg(feature = "hdf5")]
 mod imp {
     use super::super::counts::SpectrumImage;
-    use super::super::input::{take_off_angle_deg, Loaded};
+    use super::super::loaded::{take_off_angle_deg, Loaded};
     use anyhow::{bail, Context, Result};
     use h5::types::{FixedAscii, FixedUnicode, TypeDescriptor as TD, VarLenAscii, VarLenUnicode};
     use hdf5_metno as h5;
@@ -405,14 +405,14 @@ mod imp {
 
         // Metadata.
         let mut loaded = Loaded::bare(image);
-        loaded.offset_kev = offset_kev;
-        loaded.scale_kev = scale_kev;
+        loaded.meta.offset_kev = offset_kev;
+        loaded.meta.scale_kev = scale_kev;
         if let Some(md) = md {
             let instr = subgroup(&md, &["Acquisition_instrument", "TEM"])
                 .or_else(|| subgroup(&md, &["Acquisition_instrument", "SEM"]))
                 .or_else(|| subgroup(&md, &["TEM"]));
             if let Some(instr) = instr {
-                loaded.e0_kev = number(&instr, "beam_energy", &what)?;
+                loaded.meta.e0_kev = number(&instr, "beam_energy", &what)?;
                 let eds = subgroup(&instr, &["Detector", "EDS"]);
                 let stage = subgroup(&instr, &["Stage"]);
                 let stage_num = |k: &str| -> Result<Option<f64>> {
@@ -422,7 +422,7 @@ mod imp {
                     }
                 };
                 if let Some(eds) = eds {
-                    loaded.toa_deg = match number(&eds, "take_off_angle", &what)? {
+                    loaded.meta.toa_deg = match number(&eds, "take_off_angle", &what)? {
                         Some(t) => Some(t),
                         None => match number(&eds, "elevation_angle", &what)? {
                             // HyperSpy's defaults for the other angles are 0.
@@ -442,14 +442,14 @@ mod imp {
             }
             if let Some(sample) = subgroup(&md, &["Sample"]) {
                 if let Some(el) = string_list(&sample, "elements", &what)? {
-                    loaded.elements = el
+                    loaded.meta.elements = el
                         .iter()
                         .map(|e| e.trim().to_owned())
                         .filter(|e| !e.is_empty())
                         .collect();
                 }
-                loaded.thickness_cm = number(&sample, "thickness", &what)?;
-                loaded.density = number(&sample, "density", &what)?;
+                loaded.meta.thickness_cm = number(&sample, "thickness", &what)?;
+                loaded.meta.density = number(&sample, "density", &what)?;
             }
         }
         loaded.check(&what)?;

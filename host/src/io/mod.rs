@@ -5,6 +5,7 @@ pub mod counts;
 pub mod crop;
 pub mod hspy;
 pub mod input;
+pub mod loaded;
 pub mod npy;
 pub mod output;
 pub mod ripple;

@@ -8,7 +8,8 @@
 
 use super::atomic;
 use super::counts::SpectrumImage;
-use super::input::{self, Loaded};
+use super::loaded::{self, Loaded};
+use crate::model_options::FileMeta;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -291,7 +292,7 @@ impl RippleHeader {
     /// and tilt default to 0 as in HyperSpy), if the elevation is known.
     pub fn take_off_angle_deg(&self) -> Option<f64> {
         self.elevation_deg.map(|el| {
-            input::take_off_angle_deg(
+            loaded::take_off_angle_deg(
                 self.tilt_alpha_deg.unwrap_or(0.0),
                 self.azimuth_deg.unwrap_or(0.0),
                 el,
@@ -725,13 +726,13 @@ pub fn load(rpl: &Path, shape: Option<(usize, usize)>) -> Result<Loaded> {
     )?;
     let loaded = Loaded {
         image,
-        offset_kev: header.energy_offset_kev,
-        scale_kev: header.energy_scale_kev,
-        e0_kev: header.beam_energy_kev,
-        elements: Vec::new(),
-        toa_deg: header.take_off_angle_deg(),
-        thickness_cm: None,
-        density: None,
+        meta: FileMeta {
+            offset_kev: header.energy_offset_kev,
+            scale_kev: header.energy_scale_kev,
+            e0_kev: header.beam_energy_kev,
+            toa_deg: header.take_off_angle_deg(),
+            ..FileMeta::default()
+        },
     };
     loaded.check(&what)?;
     Ok(loaded)

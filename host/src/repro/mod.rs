@@ -4,9 +4,9 @@
 
 pub mod plot;
 
-use crate::cli::evaluate::{evaluate, MatchBy};
+use crate::evaluate::{evaluate, MatchBy};
 use crate::io::counts::SpectrumImage;
-use crate::model_args::ModelSpec;
+use crate::model_options::ModelSpec;
 use crate::pipeline::{self, FixW, Recipe};
 use crate::sim::{self, maps, phases, presets};
 use anyhow::Result;
@@ -175,7 +175,7 @@ pub struct Outcome {
     pub seconds: f64,
     /// Final loss (averaged over L·P, in the units the solver ran in).
     pub final_loss: f64,
-    /// Why the last stage stopped: "tol" (the loss settled) or "cap" (`max_iter` reached).
+    /// Why the last stage stopped, as [`Fit::stop`](crate::pipeline::Fit::stop) words it.
     pub stop: String,
     /// Angle in degrees between each true phase and its matched estimate.
     pub angles: Vec<f64>,

@@ -6,7 +6,6 @@
 //! phases: G's bremsstrahlung columns recomputed for that mixture and multiplied back by
 //! their divisors. Each phase is finally normalised to sum 1.
 
-use crate::model_args::ModelParamsOwned;
 use anyhow::{bail, Context, Result};
 use edxs_core::{EdxsModel, Element, ModelParams};
 
@@ -80,7 +79,7 @@ pub fn validate(phases: &[PhaseSpec]) -> Result<()> {
 
 /// The spectra of `phases` on the axis and detector of `model` (its bremsstrahlung flag,
 /// ignored and split lists play no part), as espm's `generate_phases`.
-pub fn generate_phases(model: &ModelParamsOwned, phases: &[PhaseSpec]) -> Result<PhaseSet> {
+pub fn generate_phases(model: &ModelParams<'_>, phases: &[PhaseSpec]) -> Result<PhaseSet> {
     validate(phases)?;
     // espm sums the compositions element-wise (Counter addition drops totals <= 0), then
     // divides by the grand total.

@@ -26,9 +26,8 @@
 //! ```
 
 use super::phases::{parse_element, PhaseSpec};
-use crate::model_args::ModelParamsOwned;
 use anyhow::{bail, Context, Result};
-use edxs_core::{Absorption, Compat, Element, EnergyAxis};
+use edxs_core::{Absorption, Compat, Element, EnergyAxis, ModelParams};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -37,8 +36,9 @@ use std::path::Path;
 pub struct SimConfig {
     /// Where it came from ("preset paper" or the file path).
     pub source: String,
-    /// Axis, detector and absorption of the simulated spectra.
-    pub model: ModelParamsOwned,
+    /// Axis, detector and absorption of the simulated spectra (element lists empty: the
+    /// elements are `elements`).
+    pub model: ModelParams<'static>,
     /// Elements to model when decomposing the result.
     pub elements: Vec<Element>,
     /// The phases; phase 0 is the matrix of particle maps.
@@ -109,7 +109,10 @@ pub fn paper() -> SimConfig {
     .collect();
     SimConfig {
         source: "preset paper".into(),
-        model: ModelParamsOwned {
+        model: ModelParams {
+            elements: &[],
+            split: &[],
+            ignored: &[],
             e0: 200.0,
             axis: EnergyAxis {
                 offset: 0.3,
@@ -293,7 +296,10 @@ pub fn from_toml_str(text: &str, source: &str) -> Result<SimConfig> {
     }
     Ok(SimConfig {
         source: source.to_string(),
-        model: ModelParamsOwned {
+        model: ModelParams {
+            elements: &[],
+            split: &[],
+            ignored: &[],
             e0: m.e0,
             axis: EnergyAxis {
                 offset: m.offset,

@@ -1,72 +1,91 @@
-//! Model options shared by every subcommand that builds G, named after espm's parameters.
+//! The model options every command that builds G shares, named after espm's parameters, and
+//! what a data file says about the acquisition: together they give the core's
+//! [`ModelParams`]. Plain data; the command line's clap flags map onto [`ModelOptions`].
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
 use edxs_core::{Absorption, Compat, EdxsModel, Element, EnergyAxis, ModelParams};
 
-/// Which reference behaviour to reproduce (`--compat`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompatArg {
-    /// espm 1.1.3 exactly: its model and its solver (bisection to 1e-5, its stopping rules).
-    Espm,
-    /// espm's model with edxs's solver: exact simplex solve, relative-change stopping that
-    /// keeps the best iterate (the default of `decompose`).
-    Edxs,
-}
-
-/// Command-line options that define the EDXS model G.
-#[derive(Debug, Clone, Args)]
-pub struct ModelArgs {
-    /// Modelled elements, comma separated symbols or atomic numbers (e.g. Fe,Pt,O); default:
-    /// the data file's list.
-    #[arg(long, value_delimiter = ',')]
+/// The options that define the EDXS model G; None where the data file (then espm's default)
+/// decides.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    /// Modelled elements, symbols or atomic numbers; empty: the data file's list.
     pub elements: Vec<String>,
     /// Beam energy in keV; selects the line table (100, 200 or 300) [default: file, else 200].
-    #[arg(long)]
     pub e0: Option<f64>,
     /// Energy of the first channel, keV [default: file, else 0.2].
-    #[arg(long)]
     pub offset: Option<f64>,
     /// Channel width, keV [default: file, else 0.01].
-    #[arg(long)]
     pub scale: Option<f64>,
-    /// Number of channels (default: 1980 for `model`, the data's for `decompose`).
-    #[arg(long)]
+    /// Number of channels [default: the data's, else 1980].
     pub channels: Option<usize>,
     /// FWHM slope: FWHM(E) = width_slope·E + width_intercept.
-    #[arg(long, default_value_t = 0.01)]
     pub width_slope: f64,
     /// FWHM at 0 keV, keV.
-    #[arg(long, default_value_t = 0.065)]
     pub width_intercept: f64,
     /// Sample thickness in cm (absorption) [default: file, else 1e-5].
-    #[arg(long)]
     pub thickness: Option<f64>,
     /// Sample density in g/cm³ [default: file, else estimated from the composition].
-    #[arg(long)]
     pub density: Option<f64>,
     /// Take-off angle in degrees [default: file, else 22].
-    #[arg(long)]
     pub toa: Option<f64>,
     /// Treat compositions as atomic fractions for absorption (espm's atomic_fraction).
-    #[arg(long)]
     pub atomic_fraction: bool,
     /// Do not model absorption in the sample (espm's thickness 0).
-    #[arg(long)]
     pub no_absorption: bool,
     /// Elements modelled line by line outside the simplex (e.g. Cu from the grid).
-    #[arg(long, value_delimiter = ',')]
     pub ignored: Vec<String>,
-    /// Split an element's lines into two columns at an energy, e.g. Pt=5.0 (repeatable).
-    #[arg(long, value_delimiter = ',')]
+    /// Elements whose lines are split into two columns at an energy, as "Pt=5.0".
     pub split: Vec<String>,
     /// Leave out the two bremsstrahlung columns.
-    #[arg(long)]
     pub no_bremsstrahlung: bool,
-    /// Reference behaviour: `espm` (espm 1.1.3 exactly) or `edxs` (espm's model, edxs's solver;
-    /// the default of `decompose`). G is espm's in both.
-    #[arg(long, value_enum)]
-    pub compat: Option<CompatArg>,
+}
+
+impl Default for ModelOptions {
+    /// Everything from the file or espm's defaults (FWHM 0.01·E + 0.065 keV).
+    fn default() -> Self {
+        ModelOptions {
+            elements: Vec::new(),
+            e0: None,
+            offset: None,
+            scale: None,
+            channels: None,
+            width_slope: 0.01,
+            width_intercept: 0.065,
+            thickness: None,
+            density: None,
+            toa: None,
+            atomic_fraction: false,
+            no_absorption: false,
+            ignored: Vec::new(),
+            split: Vec::new(),
+            no_bremsstrahlung: false,
+        }
+    }
+}
+
+/// What a data file says about the acquisition (None where it says nothing); the options
+/// override it.
+///
+/// Units: energies in keV (eV axes are converted by the readers), take-off angle in degrees,
+/// thickness in cm (espm's convention: espm's `set_analysis_parameters(thickness=1e-5)` stores
+/// `Sample.thickness` in cm and passes it unchanged to its absorption model), density in g/cm³.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileMeta {
+    /// Energy of channel 0 in keV.
+    pub offset_kev: Option<f64>,
+    /// Channel width in keV.
+    pub scale_kev: Option<f64>,
+    /// Beam energy in keV.
+    pub e0_kev: Option<f64>,
+    /// Element symbols as the file lists them (HyperSpy's `Sample.elements`).
+    pub elements: Vec<String>,
+    /// Take-off angle in degrees, stored or computed from the detector and stage angles.
+    pub toa_deg: Option<f64>,
+    /// Sample thickness in cm.
+    pub thickness_cm: Option<f64>,
+    /// Sample density in g/cm³.
+    pub density: Option<f64>,
 }
 
 /// Parsed element lists that a [`ModelParams`] can borrow.
@@ -81,24 +100,7 @@ pub struct ModelSpec {
     /// Notes for the user (e.g. elements dropped from the file's list).
     pub warnings: Vec<String>,
     /// Everything else, with empty element lists (filled by [`ModelSpec::params`]).
-    pub base: ModelParamsOwned,
-}
-
-/// The scalar part of [`ModelParams`].
-#[derive(Debug, Clone, Copy)]
-pub struct ModelParamsOwned {
-    /// Beam energy (keV).
-    pub e0: f64,
-    /// Energy axis.
-    pub axis: EnergyAxis,
-    /// FWHM slope.
-    pub width_slope: f64,
-    /// FWHM intercept (keV).
-    pub width_intercept: f64,
-    /// Absorption, if modelled.
-    pub absorption: Option<Absorption>,
-    /// Whether G has the bremsstrahlung columns.
-    pub bremsstrahlung: bool,
+    pub base: ModelParams<'static>,
 }
 
 fn parse_elements(what: &str, list: &[String]) -> Result<Vec<Element>> {
@@ -109,38 +111,21 @@ fn parse_elements(what: &str, list: &[String]) -> Result<Vec<Element>> {
         .collect()
 }
 
-/// What a data file says about the acquisition; command-line options override it.
-#[derive(Debug, Clone, Default)]
-pub struct FileMeta {
-    /// Number of channels of the data.
-    pub channels: Option<usize>,
-    /// Energy of the first channel (keV).
-    pub offset: Option<f64>,
-    /// Channel width (keV).
-    pub scale: Option<f64>,
-    /// Beam energy (keV).
-    pub e0: Option<f64>,
-    /// Element symbols listed in the file.
-    pub elements: Vec<String>,
-    /// Take-off angle (degrees).
-    pub toa: Option<f64>,
-    /// Thickness (cm).
-    pub thickness: Option<f64>,
-    /// Density (g/cm³).
-    pub density: Option<f64>,
-    /// Name of the file, for messages.
-    pub source: String,
-}
-
-impl ModelArgs {
+impl ModelOptions {
     /// Parses and checks the options (the model itself validates the physics), filling what is
-    /// not given from the file's metadata, then from espm's defaults.
-    pub fn spec(&self, meta: &FileMeta) -> Result<ModelSpec> {
-        let e0 = self.e0.or(meta.e0).unwrap_or(200.0);
+    /// not given from the file's metadata `meta` (of a file of `channels` channels, named
+    /// `source` in messages), then from espm's defaults.
+    pub fn spec(
+        &self,
+        meta: &FileMeta,
+        channels: Option<usize>,
+        source: &str,
+    ) -> Result<ModelSpec> {
+        let e0 = self.e0.or(meta.e0_kev).unwrap_or(200.0);
         let axis = EnergyAxis {
-            offset: self.offset.or(meta.offset).unwrap_or(0.2),
-            scale: self.scale.or(meta.scale).unwrap_or(0.01),
-            channels: self.channels.or(meta.channels).unwrap_or(1980),
+            offset: self.offset.or(meta.offset_kev).unwrap_or(0.2),
+            scale: self.scale.or(meta.scale_kev).unwrap_or(0.01),
+            channels: self.channels.or(channels).unwrap_or(1980),
             // Both --compat modes build espm's G; they differ in the solver only.
             compat: Compat::Espm,
         };
@@ -159,7 +144,7 @@ impl ModelArgs {
                 .filter(|s| !s.is_empty())
             {
                 let el = Element::parse(s)
-                    .map_err(|e| anyhow::anyhow!("{}: Sample.elements: {e}", meta.source))?;
+                    .map_err(|e| anyhow::anyhow!("{}: Sample.elements: {e}", source))?;
                 let has_line = table.is_some_and(|t| {
                     t.lines_of(el.z())
                         .iter()
@@ -174,7 +159,7 @@ impl ModelArgs {
             if !dropped.is_empty() {
                 warnings.push(format!(
                     "{}: dropped element(s) {} listed in the file: no X-ray line on the energy axis {:.3}..{:.3} keV",
-                    meta.source,
+                    source,
                     dropped.join(", "),
                     axis.first(),
                     axis.last()
@@ -206,7 +191,7 @@ impl ModelArgs {
                 let from = if self.density.is_some() {
                     "--density".to_string()
                 } else {
-                    format!("{}: density", meta.source)
+                    format!("{}: density", source)
                 };
                 let shown = if d >= 1e6 {
                     format!("{d:e}")
@@ -220,9 +205,9 @@ impl ModelArgs {
             None
         } else {
             Some(Absorption {
-                thickness: self.thickness.or(meta.thickness).unwrap_or(100e-7),
+                thickness: self.thickness.or(meta.thickness_cm).unwrap_or(100e-7),
                 density: self.density.or(meta.density),
-                toa: self.toa.or(meta.toa).unwrap_or(22.0),
+                toa: self.toa.or(meta.toa_deg).unwrap_or(22.0),
                 atomic_fraction: self.atomic_fraction,
             })
         };
@@ -231,7 +216,10 @@ impl ModelArgs {
             ignored,
             split,
             warnings,
-            base: ModelParamsOwned {
+            base: ModelParams {
+                elements: &[],
+                split: &[],
+                ignored: &[],
                 e0,
                 axis,
                 width_slope: self.width_slope,
@@ -246,17 +234,11 @@ impl ModelArgs {
 impl ModelSpec {
     /// The core parameters, borrowing the element lists.
     pub fn params(&self) -> ModelParams<'_> {
-        let b = self.base;
         ModelParams {
             elements: &self.elements,
             split: &self.split,
             ignored: &self.ignored,
-            e0: b.e0,
-            axis: b.axis,
-            width_slope: b.width_slope,
-            width_intercept: b.width_intercept,
-            absorption: b.absorption,
-            bremsstrahlung: b.bremsstrahlung,
+            ..self.base
         }
     }
 

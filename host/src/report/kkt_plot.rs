@@ -1,6 +1,7 @@
-//! The convergence figure of the benchmark: KKT residual against time, log-log.
+//! The convergence figure of the fast-solver benchmark (`examples/fast_bench.rs`): KKT
+//! residual against time, log-log.
 
-use crate::report::plots::{err, font};
+use super::plots::{err, font};
 use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;

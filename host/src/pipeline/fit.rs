@@ -1,0 +1,108 @@
+//! The entry point [`fit`] and its result [`Fit`]: one type whatever the method.
+
+use super::recipe::{Recipe, RunSettings};
+use super::stages::{fit_state, SpectraCache};
+use super::Prepared;
+use crate::io::counts::SpectrumImage;
+use anyhow::{anyhow, Result};
+use edxs_core::solver::{IterReport, RunSummary, StopReason};
+
+/// The result of a fit.
+#[derive(Debug, Clone)]
+pub struct Fit {
+    /// Final G (L×M; empty for plain KL-NMF, whose G is the identity).
+    pub g: Vec<f64>,
+    /// W (M×K; L×K for plain KL-NMF).
+    pub w: Vec<f64>,
+    /// H (K×P).
+    pub h: Vec<f64>,
+    /// Iterations of every stage.
+    pub iterations: usize,
+    /// The last solver run.
+    pub summary: RunSummary,
+    /// Loss terms of the last run per iteration: (total, kl, log_reg, laplacian, rel_w, rel_h).
+    pub history: Vec<[f64; 6]>,
+    /// Seconds of a spectra stage taken from the cache (not spent in this call).
+    pub reused_seconds: f64,
+    /// Wall time of this call in seconds.
+    pub seconds: f64,
+    /// KKT residual ([`crate::fast::kkt`]) of the last run's maps when it held W (Newton).
+    pub kkt: Option<f64>,
+}
+
+impl Fit {
+    /// Why the last run stopped: "tol" (the loss or the iterates settled), "cap" (the
+    /// iteration cap), "loss rose" (espm's rule: the loss increased, the worse iterate kept as
+    /// espm does) or "NaN" (espm's rule: the loss became NaN).
+    pub fn stop(&self) -> &'static str {
+        match self.summary.reason {
+            StopReason::MaxIter => "cap",
+            StopReason::LossConverged | StopReason::IterateConverged => "tol",
+            StopReason::LossIncreased => "loss rose",
+            StopReason::NotANumber => "NaN",
+        }
+    }
+
+    /// The phase spectra G·W, component-major (K×L).
+    pub fn spectra(&self, l: usize, k: usize) -> Vec<f64> {
+        spectra_of(&self.g, &self.w, l, k)
+    }
+}
+
+/// One iteration as a history row: (total, kl, log_reg, laplacian, rel_w, rel_h), the columns
+/// of `losses.csv`.
+pub fn history_row(r: &IterReport) -> [f64; 6] {
+    [
+        r.loss.total(),
+        r.loss.kl,
+        r.loss.log_reg,
+        r.loss.laplacian,
+        r.rel_w,
+        r.rel_h,
+    ]
+}
+
+/// Spectra G·W (K×L, component-major); an empty G is the identity.
+pub fn spectra_of(g: &[f64], w: &[f64], l: usize, k: usize) -> Vec<f64> {
+    let mut est = vec![0.0; k * l];
+    if g.is_empty() {
+        for (li, wrow) in w.chunks_exact(k).enumerate().take(l) {
+            for c in 0..k {
+                est[c * l + li] = wrow[c];
+            }
+        }
+        return est;
+    }
+    let m = g.len() / l;
+    for (li, grow) in g.chunks_exact(m).enumerate() {
+        for c in 0..k {
+            est[c * l + li] = (0..m).map(|j| grow[j] * w[j * k + c]).sum();
+        }
+    }
+    est
+}
+
+/// Fits `recipe` to `img` with `prep.k` components.
+pub fn fit(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    set: &RunSettings,
+    cache: &mut SpectraCache,
+) -> Result<Fit> {
+    anyhow::ensure!(set.max_iter >= 1, "the iteration cap must be at least 1");
+    let t0 = std::time::Instant::now();
+    let (st, iterations, reused) = fit_state(prep, img, recipe, set, cache)?;
+    let summary = st.summary.ok_or_else(|| anyhow!("no iteration ran"))?;
+    Ok(Fit {
+        g: st.g,
+        w: st.w,
+        h: st.h,
+        iterations,
+        summary,
+        history: st.history,
+        reused_seconds: reused,
+        seconds: t0.elapsed().as_secs_f64(),
+        kkt: st.kkt,
+    })
+}

@@ -1,0 +1,33 @@
+//! The one driver of every decomposition: `decompose`, `demo`, `repro-fig1`, `rank`, the
+//! benches and the Python binding map their options to a [`Recipe`] and call [`fit()`], which
+//! returns one [`Fit`].
+//!
+//! Two methods: one joint fit of W and H from a start (espm's way), or two stages: the phase
+//! spectra from the image binned to enough counts per pixel (several binnings, the one whose
+//! spectra give the full-resolution data the highest likelihood kept), then the
+//! full-resolution maps with the spectra held.
+//!
+//! One file per idea: [`recipe`] (what a fit does and its defaults), [`prepared`] (G built
+//! once), [`fit`](mod@fit) (the entry point and its result), `stages` (the order of the
+//! solver runs), [`bin`](mod@bin) (blocks of pixels), `start` and `maps_start` (where runs
+//! start), `fixed` (imposed W entries) and `solve` (one solver run).
+
+pub mod bin;
+pub mod fit;
+mod fixed;
+mod maps_start;
+pub mod prepared;
+pub mod recipe;
+pub mod solve;
+mod stages;
+mod start;
+
+pub use bin::{auto_bin, bin, cannot_bin};
+pub use fit::{fit, history_row, spectra_of, Fit};
+pub use prepared::Prepared;
+pub use recipe::{
+    default_recipe, FixW, HeldSolver, Method, Recipe, RunSettings, Start, CANDIDATES,
+    STAGE_ANCHOR_ITER, TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
+};
+pub use solve::run_solver;
+pub use stages::SpectraCache;

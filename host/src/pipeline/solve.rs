@@ -1,0 +1,245 @@
+//! One solver run from a state: the core's multiplicative updates through the parallel
+//! executor, or the fast Newton maps solver when the whole W is held.
+
+use super::fit::history_row;
+use super::recipe::{HeldSolver, Recipe, RunSettings};
+use super::stages::State;
+use super::Prepared;
+use crate::io::counts::SpectrumImage;
+use crate::parallel::ParallelExec;
+use anyhow::{anyhow, Result};
+use edxs_core::physics::BremsstrahlungUpdate;
+use edxs_core::solver::{
+    Counts, Exec, GModel, GUpdate, Laplacian, NoGUpdate, RunSummary, SerialExec, Simplex,
+    SimplexSolver, Stopping,
+};
+use edxs_core::{Solver, SolverParams};
+
+/// μ, λ, ε_reg for the raw counts of `img`.
+pub(super) fn raw_regularisation(
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    k: usize,
+) -> (Vec<f64>, f64, f64) {
+    if !recipe.normalized || img.mean() <= 0.0 {
+        return (recipe.mu.clone(), recipe.lambda, recipe.epsilon_reg);
+    }
+    // espm's `normalize`: the data scaled so that the mean pixel total is K. Scaling μ, λ and
+    // ε_reg instead leaves the counts integers (the compact kernels need exact f32 counts) and
+    // gives the same iterates, with H multiplied by 1/f.
+    let f = k as f64 / (img.mean() * img.channels as f64);
+    (
+        recipe.mu.iter().map(|m| m / f).collect(),
+        recipe.lambda * f,
+        recipe.epsilon_reg / f,
+    )
+}
+
+pub(super) type Reg = (Vec<f64>, f64, f64);
+
+/// One solver run from the state's (G, W, H).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn solve(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    reg: &Reg,
+    st: State,
+    fixed: Option<&[f64]>,
+    max_iter: usize,
+    set: &RunSettings,
+) -> Result<State> {
+    let whole = fixed.is_some_and(|f| f.iter().all(|v| *v >= 0.0));
+    let fast = !recipe.plain && !recipe.compat_espm && !recipe.simplex_h;
+    let newton = matches!(
+        recipe.held_solver,
+        HeldSolver::Newton | HeldSolver::NewtonJoint
+    );
+    if whole && fast && newton {
+        let (mu, lambda, eps) = reg;
+        return solve_newton_maps(prep, img, recipe, (mu, *lambda, *eps), st, max_iter, set);
+    }
+    if fast && recipe.held_solver == HeldSolver::NewtonJoint && prep.k <= 8 {
+        return solve_newton_joint(prep, img, recipe, reg, st, fixed, max_iter, set);
+    }
+    solve_held(prep, img, recipe, reg, st, (fixed, None), max_iter, set)
+}
+
+/// One solver run from the state's (G, W, H) with W and H entries held.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn solve_held(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    (mu, lambda, eps): &Reg,
+    st: State,
+    (fixed, fixed_h): (Option<&[f64]>, Option<&[f64]>),
+    max_iter: usize,
+    set: &RunSettings,
+) -> Result<State> {
+    let State {
+        mut g,
+        mut w,
+        mut h,
+        ..
+    } = st;
+    let (l, k) = (img.channels, prep.k);
+    let m = if recipe.plain { l } else { g.len() / l };
+    let mut params = SolverParams::new(k, &prep.rows);
+    params.mu = mu;
+    params.epsilon_reg = *eps;
+    params.lambda_l = *lambda;
+    params.laplacian = match img.shape {
+        Some((rows, cols)) => Laplacian::Grid { rows, cols },
+        None => Laplacian::Identity,
+    };
+    let g_update = recipe.g_update && !recipe.plain && prep.model.params().bremsstrahlung;
+    params.g = match (recipe.plain, g_update) {
+        (true, _) => GModel::Identity,
+        (false, update) => GModel::Matrix {
+            update_every: if update { 3 } else { 0 },
+        },
+    };
+    params.simplex = match (recipe.simplex_h, recipe.plain) {
+        (true, _) => Simplex::H,
+        (false, true) => Simplex::None,
+        (false, false) => Simplex::W { rows: &prep.rows },
+    };
+    params.fixed_w = fixed;
+    params.fixed_h = fixed_h;
+    params.tol = set.tol;
+    params.max_iter = max_iter;
+    params.stopping = if recipe.compat_espm {
+        Stopping::Espm
+    } else {
+        Stopping::Relative
+    };
+    params.simplex_solver = if recipe.compat_espm {
+        SimplexSolver::EspmBisection
+    } else {
+        SimplexSolver::Newton
+    };
+    let mut scratch = vec![0.0; prep.model.scratch_len()];
+    let mut update: Box<dyn GUpdate<f64>> = if g_update {
+        Box::new(BremsstrahlungUpdate {
+            model: prep.model,
+            norm: prep.norm,
+            scratch: &mut scratch,
+        })
+    } else {
+        Box::new(NoGUpdate)
+    };
+    let solver = Solver::new(params, l, m, img.pixels).map_err(|e| anyhow!("{e}"))?;
+    let espm_serial = recipe.compat_espm && recipe.simplex_h;
+    let (summary, history) = run_solver(
+        &solver,
+        img.counts(),
+        espm_serial,
+        set.threads,
+        (&mut g, &mut w, &mut h),
+        update.as_mut(),
+    )?;
+    Ok(State {
+        g,
+        w,
+        h,
+        summary: Some(summary),
+        history,
+        kkt: None,
+    })
+}
+
+/// One joint run by alternating Newton solves of the maps and the spectra.
+#[allow(clippy::too_many_arguments)]
+fn solve_newton_joint(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    (mu, lambda, eps): &Reg,
+    st: State,
+    fixed: Option<&[f64]>,
+    max_iter: usize,
+    set: &RunSettings,
+) -> Result<State> {
+    let g_update = recipe.g_update && prep.model.params().bremsstrahlung;
+    let run = crate::fast::joint::JointRun {
+        g_update: g_update.then_some((prep.model, prep.norm)),
+        simplex_rows: &prep.rows,
+        fixed,
+        mu,
+        lambda: *lambda,
+        epsilon_reg: *eps,
+        max_iter,
+        tol: set.tol,
+        threads: set.threads,
+    };
+    let fit = crate::fast::joint::fit_joint(&run, img, st.g, st.w, st.h, prep.k)?;
+    Ok(State {
+        g: fit.g,
+        w: fit.w,
+        h: fit.h,
+        summary: Some(fit.summary),
+        history: fit.history,
+        kkt: Some(fit.kkt),
+    })
+}
+
+/// One run with the whole W held, by the fast maps solver (G updated from W once, which is
+/// what the multiplicative path's updates every 3 iterations give with W held).
+pub(super) fn solve_newton_maps(
+    prep: &Prepared<'_>,
+    img: &SpectrumImage,
+    recipe: &Recipe,
+    (mu, lambda, eps): (&[f64], f64, f64),
+    st: State,
+    max_iter: usize,
+    set: &RunSettings,
+) -> Result<State> {
+    let g_update = recipe.g_update && prep.model.params().bremsstrahlung;
+    let run = crate::fast::held::HeldRun {
+        g_update: g_update.then_some((prep.model, prep.norm)),
+        mu,
+        lambda,
+        epsilon_reg: eps,
+        max_sweeps: max_iter,
+        tol: set.tol,
+        threads: set.threads,
+    };
+    let fit = crate::fast::held::fit_held(&run, img, st.g, &st.w, st.h, prep.k)?;
+    Ok(State {
+        g: fit.g,
+        w: st.w,
+        h: fit.h,
+        summary: Some(fit.summary),
+        history: fit.history,
+        kkt: Some(fit.report.kkt),
+    })
+}
+
+/// Runs `solver` on `counts` from (G, W, H), updated in place, on `threads` workers (the
+/// serial executor when `espm_serial`: espm's joint bisection over all pixels exists only
+/// there); returns the run's summary and its [`history_row`]s.
+pub fn run_solver(
+    solver: &Solver<'_, f64>,
+    counts: Counts<'_, f64>,
+    espm_serial: bool,
+    threads: usize,
+    (g, w, h): (&mut [f64], &mut [f64], &mut [f64]),
+    update: &mut dyn GUpdate<f64>,
+) -> Result<(RunSummary, Vec<[f64; 6]>)> {
+    let mut serial_ws = Vec::new();
+    let mut exec: Box<dyn Exec<f64>> = if espm_serial {
+        serial_ws.resize(solver.exec_len(), 0.0);
+        Box::new(SerialExec::new(solver, counts, &mut serial_ws).map_err(|e| anyhow!("{e}"))?)
+    } else {
+        Box::new(ParallelExec::new(solver, counts, threads)?)
+    };
+    let mut drv = vec![0.0; solver.driver_len()];
+    let mut history = Vec::new();
+    let summary = solver
+        .drive(exec.as_mut(), g, w, h, &mut drv, update, &mut |r| {
+            history.push(history_row(r))
+        })
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok((summary, history))
+}
