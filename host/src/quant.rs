@@ -11,8 +11,10 @@ pub struct Share {
     pub at_percent: f64,
     /// Weight percent from the atomic masses.
     pub wt_percent: f64,
-    /// espm's "std (%)": 100/√N with N the counts the element's column explains in this phase.
-    pub std_percent: f64,
+    /// espm's "std (%)": 100/√N with N the counts the element's column explains in this phase;
+    /// None where it explains too few for a counting error to mean anything (N < 10⁻⁴: espm
+    /// prints inf there, which no output file of edxs may hold).
+    pub std_percent: Option<f64>,
 }
 
 /// At.%, wt.% and counting error of every phase: `w` is M×K, `g` L×M, `h` K×P (row-major).
@@ -49,11 +51,7 @@ pub fn quantify(
                             .unwrap_or_default(),
                         at_percent: 100.0 * w[j * k + c] / total,
                         wt_percent: 100.0 * w[j * k + c] * element_mass(model, j) / mass,
-                        std_percent: if std.is_finite() && std <= 1e4 {
-                            std
-                        } else {
-                            f64::INFINITY
-                        },
+                        std_percent: (std.is_finite() && std <= 1e4).then_some(std),
                     }
                 })
                 .collect()

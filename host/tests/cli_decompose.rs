@@ -110,6 +110,18 @@ fn custom_start_in_espm_mode_matches_espm() {
                 .sum();
             assert!((s - 100.0).abs() < 1e-6, "{run}: phase {c} sums to {s}");
         }
+        // No inf or NaN in the file: a counting error too large to mean anything is empty.
+        for line in quant.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f.len(), 5, "{run}: {line}");
+            for v in &f[2..4] {
+                assert!(v.parse::<f64>().unwrap().is_finite(), "{run}: {line}");
+            }
+            assert!(
+                f[4].is_empty() || f[4].parse::<f64>().unwrap().is_finite(),
+                "{run}: {line}"
+            );
+        }
     }
 }
 

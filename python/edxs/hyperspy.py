@@ -91,6 +91,7 @@ class Decomposition:
 
     maps: HyperSpy signal of the K abundance maps on the scan grid; spectra: the K phase
     spectra (G·W) on the energy axis; quant: at.%, wt.% and counting error per phase and element
+    (the error is missing where an element explains too few counts for one)
     (a pandas DataFrame when pandas is installed, else a dict); W, H, G: numpy arrays;
     estimator: the fitted :class:`edxs.SmoothNMF`; model: the :class:`edxs.EDXSModel`;
     energy_note: which channels were dropped and why (None when none were).

@@ -49,8 +49,9 @@ fn bytes_of(py: Python<'_>, v: &[f64]) -> Py<PyByteArray> {
     PyByteArray::new(py, &raw).unbind()
 }
 
-/// One element of one phase: (symbol, at.%, wt.%, counting std %).
-type Share = (String, f64, f64, f64);
+/// One element of one phase: (symbol, at.%, wt.%, counting std % or None where the element
+/// explains too few counts for one).
+type Share = (String, f64, f64, Option<f64>);
 
 /// An EDXS model (espm's `EDXS` with `build_G`): the energy axis, the elements and the physics
 /// from which G is built. Immutable; G is built on request.
@@ -172,7 +173,8 @@ impl Model {
         self.spec.warnings.clone()
     }
 
-    /// Per phase, per element: (symbol, at.%, wt.%, counting std %), from G, W (M×K), H (K×P).
+    /// Per phase, per element: (symbol, at.%, wt.%, counting std % or None), from G, W (M×K),
+    /// H (K×P).
     fn quantify(&self, g: &[u8], w: &[u8], h: &[u8], k: usize) -> PyResult<Vec<Vec<Share>>> {
         let model = self.spec.model().map_err(value_error)?;
         let (g, w, h) = (f64s(g, "G")?, f64s(w, "W")?, f64s(h, "H")?);

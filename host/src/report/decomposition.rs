@@ -65,7 +65,10 @@ pub fn write_into(dir: &Path, out: &Outputs<'_>) -> Result<()> {
             let _ = writeln!(
                 q,
                 "{c},{},{},{},{}",
-                s.element, s.at_percent, s.wt_percent, s.std_percent
+                s.element,
+                s.at_percent,
+                s.wt_percent,
+                s.std_percent.map_or(String::new(), |v| v.to_string())
             );
         }
     }
@@ -161,11 +164,10 @@ pub fn summary(model: &EdxsModel<'_>, r: &Fit, k: usize, out_dir: &Path) -> Stri
     {
         let _ = write!(s, "{:<8}", share.element);
         for phase in &shares {
-            let _ = write!(
-                s,
-                " {:>10.3} {:>7.3}",
-                phase[i].at_percent, phase[i].std_percent
-            );
+            let std = phase[i]
+                .std_percent
+                .map_or("-".to_string(), |v| format!("{v:.3}"));
+            let _ = write!(s, " {:>10.3} {:>7}", phase[i].at_percent, std);
         }
         s.push('\n');
     }
