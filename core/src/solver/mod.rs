@@ -32,6 +32,34 @@ pub(crate) fn newton_simplex<T: Float>(
     simplex::newton(col, rows, eps, T::ONE)
 }
 
+/// The rounding guard of a simplex column with target 1 (shared with the stream).
+pub(crate) fn simplex_repair<T: Float>(
+    col: impl Iterator<Item = (T, T)> + Clone,
+    rows: usize,
+    nu: T,
+    eps: T,
+) -> Option<simplex::Fix<T>> {
+    simplex::repair(
+        col,
+        rows,
+        nu,
+        eps,
+        T::ONE,
+        simplex::tol_of(SimplexSolver::Newton),
+    )
+}
+
+/// One entry of a simplex column (shared with the stream).
+pub(crate) fn simplex_value<T: Float>(
+    n: T,
+    d: T,
+    nu: T,
+    eps: T,
+    fix: Option<simplex::Fix<T>>,
+) -> T {
+    simplex::value(n, d, nu, eps, fix)
+}
+
 use crate::error::SolverError;
 use crate::float::Float;
 
