@@ -262,10 +262,7 @@ mod tests {
         );
         let fix = repair(col.iter().copied(), 2, nu, 1e-14, 1.0, tol);
         assert!(matches!(fix, Some(Fix::Shift(..))), "{fix:?}");
-        let v: Vec<f64> = col
-            .iter()
-            .map(|&(n, d)| value(n, d, nu, 1e-14, fix))
-            .collect();
+        let v: [f64; 2] = core::array::from_fn(|i| value(col[i].0, col[i].1, nu, 1e-14, fix));
         assert!((v[0] + v[1] - 1.0).abs() < 1e-15, "{v:?}");
         // The exact root: row 0 gets n₀/(d₀ − d₁) ≈ 5e-28, floored at ε.
         assert_eq!(v[0], 1e-14);
