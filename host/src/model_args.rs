@@ -137,6 +137,37 @@ impl ModelArgs {
     /// not given from the file's metadata, then from espm's defaults.
     pub fn spec(&self, meta: &FileMeta) -> Result<ModelSpec> {
         let e0 = self.e0.or(meta.e0).unwrap_or(200.0);
+        // A value taken from the file is the file's fault: name it and the way around it,
+        // rather than failing later as a bad model parameter.
+        if let (None, Some(e)) = (self.e0, meta.e0) {
+            if edxs_tables::line_table(e).is_none() {
+                bail!(
+                    "{}: beam energy {e} keV in the file has no X-ray line table (tabulated: \
+                     100, 200, 300 keV); give --e0 to override it",
+                    meta.source
+                );
+            }
+        }
+        if let Some(e) = self.e0.filter(|e| edxs_tables::line_table(*e).is_none()) {
+            bail!(
+                "--e0 {e}: no X-ray line table for this beam energy (tabulated: 100, 200, 300 keV)"
+            );
+        }
+        if let Some(t) = self
+            .toa
+            .filter(|t| !(*t > 0.0 && *t <= 90.0) && !self.no_absorption)
+        {
+            bail!("--toa {t}: the take-off angle must be in (0, 90] degrees");
+        }
+        if let (None, Some(t), false) = (self.toa, meta.toa, self.no_absorption) {
+            if !(t > 0.0 && t <= 90.0) {
+                bail!(
+                    "{}: take-off angle {t}° from the file's detector angles is outside \
+                     (0, 90]; give --toa to override it (or --no-absorption)",
+                    meta.source
+                );
+            }
+        }
         let axis = EnergyAxis {
             offset: self.offset.or(meta.offset).unwrap_or(0.2),
             scale: self.scale.or(meta.scale).unwrap_or(0.01),
