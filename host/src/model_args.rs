@@ -153,14 +153,14 @@ impl ModelArgs {
                 "--e0 {e}: no X-ray line table for this beam energy (tabulated: 100, 200, 300 keV)"
             );
         }
-        if let Some(t) = self
-            .toa
-            .filter(|t| !(*t > 0.0 && *t <= 90.0) && !self.no_absorption)
-        {
-            bail!("--toa {t}: the take-off angle must be in (0, 90] degrees");
+        let toa_ok = |t: f64| t > 0.0 && t <= 90.0;
+        if let (Some(t), false) = (self.toa, self.no_absorption) {
+            if !toa_ok(t) {
+                bail!("--toa {t}: the take-off angle must be in (0, 90] degrees");
+            }
         }
         if let (None, Some(t), false) = (self.toa, meta.toa, self.no_absorption) {
-            if !(t > 0.0 && t <= 90.0) {
+            if !toa_ok(t) {
                 bail!(
                     "{}: take-off angle {t}° from the file's detector angles is outside \
                      (0, 90]; give --toa to override it (or --no-absorption)",
