@@ -750,7 +750,8 @@ mod hdf5 {
         // slabs take two rows, then one; the channels come first, so each slab is reordered.
         let (rows, cols, ch) = (3usize, 2048usize, 1400usize);
         let value = |p: usize, l: usize| -> u16 {
-            if (p * 7 + l * 13) % 97 == 0 {
+            let hash = (p * 7 + l * 13) % 97;
+            if hash == 0 {
                 1 + ((p + l) % 5) as u16
             } else {
                 0
