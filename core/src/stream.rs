@@ -374,9 +374,15 @@ impl<'a, T: Float> Stream<'a, T> {
                 }
             }
         }
+        let fix = if prm.simplex_h() && !prm.simplex_w() {
+            let col = num.iter().copied().zip(den.iter().copied());
+            crate::solver::simplex_repair(col, k, nu, eps)
+        } else {
+            None
+        };
         for c in 0..k {
             let i = c * p + px;
-            let mut v = (num[c] / (den[c] + nu)).max(eps);
+            let mut v = crate::solver::simplex_value(num[c], den[c], nu, eps, fix);
             if let Some(fh) = prm.fixed_h {
                 if fh[i] >= T::ZERO {
                     v = fh[i];

@@ -122,6 +122,37 @@ impl ModelOptions {
         source: &str,
     ) -> Result<ModelSpec> {
         let e0 = self.e0.or(meta.e0_kev).unwrap_or(200.0);
+        // A value taken from the file is the file's fault: name it and the way around it,
+        // rather than failing later as a bad model parameter.
+        if let (None, Some(e)) = (self.e0, meta.e0_kev) {
+            if edxs_tables::line_table(e).is_none() {
+                bail!(
+                    "{}: beam energy {e} keV in the file has no X-ray line table (tabulated: \
+                     100, 200, 300 keV); give --e0 to override it",
+                    source
+                );
+            }
+        }
+        if let Some(e) = self.e0.filter(|e| edxs_tables::line_table(*e).is_none()) {
+            bail!(
+                "--e0 {e}: no X-ray line table for this beam energy (tabulated: 100, 200, 300 keV)"
+            );
+        }
+        let toa_ok = |t: f64| t > 0.0 && t <= 90.0;
+        if let (Some(t), false) = (self.toa, self.no_absorption) {
+            if !toa_ok(t) {
+                bail!("--toa {t}: the take-off angle must be in (0, 90] degrees");
+            }
+        }
+        if let (None, Some(t), false) = (self.toa, meta.toa_deg, self.no_absorption) {
+            if !toa_ok(t) {
+                bail!(
+                    "{}: take-off angle {t}° from the file's detector angles is outside \
+                     (0, 90]; give --toa to override it (or --no-absorption)",
+                    source
+                );
+            }
+        }
         let axis = EnergyAxis {
             offset: self.offset.or(meta.offset_kev).unwrap_or(0.2),
             scale: self.scale.or(meta.scale_kev).unwrap_or(0.01),

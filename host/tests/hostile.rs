@@ -194,6 +194,22 @@ fn zoo(w: &Work) {
     put("devzero.rpl", rpl(2, 2, 3).into_bytes());
     std::os::unix::fs::symlink("/dev/zero", bad.join("devzero.raw")).unwrap();
     put("noraw.rpl", rpl(2, 2, 3).into_bytes());
+    // Ripple files whose acquisition metadata no model can use: 4x4 pixels of 700 channels
+    // (0.2..7.2 keV, enough for Fe and O), one count each.
+    let meta_rpl = |name: &str, key: &str, value: &str| {
+        let text = format!("{}{key}\t{value}\n", rpl(4, 4, 700));
+        put(&format!("{name}.rpl"), text.into_bytes());
+        put(&format!("{name}.raw"), [1u8, 0].repeat(4 * 4 * 700));
+    };
+    meta_rpl("e150", "beam-energy", "150");
+    meta_rpl("elev", "elevation-angle", "-10");
+    // Counts so large that Σ y·ln y overflows f64 although their total does not.
+    let mut big = vec![0.0; counts.len()];
+    let l = shape[shape.len() - 1];
+    for i in 0..10 {
+        big[(i * 5) * l + 100 + 7 * i] = 1e306;
+    }
+    put("overflow.npy", npy_f64(&shape, &big));
     put("long.rpl", vec![b'a'; (1 << 20) + 10]);
     std::os::unix::fs::symlink("/dev/zero", bad.join("zerohdr.rpl")).unwrap();
     // Output targets.
@@ -296,6 +312,42 @@ const fn c(args: &'static str, code: i32, needles: &'static [&'static str]) -> C
 
 /// The table. `{M}` = the simulation's model options.
 const CASES: &[Case] = &[
+    // --- 7. metadata a file carries that no model can use: the file and the field named ---
+    c(
+        "decompose bad/e150.rpl --elements Fe,O -k 2 --out r1",
+        1,
+        &["bad/e150.rpl", "beam energy 150 keV", "--e0"],
+    ),
+    c(
+        "decompose bad/elev.rpl --elements Fe,O -k 2 --out r1",
+        1,
+        &["bad/elev.rpl", "take-off angle -10", "--toa"],
+    ),
+    c(
+        "model --elements Fe,O --e0 150 --out m.npy",
+        1,
+        &["--e0 150", "100, 200, 300"],
+    ),
+    c(
+        "decompose bad/elev.rpl --elements Fe,O -k 2 --toa 95 --out r1",
+        1,
+        &["--toa 95", "(0, 90]"],
+    ),
+    // A loss that overflows must be an error naming the stage, never `null` in results.json.
+    c(
+        "decompose bad/overflow.npy {M} -k 2 --out r1",
+        1,
+        &[
+            "the loss of the fit with W entries held",
+            "is NaN at the start",
+            "1e306",
+        ],
+    ),
+    c(
+        "decompose data/counts.npy --elements Fe,O -k 2 --e0 250 --out r1",
+        1,
+        &["--e0 250"],
+    ),
     // --- 7. options that used to pass silently ---
     c(
         "decompose data/counts.npy {M} -k 2 --fix 0:Fe=0.1 --fix 0:Fe=0.2 --out r",

@@ -710,6 +710,90 @@ mod hdf5 {
     }
 
     #[test]
+    fn hspy_declaring_a_huge_shape_is_refused_by_the_memory_plan_before_any_read() {
+        // A few KB on disk (chunked, never written: every value is the fill value) declaring
+        // 100000 x 100000 x 1980 counts; it used to abort allocating them as f64.
+        let dir = tempdir("hspy_huge");
+        let p = dir.join("huge.hspy");
+        let f = h5::File::create(&p).unwrap();
+        let exp = group(&f, "Experiments/EDX");
+        exp.new_dataset::<u16>()
+            .shape([100_000, 100_000, 1980])
+            .chunk([1, 64, 1980])
+            .deflate(4)
+            .create("data")
+            .unwrap();
+        drop(f);
+        assert!(std::fs::metadata(&p).unwrap().len() < 64 * 1024);
+        let e = err_of(input::load(&p, None));
+        assert!(
+            e.contains("huge.hspy") && e.contains("[100000, 100000, 1980]") && e.contains("needs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hspy_larger_than_one_slab_reads_every_pixel_in_order() {
+        // 3 x 2048 x 1400 u16 values: 2.9 M per row of the scan, so the reader's 8 M-value
+        // slabs take two rows, then one; the channels come first, so each slab is reordered.
+        let (rows, cols, ch) = (3usize, 2048usize, 1400usize);
+        let value = |p: usize, l: usize| -> u16 {
+            let hash = (p * 7 + l * 13) % 97;
+            if hash == 0 {
+                1 + ((p + l) % 5) as u16
+            } else {
+                0
+            }
+        };
+        let mut data = vec![0u16; ch * rows * cols];
+        for l in 0..ch {
+            for p in 0..rows * cols {
+                data[l * rows * cols + p] = value(p, l);
+            }
+        }
+        let dir = tempdir("hspy_slabs");
+        let p = dir.join("slabs.hspy");
+        let f = h5::File::create(&p).unwrap();
+        let exp = group(&f, "Experiments/EDX");
+        exp.new_dataset::<u16>()
+            .shape([ch, rows, cols])
+            .chunk([64, 1, 256])
+            .deflate(1)
+            .create("data")
+            .unwrap()
+            .write_raw(&data)
+            .unwrap();
+        for (i, nav) in [false, true, true].into_iter().enumerate() {
+            attr_bool(&group(&exp, &format!("axis-{i}")), "navigate", nav);
+        }
+        drop(f);
+        let got = input::load(&p, None).unwrap().image;
+        assert_eq!((got.pixels, got.channels), (rows * cols, ch));
+        assert_eq!(got.shape, Some((rows, cols)));
+        let mut want = Vec::new();
+        for p in 0..rows * cols {
+            for l in 0..ch {
+                let v = value(p, l);
+                if v != 0 {
+                    want.push((p, l as u32, v as f64));
+                }
+            }
+        }
+        let mut have = Vec::new();
+        for p in 0..got.pixels {
+            for i in got.indptr[p]..got.indptr[p + 1] {
+                have.push((p, got.indices[i], got.values[i]));
+            }
+        }
+        assert_eq!(have.len(), want.len());
+        assert!(
+            have == want,
+            "first difference at {:?}",
+            have.iter().zip(&want).position(|(a, b)| a != b)
+        );
+    }
+
+    #[test]
     fn hspy_negative_counts_name_pixel_and_channel() {
         let dir = tempdir("hspy4");
         let p = dir.join("neg.hspy");

@@ -28,7 +28,7 @@ use super::data::{PixelCounts, LANES};
 use super::h_step::{data_term, log_part_for, with_k, ColMajor};
 use super::laplacian;
 use super::loss::{all_at_least, LogSum, LossTerms};
-use super::params::Laplacian;
+use super::params::{Laplacian, SimplexSolver};
 use super::w_step::add_stats;
 use super::{simplex, Solver};
 use crate::error::SolverError;
@@ -279,8 +279,21 @@ impl<T: Float> Solver<'_, T> {
                 }
             }
         }
+        let fix = if simplex_h {
+            let col = o.iter().copied().zip(den.iter().copied());
+            simplex::repair(
+                col,
+                k,
+                nu,
+                eps,
+                T::ONE,
+                simplex::tol_of(SimplexSolver::Newton),
+            )
+        } else {
+            None
+        };
         for c in 0..k {
-            let mut v = (o[c] / (den[c] + nu)).max(eps);
+            let mut v = simplex::value(o[c], den[c], nu, eps, fix);
             if let Some(fh) = prm.fixed_h {
                 let f = fh[c * self.p + px];
                 if f >= T::ZERO {

@@ -9,6 +9,7 @@
 use super::data::{Chunk, PixelCounts, LANES};
 use super::loss::{is_f64, LogSum};
 use super::params::{Laplacian, SimplexSolver};
+use super::simplex::Fix;
 use super::{laplacian, simplex, Solver, Work};
 use crate::float::Float;
 
@@ -378,11 +379,29 @@ impl<T: Float> Solver<'_, T> {
                 }
             }
         }
+        if simplex_h {
+            // The rounding guard of each pixel's simplex (simplex::repair) in bis[p..4p], free
+            // after the solve.
+            let (nu, fix) = work.bis.split_at_mut(p);
+            let tol = simplex::tol_of(prm.simplex_solver);
+            for px in 0..p {
+                let col = (0..k).map(|c| (work.h_new[c * p + px], work.h_den[c * p + px]));
+                let f = simplex::repair(col, k, nu[px], eps, T::ONE, tol);
+                let (f0, rest) = fix.split_at_mut(p);
+                let (f1, f2) = rest.split_at_mut(p);
+                Fix::store(f, [&mut f0[px], &mut f1[px], &mut f2[px]]);
+            }
+        }
         for c in 0..k {
             for px in 0..p {
                 let i = c * p + px;
-                let nu = if simplex_h { work.bis[px] } else { T::ZERO };
-                let mut v = (work.h_new[i] / (work.h_den[i] + nu)).max(eps);
+                let mut v = if simplex_h {
+                    let b = &work.bis;
+                    let f = Fix::load(b[p + px], b[2 * p + px], b[3 * p + px]);
+                    simplex::value(work.h_new[i], work.h_den[i], b[px], eps, f)
+                } else {
+                    (work.h_new[i] / (work.h_den[i] + T::ZERO)).max(eps)
+                };
                 if let Some(fh) = prm.fixed_h {
                     if fh[i] >= T::ZERO {
                         v = fh[i];

@@ -32,6 +32,34 @@ pub(crate) fn newton_simplex<T: Float>(
     simplex::newton(col, rows, eps, T::ONE)
 }
 
+/// The rounding guard of a simplex column with target 1 (shared with the stream).
+pub(crate) fn simplex_repair<T: Float>(
+    col: impl Iterator<Item = (T, T)> + Clone,
+    rows: usize,
+    nu: T,
+    eps: T,
+) -> Option<simplex::Fix<T>> {
+    simplex::repair(
+        col,
+        rows,
+        nu,
+        eps,
+        T::ONE,
+        simplex::tol_of(SimplexSolver::Newton),
+    )
+}
+
+/// One entry of a simplex column (shared with the stream).
+pub(crate) fn simplex_value<T: Float>(
+    n: T,
+    d: T,
+    nu: T,
+    eps: T,
+    fix: Option<simplex::Fix<T>>,
+) -> T {
+    simplex::value(n, d, nu, eps, fix)
+}
+
 use crate::error::SolverError;
 use crate::float::Float;
 
@@ -370,5 +398,78 @@ impl<'a, T: Float> Solver<'a, T> {
         self.compute_d(g, w, work);
         self.h_step(y, h, work);
         self.w_step(y, g, w, h, work);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel shape (K = 1…4 as constants, K = 5 generic) with the simplex on W (Newton
+    /// and espm's bisection) and on H, from a start with zeros in G, W and H: the entries stay
+    /// finite, ≥ ε and on their simplex. Small enough for Miri (scripts/miri.sh).
+    #[test]
+    fn every_kernel_keeps_zero_starts_finite_and_on_the_simplex() {
+        let (l, m, p) = (7usize, 3usize, 6usize);
+        let y: [f64; 42] = core::array::from_fn(|i| ((i * 5) % 7) as f64);
+        let mut g: [f64; 21] = core::array::from_fn(|i| ((i * 3) % 5) as f64 / 4.0);
+        g[0] = 0.0;
+        let rows = [0usize, 1, 2];
+        for k in 1..=5usize {
+            for mode in 0..3 {
+                let mut prm = SolverParams::<f64>::new(k, &rows);
+                prm.simplex = if mode < 2 {
+                    Simplex::W { rows: &rows }
+                } else {
+                    Simplex::H
+                };
+                if mode == 1 {
+                    prm.simplex_solver = SimplexSolver::EspmBisection;
+                }
+                prm.lambda_l = 0.5;
+                prm.laplacian = Laplacian::Grid { rows: 2, cols: 3 };
+                let solver = Solver::new(prm, l, m, p).unwrap();
+                let mut w = [0.0f64; 15];
+                let mut h = [0.0f64; 30];
+                for (i, v) in w[..m * k].iter_mut().enumerate() {
+                    *v = (i % 3) as f64 * 0.5;
+                }
+                for (i, v) in h[..k * p].iter_mut().enumerate() {
+                    *v = (i % 4) as f64;
+                }
+                let mut ws = [0.0f64; 256];
+                assert!(solver.exec_len() <= ws.len());
+                let counts = Counts::Dense {
+                    channels: l,
+                    pixels: p,
+                    data: &y,
+                };
+                for _ in 0..3 {
+                    solver
+                        .iterate(&counts, &g, &mut w[..m * k], &mut h[..k * p], &mut ws)
+                        .unwrap();
+                }
+                let all = w[..m * k].iter().chain(&h[..k * p]);
+                assert!(
+                    all.clone().all(|v| v.is_finite() && *v >= 1e-14),
+                    "k {k} mode {mode}"
+                );
+                let tol = if mode == 1 { 1e-3 } else { 1e-12 };
+                if mode < 2 {
+                    for c in 0..k {
+                        let s: f64 = (0..m).map(|j| w[j * k + c]).sum();
+                        assert!(
+                            (s - 1.0).abs() < tol,
+                            "k {k} mode {mode}: W column {c} sums to {s}"
+                        );
+                    }
+                } else {
+                    for px in 0..p {
+                        let s: f64 = (0..k).map(|c| h[c * p + px]).sum();
+                        assert!((s - 1.0).abs() < tol, "k {k}: H pixel {px} sums to {s}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@
 use super::data::{PixelCounts, LANES};
 use super::h_step::{at_least, with_k, DRows, RowMajor};
 use super::params::SimplexSolver;
+use super::simplex::Fix;
 use super::{simplex, Solver, Work};
 use crate::float::Float;
 
@@ -140,6 +141,22 @@ impl<T: Float> Solver<'_, T> {
         nu.iter_mut().for_each(|v| *v = T::ZERO);
         let rows = prm.simplex_w_rows();
         let den = |j: usize, c: usize| work.colsum_g[j] * work.rowsum_h[c];
+        let newton = prm.simplex_solver == SimplexSolver::Newton;
+        // With Newton, fixed entries are imposed, so only the free rows share what they leave
+        // (espm's bisection spreads 1 over all the rows and overwrites the fixed ones after).
+        let fixed = |j: usize, c: usize| {
+            prm.fixed_w
+                .filter(|_| newton)
+                .map(|f| f[j * k + c])
+                .filter(|v| *v >= T::ZERO)
+        };
+        let target = |c: usize| {
+            T::ONE
+                - rows
+                    .iter()
+                    .filter_map(|&j| fixed(j, c))
+                    .fold(T::ZERO, |a, v| a + v)
+        };
         if prm.simplex_w() {
             match prm.simplex_solver {
                 SimplexSolver::EspmBisection => {
@@ -167,16 +184,8 @@ impl<T: Float> Solver<'_, T> {
                     );
                 }
                 SimplexSolver::Newton => {
-                    // Fixed entries are imposed, so only the free rows share what they leave.
-                    let fixed = |j: usize, c: usize| {
-                        prm.fixed_w.map(|f| f[j * k + c]).filter(|v| *v >= T::ZERO)
-                    };
                     for (c, nu_c) in nu[..k].iter_mut().enumerate() {
-                        let target = T::ONE
-                            - rows
-                                .iter()
-                                .filter_map(|&j| fixed(j, c))
-                                .fold(T::ZERO, |a, v| a + v);
+                        let target = target(c);
                         let free = rows.iter().filter(|&&j| fixed(j, c).is_none());
                         let n_free = free.clone().count();
                         if n_free == 0 {
@@ -197,13 +206,32 @@ impl<T: Float> Solver<'_, T> {
                 }
             }
         }
-        let in_simplex = |j: usize| rows.contains(&j);
+        // Per component, the rounding guard of its simplex column (simplex::repair) in
+        // bis[k..4k].
+        let (nu, fix) = nu.split_at_mut(k);
+        let tol = simplex::tol_of(prm.simplex_solver);
+        if prm.simplex_w() {
+            for c in 0..k {
+                let free = rows.iter().filter(|&&j| fixed(j, c).is_none());
+                let n = free.clone().count();
+                let col = free.map(|&j| (work.num_w[j * k + c], den(j, c)));
+                let f = simplex::repair(col, n, nu[c], eps, target(c), tol);
+                let (f0, rest) = fix.split_at_mut(k);
+                let (f1, f2) = rest.split_at_mut(k);
+                Fix::store(f, [&mut f0[c], &mut f1[c], &mut f2[c]]);
+            }
+        }
+        let in_simplex = |j: usize| prm.simplex_w() && rows.contains(&j);
         for j in 0..m {
             let s = in_simplex(j);
             for (c, &nu_k) in nu[..k].iter().enumerate() {
                 let i = j * k + c;
-                let nu_c = if s { nu_k } else { T::ZERO };
-                let mut v = (work.num_w[i] / (den(j, c) + nu_c)).max(eps);
+                let mut v = if s {
+                    let f = Fix::load(fix[c], fix[k + c], fix[2 * k + c]);
+                    simplex::value(work.num_w[i], den(j, c), nu_k, eps, f)
+                } else {
+                    (work.num_w[i] / (den(j, c) + T::ZERO)).max(eps)
+                };
                 if let Some(fw) = prm.fixed_w {
                     if fw[i] >= T::ZERO {
                         v = fw[i];

@@ -51,6 +51,31 @@ impl SpectrumImage {
         Ok(b.finish())
     }
 
+    /// Builds from pixels handed over one at a time (L counts each, in pixel order) by `fill`,
+    /// for readers that decode their file piecewise; `what` names the source in messages.
+    #[cfg_attr(not(feature = "hdf5"), allow(dead_code))]
+    pub(crate) fn from_rows(
+        what: &str,
+        pixels: usize,
+        channels: usize,
+        shape: Option<(usize, usize)>,
+        fill: impl FnOnce(&mut dyn FnMut(&[f64]) -> Result<()>) -> Result<()>,
+    ) -> Result<Self> {
+        if pixels == 0 || channels == 0 {
+            bail!("{what}: no data ({pixels} pixels x {channels} channels)");
+        }
+        if channels > u32::MAX as usize {
+            bail!("{what}: {channels} channels is too many");
+        }
+        let mut b = Builder::new(what, pixels, channels, shape);
+        fill(&mut |row| b.push_row(row))?;
+        let got = b.image.indptr.len() - 1;
+        if got != pixels {
+            bail!("{what}: {got} of {pixels} pixels read");
+        }
+        Ok(b.finish())
+    }
+
     /// Reads a `.npy` file: Y×X×L (carries its shape) or P×L (with `shape` = ROWS×COLS, or none).
     ///
     /// C-order files are streamed row by row into the sparse form, so a dense image never sits

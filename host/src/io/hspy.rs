@@ -257,6 +257,78 @@ mod imp {
         }
     }
 
+    /// Values per slab read: 8 M (64 MB as f64), so that memory beyond the sparse counts stays
+    /// bounded whatever the image size.
+    const SLAB: usize = 1 << 23;
+
+    /// The counts of `data` (dimensions `dims`, signal axis `s`, navigation axes `nav`) into
+    /// the sparse form, read in slabs along the first navigation axis and converted to f64 by
+    /// HDF5 slab by slab: a whole f64 copy of the array never exists. The declared shape is
+    /// checked against the memory plan first, since a compressed (or never written) dataset
+    /// can declare far more values than its file holds.
+    #[allow(clippy::too_many_arguments)]
+    fn read_counts(
+        data: &h5::Dataset,
+        dims: &[usize],
+        s: usize,
+        nav: &[usize],
+        pixels: usize,
+        shape: Option<(usize, usize)>,
+        what: &str,
+        base: &str,
+    ) -> Result<SpectrumImage> {
+        let channels = dims[s];
+        let outer = dims[nav[0]];
+        // Values per index of the outer axis (pixels·channels / outer; outer ≥ 1 here).
+        let per_outer = (pixels / outer.max(1)).saturating_mul(channels).max(1);
+        let step = (SLAB / per_outer).clamp(1, outer.max(1));
+        // The sparse counts take at most 12 bytes per value (f64 + u32 channel) and 8 per
+        // pixel; a slab is read once as f64 and, with the channels not last, reordered once.
+        crate::limits::need(
+            &format!("reading {what} ({base}/data, shape {dims:?})"),
+            crate::limits::total(&[
+                crate::limits::bytes(dims, 12),
+                crate::limits::bytes(&[pixels, 1], 8),
+                crate::limits::bytes(&[step, per_outer], 16),
+            ]),
+        )?;
+        let mut order: Vec<usize> = nav.to_vec();
+        order.push(s);
+        SpectrumImage::from_rows(what, pixels, channels, shape, |push| {
+            let mut start = 0;
+            while start < outer {
+                let count = step.min(outer - start);
+                let sel: Vec<h5::SliceOrIndex> = dims
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| {
+                        let (start, count) = if i == nav[0] { (start, count) } else { (0, n) };
+                        h5::SliceOrIndex::SliceCount {
+                            start,
+                            step: 1,
+                            count,
+                            block: 1,
+                        }
+                    })
+                    .collect();
+                let slab = data
+                    .read_slice::<f64, _, ndarray::IxDyn>(h5::Hyperslab::from(sel))
+                    .with_context(|| format!("{what}: cannot read {base}/data"))?;
+                // Pixel-major with the channels last: a view when they already are.
+                let slab = slab.permuted_axes(ndarray::IxDyn(&order));
+                let slab = slab.as_standard_layout();
+                let values = slab
+                    .as_slice()
+                    .context("a standard-layout array is contiguous")?;
+                for row in values.chunks_exact(channels) {
+                    push(row)?;
+                }
+                start += count;
+            }
+            Ok(())
+        })
+    }
+
     pub(super) fn load(path: &Path, shape: Option<(usize, usize)>) -> Result<Loaded> {
         let what = path.display().to_string();
         let file =
@@ -359,31 +431,9 @@ mod imp {
         let offset_kev = f.and_then(|f| e_axis.offset.map(|o| o * f));
         let scale_kev = f.and_then(|f| e_axis.scale.map(|x| x * f));
 
-        // Counts, reordered to pixel-major with the channels last.
-        let raw: Vec<f64> = data
-            .read_raw::<f64>()
-            .with_context(|| format!("{what}: cannot read {base}/data"))?;
-        let channels = dims[s];
         let nav: Vec<usize> = (0..ndim).filter(|&i| i != s).collect();
-        let pixels: usize = nav.iter().map(|&i| dims[i]).product();
-        let values = if s == ndim - 1 {
-            raw
-        } else {
-            let mut strides = vec![1usize; ndim];
-            for i in (0..ndim - 1).rev() {
-                strides[i] = strides[i + 1] * dims[i + 1];
-            }
-            let mut out = Vec::with_capacity(raw.len());
-            for p in 0..pixels {
-                let mut rem = p;
-                let mut base_idx = 0;
-                for &i in nav.iter().rev() {
-                    base_idx += (rem % dims[i]) * strides[i];
-                    rem /= dims[i];
-                }
-                out.extend((0..channels).map(|l| raw[base_idx + l * strides[s]]));
-            }
-            out
+        let Some(pixels) = nav.iter().try_fold(1usize, |a, &i| a.checked_mul(dims[i])) else {
+            bail!("{what}: {base}/data declares shape {dims:?}, whose pixel count overflows");
         };
         let file_shape = (nav.len() == 2).then(|| (dims[nav[0]], dims[nav[1]]));
         let shape = match (file_shape, shape) {
@@ -395,13 +445,13 @@ mod imp {
                 f.1
             ),
             (Some(f), _) => Some(f),
-            (None, Some((r, c))) if r * c != pixels => bail!(
+            (None, Some((r, c))) if r.checked_mul(c) != Some(pixels) => bail!(
                 "{what}: --shape {r}x{c} has {} pixels but the file has {pixels}",
-                r * c
+                r as u128 * c as u128
             ),
             (None, g) => g,
         };
-        let image = SpectrumImage::from_dense(&what, &values, pixels, channels, shape)?;
+        let image = read_counts(&data, &dims, s, &nav, pixels, shape, &what, &base)?;
 
         // Metadata.
         let mut loaded = Loaded::bare(image);

@@ -7,7 +7,7 @@ use super::stages::State;
 use super::Prepared;
 use crate::io::counts::SpectrumImage;
 use crate::parallel::ParallelExec;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::solver::{
     Counts, Exec, GModel, GUpdate, Laplacian, NoGUpdate, RunSummary, SerialExec, Simplex,
@@ -55,14 +55,49 @@ pub(super) fn solve(
         recipe.held_solver,
         HeldSolver::Newton | HeldSolver::NewtonJoint
     );
-    if whole && fast && newton {
+    let st = if whole && fast && newton {
         let (mu, lambda, eps) = reg;
-        return solve_newton_maps(prep, img, recipe, (mu, *lambda, *eps), st, max_iter, set);
+        solve_newton_maps(prep, img, recipe, (mu, *lambda, *eps), st, max_iter, set)?
+    } else if fast && recipe.held_solver == HeldSolver::NewtonJoint && prep.k <= 8 {
+        solve_newton_joint(prep, img, recipe, reg, st, fixed, max_iter, set)?
+    } else {
+        solve_held(prep, img, recipe, reg, st, (fixed, None), max_iter, set)?
+    };
+    let stage = match fixed {
+        _ if whole => "the maps stage (spectra held)",
+        Some(_) => "the fit with W entries held (the continuum anchor or --fix)",
+        None => "the joint fit of spectra and maps",
+    };
+    finite_losses(&st, stage, img)?;
+    Ok(st)
+}
+
+/// A run's losses must be finite: JSON has no NaN or ∞ (they would be written as `null`), and
+/// a non-finite loss means the iterates cannot be trusted either.
+fn finite_losses(st: &State, stage: &str, img: &SpectrumImage) -> Result<()> {
+    let bad = |v: f64| !v.is_finite();
+    let at = match st.summary {
+        Some(s) if bad(s.initial_loss) => Some(("at the start".to_string(), s.initial_loss)),
+        _ => st
+            .history
+            .iter()
+            .enumerate()
+            .find_map(|(i, row)| row[..4].iter().find(|v| bad(**v)).map(|v| (i + 1, *v)))
+            .map(|(i, v)| (format!("at iteration {i}"), v))
+            .or_else(|| {
+                st.summary
+                    .filter(|s| bad(s.final_loss))
+                    .map(|s| ("at the end".to_string(), s.final_loss))
+            }),
+    };
+    if let Some((when, v)) = at {
+        let largest = img.values.iter().fold(0.0f64, |a, &b| a.max(b));
+        bail!(
+            "the loss of {stage} is {v} {when}; the counts (largest {largest:e}) are beyond what \
+             f64 arithmetic can fit: rescale them to counts"
+        );
     }
-    if fast && recipe.held_solver == HeldSolver::NewtonJoint && prep.k <= 8 {
-        return solve_newton_joint(prep, img, recipe, reg, st, fixed, max_iter, set);
-    }
-    solve_held(prep, img, recipe, reg, st, (fixed, None), max_iter, set)
+    Ok(())
 }
 
 /// One solver run from the state's (G, W, H) with W and H entries held.
