@@ -290,7 +290,7 @@ fn bad_inputs_give_one_line_and_no_output() {
         (vec![yxl, "--elements", "Fe,Xx"], "unknown element 'Xx'"),
         (
             vec![yxl, "--e0", "150"],
-            "no X-ray line table for beam energy 150",
+            "--e0 150: no X-ray line table for this beam energy",
         ),
         (vec![complex.to_str().unwrap()], "unsupported dtype"),
         (

@@ -63,7 +63,7 @@ fn bad_model_options_give_one_clear_line() {
         (&["--elements", "Fe,Xx"], "unknown element 'Xx'"),
         (
             &["--elements", "Fe", "--e0", "150"],
-            "no X-ray line table for beam energy 150",
+            "--e0 150: no X-ray line table for this beam energy",
         ),
         (
             &["--elements", "Fe", "--offset", "0"],
