@@ -170,6 +170,15 @@ fn zoo(w: &Work) {
         npy_raw("[('a', '<f8'), ('b', '<i4')]", "(2,)", &[0u8; 24]),
     );
     put("badmagic.npy", b"\x93NUMPX\x01\x00garbage".to_vec());
+    // npyz backtracks exponentially on deeply nested brackets (found by fuzzing: minutes).
+    put(
+        "nested.npy",
+        npy_raw(
+            &format!("{}'<f8'{}", "[".repeat(40), "]".repeat(40)),
+            "(2,)",
+            &[0u8; 16],
+        ),
+    );
     put("empty.npy", Vec::new());
     put("text.npy", b"hello, world\n".to_vec());
     put("bool.npy", npy_raw("'|b1'", "(2, 2)", &[0u8; 4]));
@@ -630,6 +639,11 @@ const CASES: &[Case] = &[
         "decompose bad/record.npy {M} -k 2 --out r1",
         1,
         &["bad/record.npy", "structured"],
+    ),
+    c(
+        "decompose bad/nested.npy {M} -k 2 --out r1",
+        1,
+        &["bad/nested.npy", "nests brackets more than 8 deep"],
     ),
     c(
         "decompose bad/badmagic.npy {M} -k 2 --out r1",

@@ -142,7 +142,7 @@ def test_gil_released_while_fitting(pixels, paper_model):
 
     def work():
         try:
-            fit(np.tile(pixels, (8, 1)), paper_model, max_iter=150, shape_2d=None, tol=0.0,
+            fit(np.tile(pixels, (32, 1)), paper_model, max_iter=300, shape_2d=None, tol=0.0,
                 n_jobs=1)
         except Exception as e:  # reported below, after the loop ends
             errors.append(e)

@@ -49,7 +49,11 @@ pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
     Ok((file, meta.len()))
 }
 
-/// Refuses a header whose shape's product overflows before npyz sees it: npyz multiplies the
+/// Deepest bracket nesting accepted in a header (numpy's own: 3 for a structured dtype).
+const MAX_HEADER_DEPTH: usize = 8;
+
+/// Refuses, before npyz sees it, a header nested deeper than [`MAX_HEADER_DEPTH`] or whose
+/// shape's product overflows: npyz multiplies the
 /// dimensions unchecked (a panic in debug builds, a wrapped size in release builds).
 fn precheck_shape(path: &Path, reader: &mut (impl std::io::Read + std::io::Seek)) -> Result<()> {
     use std::io::{Read, SeekFrom};
@@ -72,6 +76,26 @@ fn precheck_shape(path: &Path, reader: &mut (impl std::io::Read + std::io::Seek)
         String::new()
     };
     reader.seek(SeekFrom::Start(0))?;
+    // npyz's header parser backtracks exponentially in the nesting depth of brackets (a
+    // 133-byte header with 37 '[' took minutes; found by fuzzing). A .npy header nests at
+    // most a few levels (a structured dtype's list of tuples), so deeper ones are refused.
+    let mut depth = 0usize;
+    for ch in text.chars() {
+        match ch {
+            '[' | '(' | '{' => {
+                depth += 1;
+                if depth > MAX_HEADER_DEPTH {
+                    anyhow::bail!(
+                        "{}: the .npy header nests brackets more than {MAX_HEADER_DEPTH} deep; \
+                         not a header numpy writes",
+                        path.display()
+                    );
+                }
+            }
+            ']' | ')' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
     let Some(at) = text.find("'shape'").or_else(|| text.find("\"shape\"")) else {
         return Ok(());
     };
