@@ -805,6 +805,8 @@ fn small_maps_keep_the_phases_when_the_counts_allow_and_say_so_when_they_do_not(
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("method: two-stage pipeline"), "{stderr}");
     assert!(!stderr.contains("note:"), "{stderr}");
+    let notes = read_json(&out.join("results.json"))["parameters"]["notes"].clone();
+    assert_eq!(notes, serde_json::json!([]));
     let o = edxs(&[
         "evaluate",
         out.to_str().unwrap(),
@@ -836,6 +838,13 @@ fn small_maps_keep_the_phases_when_the_counts_allow_and_say_so_when_they_do_not(
     assert!(
         stderr.contains("edxs: note: ") && stderr.contains("depend on the Poisson draw"),
         "{stderr}"
+    );
+    let notes = read_json(&out.join("results.json"))["parameters"]["notes"].clone();
+    assert!(
+        notes[0]
+            .as_str()
+            .is_some_and(|n| n.contains("depend on the Poisson draw")),
+        "{notes}"
     );
     let (_, w) = read_npy_f64(&out.join("W.npy"));
     assert!(w.iter().all(|v| v.is_finite() && *v >= 0.0));

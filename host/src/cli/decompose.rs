@@ -297,16 +297,20 @@ impl DecomposeCmd {
             (None, false) => {}
         }
         let k = self.k()?;
-        if let Some(note) = crate::small_scan::few_counts_note(data, k) {
+        let note = crate::small_scan::few_counts_note(data, k);
+        if let Some(note) = &note {
             eprintln!("edxs: note: {note}");
         }
+        let mut parameters = self.parameters(data, method)?;
+        // The note is also kept with the result, where a script reading it will look.
+        parameters["notes"] = serde_json::json!(note.into_iter().collect::<Vec<_>>());
         let outputs = Outputs {
             input: &self.input,
             model,
             data,
             fit: &result,
             k,
-            parameters: self.parameters(data, method)?,
+            parameters,
             rank: self.rank.as_ref(),
         };
         decomposition::write(&self.out, &outputs)?;
