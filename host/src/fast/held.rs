@@ -70,16 +70,7 @@ pub fn fit_held(
             .update_bremsstrahlung(&norm, w, k, &mut g, &mut scratch)
             .map_err(|e| anyhow!("bremsstrahlung update: {e}"))?;
     }
-    let mut d = vec![0.0; l * k];
-    for (grow, drow) in g.chunks_exact(m).zip(d.chunks_exact_mut(k)) {
-        for (j, gv) in grow.iter().enumerate() {
-            if *gv != 0.0 {
-                for (dv, wv) in drow.iter_mut().zip(&w[j * k..(j + 1) * k]) {
-                    *dv += gv * wv;
-                }
-            }
-        }
-    }
+    let d = super::gw(&g, w, l, m, k);
     let pb = MapsProblem {
         y: img.as_ref(),
         d: &d,

@@ -11,7 +11,8 @@
 use super::held::KKT_TOL;
 use super::maps::{solve_maps, MapsOptions};
 use super::objective::{kl_constant, objective, MapsProblem};
-use super::spectra::{newton_w, pool, SpectraProblem};
+use super::spectra::{newton_w, SpectraProblem};
+use super::{gw, pool};
 use crate::io::counts::{SparseCountsRef, SpectrumImage};
 use anyhow::{anyhow, Result};
 use edxs_core::solver::{Laplacian, RunSummary, StopReason};
@@ -57,20 +58,6 @@ pub struct JointFit {
     pub history: Vec<[f64; 6]>,
     /// KKT residual of the maps at the end (W held).
     pub kkt: f64,
-}
-
-fn d_of(g: &[f64], w: &[f64], l: usize, m: usize, k: usize) -> Vec<f64> {
-    let mut d = vec![0.0; l * k];
-    for (grow, drow) in g.chunks_exact(m).zip(d.chunks_exact_mut(k)) {
-        for (j, gv) in grow.iter().enumerate() {
-            if *gv != 0.0 {
-                for (dv, wv) in drow.iter_mut().zip(&w[j * k..(j + 1) * k]) {
-                    *dv += gv * wv;
-                }
-            }
-        }
-    }
-    d
 }
 
 fn rel_change(new: &[f64], old: &[f64]) -> f64 {
@@ -144,11 +131,9 @@ pub fn fit_joint(
         Ok(())
     };
     update_g(&mut g, &w)?;
-    let initial = objective(
-        &problem(y, &d_of(&g, &w, l, m, k), k, run, laplacian, eps),
-        &h,
-    )
-    .total();
+    // D = G·W of the current (G, W): the loss after each round and the next maps step use it.
+    let mut d = gw(&g, &w, l, m, k);
+    let initial = objective(&problem(y, &d, k, run, laplacian, eps), &h).total();
     anyhow::ensure!(initial.is_finite(), "the start's loss is not finite");
     // One sweep solves every pixel's convex K-variable problem when the maps are not coupled
     // (λ = 0); with the Laplacian a few sweeps move the coupled problem most of the way.
@@ -169,7 +154,6 @@ pub fn fit_joint(
         iterations += 1;
         let h_old = h.clone();
         let w_old = w.clone();
-        let d = d_of(&g, &w, l, m, k);
         let rep = solve_maps(&problem(y, &d, k, run, laplacian, eps), &mut h, &opt)?;
         kkt = rep.kkt;
         let sp = SpectraProblem {
@@ -184,10 +168,8 @@ pub fn fit_joint(
         };
         newton_w(&sp, &mut w, W_STEPS, 0.0, &workers)?;
         update_g(&mut g, &w)?;
-        let terms = objective(
-            &problem(y, &d_of(&g, &w, l, m, k), k, run, laplacian, eps),
-            &h,
-        );
+        d = gw(&g, &w, l, m, k);
+        let terms = objective(&problem(y, &d, k, run, laplacian, eps), &h);
         let f = terms.total();
         anyhow::ensure!(f.is_finite(), "the joint fit reached a non-finite loss");
         history.push([

@@ -194,10 +194,7 @@ fn run<const K: usize>(
     let nnz = pb.y.values.len().max(1) as f64;
     let kl_c = kl_constant(&pb.y);
     let n = (l * p) as f64;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opt.threads)
-        .build()
-        .map_err(|e| anyhow!("cannot start {} threads: {e}", opt.threads))?;
+    let pool = super::pool(opt.threads)?;
     let coupled = pb.lambda != 0.0 && matches!(pb.laplacian, Laplacian::Grid { .. });
     // Independent pixels are each taken to convergence in one sweep.
     let inner = if opt.inner == 0 { 60 } else { opt.inner };

@@ -115,18 +115,7 @@ impl SpectraProblem<'_> {
 
     /// D = G·W (L×K).
     fn d_of(&self, w: &[f64]) -> Vec<f64> {
-        let (m, k) = (self.m, self.k);
-        let mut d = vec![0.0; self.y.channels * k];
-        for (grow, drow) in self.g.chunks_exact(m).zip(d.chunks_exact_mut(k)) {
-            for (j, gv) in grow.iter().enumerate() {
-                if *gv != 0.0 {
-                    for (dv, wv) in drow.iter_mut().zip(&w[j * k..(j + 1) * k]) {
-                        *dv += gv * wv;
-                    }
-                }
-            }
-        }
-        d
+        super::gw(self.g, w, self.y.channels, self.m, self.k)
     }
 
     fn groups(&self) -> Vec<std::ops::Range<usize>> {
@@ -521,17 +510,10 @@ fn eqp(
     None
 }
 
-/// A pool of `threads` workers (0 = one per core).
-pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| anyhow!("cannot start {threads} threads: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fast::pool;
 
     /// A small problem: counts drawn near G·W·H with a known W.
     type Problem = (
