@@ -124,29 +124,41 @@ impl SpectraProblem<'_> {
         (0..p).step_by(size).map(|s| s..(s + size).min(p)).collect()
     }
 
-    /// Σ y ln(d̃·h̃) over the non-zeros, d̃ = max(d, ε), h̃ = max(h, ε).
-    fn log_term(&self, d: &[f64], pool: &rayon::ThreadPool) -> f64 {
+    /// Calls `f(channel, y, h̃, x)` for every non-zero count of the pixels `r`, with
+    /// h̃ = max(h_p, ε) and x = d̃_l·h̃ (d̃ = max(d, ε)): the one traversal both sums share.
+    fn each_count(
+        &self,
+        d: &[f64],
+        r: std::ops::Range<usize>,
+        mut f: impl FnMut(usize, f64, &[f64], f64),
+    ) {
         let (k, p, eps) = (self.k, self.y.pixels, self.eps);
+        let mut hv = vec![0.0; k];
+        for px in r {
+            for c in 0..k {
+                hv[c] = self.h[c * p + px].max(eps);
+            }
+            for i in self.y.indptr[px]..self.y.indptr[px + 1] {
+                let y = self.y.values[i];
+                if y == 0.0 {
+                    continue;
+                }
+                let li = self.y.indices[i] as usize;
+                let row = &d[li * k..][..k];
+                let x: f64 = row.iter().zip(&hv).map(|(a, b)| a.max(eps) * b).sum();
+                f(li, y, &hv, x);
+            }
+        }
+    }
+
+    /// Σ y ln(d̃·h̃) over the non-zeros.
+    fn log_term(&self, d: &[f64], pool: &rayon::ThreadPool) -> f64 {
         let parts: Vec<f64> = pool.install(|| {
             self.groups()
                 .into_par_iter()
                 .map(|r| {
                     let mut s = 0.0;
-                    let mut hv = vec![0.0; k];
-                    for px in r {
-                        for c in 0..k {
-                            hv[c] = self.h[c * p + px].max(eps);
-                        }
-                        for i in self.y.indptr[px]..self.y.indptr[px + 1] {
-                            let y = self.y.values[i];
-                            if y == 0.0 {
-                                continue;
-                            }
-                            let row = &d[self.y.indices[i] as usize * k..][..k];
-                            let x: f64 = row.iter().zip(&hv).map(|(a, b)| a.max(eps) * b).sum();
-                            s += y * x.ln();
-                        }
-                    }
+                    self.each_count(d, r, |_, y, _, x| s += y * x.ln());
                     s
                 })
                 .collect()
@@ -156,7 +168,7 @@ impl SpectraProblem<'_> {
 
     /// The curvature and gradient sums at D (one pass over the non-zeros).
     fn sums(&self, d: &[f64], pool: &rayon::ThreadPool) -> Sums {
-        let (l, k, p, eps) = (self.y.channels, self.k, self.y.pixels, self.eps);
+        let (l, k) = (self.y.channels, self.k);
         let parts: Vec<Sums> = pool.install(|| {
             self.groups()
                 .into_par_iter()
@@ -166,33 +178,20 @@ impl SpectraProblem<'_> {
                         b: vec![0.0; l * k * k],
                         logt: 0.0,
                     };
-                    let mut hv = vec![0.0; k];
-                    for px in r {
+                    self.each_count(d, r, |li, y, hv, x| {
+                        s.logt += y * x.ln();
+                        let r1 = y / x;
+                        let r2 = r1 / x;
+                        let a = &mut s.a[li * k..][..k];
+                        let b = &mut s.b[li * k * k..][..k * k];
                         for c in 0..k {
-                            hv[c] = self.h[c * p + px].max(eps);
-                        }
-                        for i in self.y.indptr[px]..self.y.indptr[px + 1] {
-                            let y = self.y.values[i];
-                            if y == 0.0 {
-                                continue;
-                            }
-                            let li = self.y.indices[i] as usize;
-                            let row = &d[li * k..][..k];
-                            let x: f64 = row.iter().zip(&hv).map(|(a, b)| a.max(eps) * b).sum();
-                            s.logt += y * x.ln();
-                            let r1 = y / x;
-                            let r2 = r1 / x;
-                            let a = &mut s.a[li * k..][..k];
-                            let b = &mut s.b[li * k * k..][..k * k];
-                            for c in 0..k {
-                                a[c] += r1 * hv[c];
-                                let t = r2 * hv[c];
-                                for c2 in c..k {
-                                    b[c * k + c2] += t * hv[c2];
-                                }
+                            a[c] += r1 * hv[c];
+                            let t = r2 * hv[c];
+                            for c2 in c..k {
+                                b[c * k + c2] += t * hv[c2];
                             }
                         }
-                    }
+                    });
                     s
                 })
                 .collect()
