@@ -156,12 +156,13 @@ def _parse_energy_range(energy_range):
 
 
 def crop_to_model_range(signal, elements=None, energy_range=None, width_slope=0.01,
-                        width_intercept=0.065):
+                        width_intercept=0.065, e0=None):
     """The signal cropped as `edxs decompose` crops a file (the CLI's `--energy-range` rules):
     channels at or below 0 keV or off the detector curve are dropped, and, unless
     `energy_range` gives a low bound, a detector noise peak below the lowest modelled line;
     `energy_range` is (lo, hi) or 'LO:HI' in keV. Returns (signal, note); note is None when
-    nothing was dropped. A lazy signal is summed chunk by chunk, never loaded whole.
+    nothing was dropped. A lazy signal is summed chunk by chunk, never loaded whole. `elements`
+    and `e0` (keV) default to the signal's metadata.
     """
     from . import _edxs
 
@@ -172,9 +173,10 @@ def crop_to_model_range(signal, elements=None, energy_range=None, width_slope=0.
                         dtype=np.float64)
     if elements is None:
         elements = list(_get(signal.metadata, "Sample.elements", []) or [])
-    mic = _get(signal.metadata, "Acquisition_instrument.TEM") or _get(
-        signal.metadata, "Acquisition_instrument.SEM")
-    e0 = float(_get(mic, "beam_energy", 200.0) or 200.0)
+    if e0 is None:
+        mic = _get(signal.metadata, "Acquisition_instrument.TEM") or _get(
+            signal.metadata, "Acquisition_instrument.SEM")
+        e0 = float(_get(mic, "beam_energy", 200.0) or 200.0)
     first, n, note = _edxs.energy_window(summed.tobytes(), float(offset), float(scale),
                                          [str(e) for e in elements], e0, float(width_slope),
                                          float(width_intercept), lo, hi)
@@ -199,7 +201,8 @@ def decompose(signal, n_components=3, *, elements=None, ignored_elements=(), ene
         meta["elements"] = list(elements)
     s, note = crop_to_model_range(signal, elements=meta["elements"], energy_range=energy_range,
                                   width_slope=meta.get("width_slope", 0.01),
-                                  width_intercept=meta.get("width_intercept", 0.065))
+                                  width_intercept=meta.get("width_intercept", 0.065),
+                                  e0=meta["E0"])
     if note is not None and options.get("verbose", 0):
         print(note)
     offset, scale, size = _energy_axis(s)
