@@ -15,16 +15,41 @@ use nalgebra::{DMatrix, DVector};
 pub fn spectral_angles(a: &[f64], b: &[f64], len: usize) -> Vec<f64> {
     assert!(len > 0);
     assert_eq!((a.len() % len, b.len() % len), (0, 0));
-    let unit = |x: &[f64]| -> Vec<f64> {
-        x.chunks_exact(len)
-            .flat_map(|row| {
-                let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
-                row.iter().map(move |v| v / norm)
-            })
-            .collect()
-    };
-    let (ua, ub) = (unit(a), unit(b));
-    let mut out = Vec::with_capacity(a.len() / len * (b.len() / len));
+    angles_between_units(&unit_rows(a, len), &unit_rows(b, len), len)
+}
+
+/// Angles in degrees between every row of `a` (n×len) and every column of `d` (len×m: D = G·W
+/// as edxs stores it, one phase spectrum per column); `out[i*m + j]` is the angle between `a_i`
+/// and `d`'s column j, the same numbers as [`spectral_angles`] on `d` transposed.
+pub fn spectral_angles_to_columns(a: &[f64], d: &[f64], len: usize) -> Vec<f64> {
+    assert!(len > 0);
+    assert_eq!((a.len() % len, d.len() % len), (0, 0));
+    let m = d.len() / len;
+    let ud: Vec<f64> = (0..m)
+        .flat_map(|c| {
+            let norm = (0..len)
+                .map(|i| d[i * m + c] * d[i * m + c])
+                .sum::<f64>()
+                .sqrt();
+            (0..len).map(move |i| d[i * m + c] / norm)
+        })
+        .collect();
+    angles_between_units(&unit_rows(a, len), &ud, len)
+}
+
+/// Each row of `x` (rows of `len`) divided by its Euclidean norm.
+fn unit_rows(x: &[f64], len: usize) -> Vec<f64> {
+    x.chunks_exact(len)
+        .flat_map(|row| {
+            let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+            row.iter().map(move |v| v / norm)
+        })
+        .collect()
+}
+
+/// Angles between every row of `ua` and every row of `ub`, both of unit rows.
+fn angles_between_units(ua: &[f64], ub: &[f64], len: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(ua.len() / len * (ub.len() / len));
     for ra in ua.chunks_exact(len) {
         for rb in ub.chunks_exact(len) {
             let dot: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();

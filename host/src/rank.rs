@@ -158,8 +158,8 @@ pub fn thin(
     Ok((a, b))
 }
 
-/// Per-pixel Poisson log-likelihood of `test` under the mean `scale`·D·H (D: K×L spectra,
-/// component-major; H: K×P), without Σ log y!. A zero mean where a count was seen is clamped to
+/// Per-pixel Poisson log-likelihood of `test` under the mean `scale`·D·H (D = G·W: L×K;
+/// H: K×P), without Σ log y!. A zero mean where a count was seen is clamped to
 /// 1e-300 so that the result stays finite (and very low).
 pub fn held_out_loglik(
     d: &[f64],
@@ -169,7 +169,7 @@ pub fn held_out_loglik(
     scale: f64,
 ) -> Vec<f64> {
     let (l, p) = (test.channels, test.pixels);
-    let colsum: Vec<f64> = (0..k).map(|c| d[c * l..(c + 1) * l].iter().sum()).collect();
+    let colsum: Vec<f64> = (0..k).map(|c| (0..l).map(|i| d[i * k + c]).sum()).collect();
     (0..p)
         .map(|px| {
             let total: f64 = (0..k).map(|c| colsum[c] * h[c * p + px]).sum::<f64>() * scale;
@@ -179,7 +179,7 @@ pub fn held_out_loglik(
                 .zip(&test.values[r])
                 .map(|(&ch, &y)| {
                     let mu: f64 = (0..k)
-                        .map(|c| d[c * l + ch as usize] * h[c * p + px])
+                        .map(|c| d[ch as usize * k + c] * h[c * p + px])
                         .sum::<f64>()
                         * scale;
                     y * mu.max(1e-300).ln()
@@ -254,7 +254,7 @@ pub fn choose_k(
         let t0 = std::time::Instant::now();
         let prep = Prepared::new(model, k)?;
         let r = pipeline::fit(&prep, &fit, &recipe, &set, &mut SpectraCache::default())?;
-        let d = pipeline::spectra_of(&r.g, &r.w, l, k);
+        let d = r.d(l, k);
         let mut h = match &blocks {
             Some(map) => {
                 let (p, pb) = (img.pixels, fit_b.pixels);
@@ -319,13 +319,13 @@ fn block_map(img: &SpectrumImage, b: usize) -> Option<Vec<usize>> {
     )
 }
 
-/// Fits the maps H (K×P) of `y` with the spectra D (K×L) held, by KL multiplicative updates
+/// Fits the maps H (K×P) of `y` with the spectra D = G·W (L×K) held, by KL multiplicative updates
 /// from the given H (each pixel independently; at most `max_iter` sweeps, stopping when no
 /// entry moves by more than 1e-6 relative).
 pub fn refit_maps(d: &[f64], h: &mut [f64], k: usize, y: &SpectrumImage, max_iter: usize) {
     let (l, p) = (y.channels, y.pixels);
     let colsum: Vec<f64> = (0..k)
-        .map(|c| d[c * l..(c + 1) * l].iter().sum::<f64>().max(1e-300))
+        .map(|c| (0..l).map(|i| d[i * k + c]).sum::<f64>().max(1e-300))
         .collect();
     let pixels: Vec<Vec<f64>> = (0..p)
         .into_par_iter()
@@ -341,10 +341,10 @@ pub fn refit_maps(d: &[f64], h: &mut [f64], k: usize, y: &SpectrumImage, max_ite
                 num.iter_mut().for_each(|v| *v = 0.0);
                 for (&ch, &v) in idx.iter().zip(val) {
                     let ch = ch as usize;
-                    let mu: f64 = (0..k).map(|c| d[c * l + ch] * hp[c]).sum();
+                    let mu: f64 = (0..k).map(|c| d[ch * k + c] * hp[c]).sum();
                     let ratio = v / mu.max(1e-300);
                     for c in 0..k {
-                        num[c] += d[c * l + ch] * ratio;
+                        num[c] += d[ch * k + c] * ratio;
                     }
                 }
                 let mut moved = 0.0f64;

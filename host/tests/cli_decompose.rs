@@ -1,7 +1,9 @@
 //! End-to-end tests of `edxs decompose`: espm parity through the CLI, input layouts, errors.
 
 use edxs::io::npy;
-use edxs_suite::{edxs, edxs_fails, fixtures_dir, read_json, read_npy_f64, rel_err, tempdir};
+use edxs_suite::{
+    edxs, edxs_fails, fixtures_dir, npy_v1, read_json, read_npy_f64, rel_err, tempdir,
+};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -213,16 +215,7 @@ fn bad_inputs_give_one_line_and_no_output() {
     npy::write_f64(&one_d, &[512], &vec![1.0; 512]).unwrap();
     // A complex-valued array: a dtype counts cannot have.
     let complex = dir.join("complex.npy");
-    let header = "{'descr': '<c16', 'fortran_order': False, 'shape': (2, 3), }";
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    let pad = 64 - (10 + header.len() + 1) % 64;
-    let hlen = (header.len() + pad + 1) as u16;
-    bytes.extend_from_slice(&hlen.to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend(std::iter::repeat_n(b' ', pad));
-    bytes.push(b'\n');
-    bytes.extend(std::iter::repeat_n(0u8, 6 * 16));
-    std::fs::write(&complex, bytes).unwrap();
+    std::fs::write(&complex, npy_v1("'<c16'", false, "(2, 3)", &[0u8; 6 * 16])).unwrap();
     let (pl, yxl) = (pl.to_str().unwrap(), yxl.to_str().unwrap());
     let w_bad = dir.join("w_bad.npy");
     npy::write_f64(&w_bad, &[4, 3], &[0.3; 12]).unwrap();

@@ -4,6 +4,7 @@
 //! (inputs, the previous output, no `.edxs-tmp`/`.edxs-old`/`.tmp-` left). Signal tests stop
 //! runs while they iterate, while they write and between the renames of the swap.
 
+use edxs_suite::{npy_shape, npy_v1};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -75,27 +76,12 @@ fn assert_same(
 
 /// A .npy v1 file with a hand-written header (any shape or dtype text) and body.
 fn npy_raw(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
-    let mut h = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    b.extend_from_slice(h.as_bytes());
-    b.extend_from_slice(body);
-    b
+    npy_v1(descr, false, shape, body)
 }
 
 fn npy_f64(shape: &[usize], data: &[f64]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
     let body: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    npy_raw("'<f8'", &shape, &body)
+    npy_raw("'<f8'", &npy_shape(shape), &body)
 }
 
 fn read_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {

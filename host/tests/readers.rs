@@ -7,7 +7,7 @@ use edxs::io::input;
 use edxs::io::loaded::{self, Loaded};
 use edxs::io::npy;
 use edxs::io::ripple::{self, ByteOrder, DataType, RecordBy, RippleHeader};
-use edxs_suite::{shared_or_skip, tempdir};
+use edxs_suite::{npy_shape, npy_v1, shared_or_skip, tempdir};
 use std::path::{Path, PathBuf};
 
 const ROWS: usize = 3;
@@ -853,23 +853,6 @@ fn real_espm_map_needs_the_hdf5_feature() {
 /// A .npy file written byte by byte (version 1.0), so every dtype, byte order and memory order
 /// is covered without trusting our own writer.
 fn raw_npy(path: &Path, descr: &str, fortran: bool, shape: &[usize], data: &[f64]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape_txt}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
     // Element order in the file: C order walks the last axis fastest, Fortran the first.
     let n = data.len();
     let mut order: Vec<usize> = (0..n).collect();
@@ -893,6 +876,7 @@ fn raw_npy(path: &Path, descr: &str, fortran: bool, shape: &[usize], data: &[f64
         }
     }
     let big = descr.starts_with('>');
+    let mut body = Vec::with_capacity(n * 8);
     for i in order {
         let v = data[i];
         let mut b: Vec<u8> = match &descr[1..] {
@@ -911,8 +895,9 @@ fn raw_npy(path: &Path, descr: &str, fortran: bool, shape: &[usize], data: &[f64
         if big {
             b.reverse();
         }
-        out.extend_from_slice(&b);
+        body.extend_from_slice(&b);
     }
+    let out = npy_v1(&format!("'{descr}'"), fortran, &npy_shape(shape), &body);
     std::fs::write(path, out).unwrap();
 }
 

@@ -351,18 +351,8 @@ fn energy_window(
     if l == 0 {
         return Err(PyValueError::new_err("signal axis: no channels"));
     }
-    if let Some(v) = lo.into_iter().chain(hi).find(|v| !v.is_finite()) {
-        return Err(PyValueError::new_err(format!(
-            "energy_range: {v} is not an energy in keV"
-        )));
-    }
-    if let (Some(a), Some(b)) = (lo, hi) {
-        if a >= b {
-            return Err(PyValueError::new_err(format!(
-                "energy_range: ({a}, {b}) is empty: the low bound must be below the high one"
-            )));
-        }
-    }
+    let range = edxs::io::crop::EnergyRange::checked(lo, hi)
+        .map_err(|e| PyValueError::new_err(format!("energy_range: {e}")))?;
     detached(py, move || {
         let image = SpectrumImage::from_dense("summed spectrum", &sum, 1, l, None)?;
         let mut loaded = edxs::io::loaded::Loaded::bare(image);
@@ -375,7 +365,6 @@ fn energy_window(
             width_intercept,
             ..ModelOptions::default()
         };
-        let range = edxs::io::crop::EnergyRange { lo, hi };
         let c = edxs::io::crop::crop(loaded, "signal", &args, range)?;
         Ok((c.first_channel, c.loaded.image.channels, c.note))
     })

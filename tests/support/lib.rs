@@ -107,6 +107,35 @@ pub fn read_npy_f64(path: &Path) -> (Vec<u64>, Vec<f64>) {
     (shape, data)
 }
 
+/// numpy's text for `shape`: `(3,)` for one axis, `(2, 3)` for more.
+pub fn npy_shape(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    }
+}
+
+/// A `.npy` version 1.0 file with a hand-written header and `body`, so that tests can feed the
+/// readers any dtype, memory order or malformed header text without trusting edxs's own writer:
+/// `descr` and `shape` go into the header as written (`"'<f8'"`, `"(2, 3)"`; see [`npy_shape`]).
+pub fn npy_v1(descr: &str, fortran_order: bool, shape: &str, body: &[u8]) -> Vec<u8> {
+    let fortran = if fortran_order { "True" } else { "False" };
+    let mut header = format!("{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}");
+    // The magic, version and length take 10 bytes; the header ends in a newline and the data
+    // start on a 64-byte boundary.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
 /// Reads a JSON file.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text =

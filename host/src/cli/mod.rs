@@ -6,7 +6,7 @@ pub mod args;
 pub mod config;
 pub mod decompose;
 mod demo;
-pub(crate) mod evaluate;
+mod evaluate;
 mod model;
 mod rank;
 mod repro;

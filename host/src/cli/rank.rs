@@ -1,14 +1,13 @@
-//! `edxs rank`: the number of phases by held-out Poisson likelihood ([`crate::rank`]).
+//! `edxs rank`: the number of phases by held-out Poisson likelihood ([`crate::rank`]); the
+//! files and the printed curve are [`crate::report::rank`]'s.
 
 use super::args::{parse_shape, EnergyRangeArgs, ModelArgs};
-use crate::io::atomic;
 use crate::io::crop;
 use crate::rank::{choose_k, RankOptions};
-use crate::report::rank_plot;
-use anyhow::{Context, Result};
+use crate::report::rank::RankOutputs;
+use anyhow::Result;
 use clap::Args;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Options of `edxs rank`.
 #[derive(Debug, Args)]
@@ -77,54 +76,15 @@ impl RankCmd {
             eval_bin: self.eval_bin,
         };
         let report = choose_k(&model, data, &opts)?;
-        let json = serde_json::json!({
-            "edxs_version": env!("CARGO_PKG_VERSION"),
-            "input": source,
-            "data": {"channels": data.channels, "pixels": data.pixels, "shape": data.shape},
-            "energy_range_kev": input.energy_range_kev,
-            "elements": spec.elements.iter().map(|e| e.symbol()).collect::<Vec<_>>(),
-            "rank": report,
-        });
-        crate::io::output::write_dir("--out", &self.out, &[&self.input], |dir| {
-            write_into(dir, &json, &report)
-        })?;
-        let mut s = String::new();
-        let b = report.eval_bin;
-        let _ = writeln!(
-            s,
-            "held-out Poisson log-likelihood ({}; scored over {b}x{b} blocks; {:.0} fit / {:.0} test counts):",
-            report.method, report.fit_counts, report.test_counts
-        );
-        let _ = writeln!(
-            s,
-            "{:>3} {:>16} {:>12} {:>10} {:>8}",
-            "K", "loglik", "- best", "std err", "s"
-        );
-        for p in &report.curve {
-            let mark = if p.k == report.chosen {
-                "  <- chosen"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                s,
-                "{:>3} {:>16.1} {:>12.1} {:>10.1} {:>8.2}{mark}",
-                p.k, p.test_loglik, p.delta_from_best, p.std_error, p.seconds
-            );
-        }
-        let _ = writeln!(s, "K = {} ({})", report.chosen, report.rule);
-        let _ = writeln!(s, "wrote rank.json, rank.png to {}", self.out.display());
-        print!("{s}");
+        let out = RankOutputs {
+            input: &self.input,
+            data,
+            energy_range_kev: input.energy_range_kev,
+            elements: spec.elements.iter().map(|e| e.symbol()).collect(),
+            report: &report,
+        };
+        crate::report::rank::write(&self.out, &out)?;
+        print!("{}", crate::report::rank::summary(&report, &self.out));
         Ok(())
     }
-}
-
-fn write_into(
-    dir: &Path,
-    json: &serde_json::Value,
-    report: &crate::rank::RankReport,
-) -> Result<()> {
-    let text = serde_json::to_string_pretty(json).context("serialising rank.json")?;
-    atomic::write_bytes(&dir.join("rank.json"), text.as_bytes())?;
-    rank_plot::rank_png(&dir.join("rank.png"), report)
 }

@@ -1,12 +1,11 @@
 //! `edxs repro-fig1`: the paper's Figure 1 (spec §3.7) — eight simulated datasets, the paper's
 //! four decompositions and edxs's three ESpM variants on each ([`crate::repro::methods`]), a
-//! table and a scatter plot.
+//! table and a scatter plot (written by [`crate::report::fig1`]).
 
-use crate::io::atomic;
+use crate::report::fig1::{self, Fig1Run};
 use crate::repro::{self, Method, Outcome, Prepared, RunSettings};
 use anyhow::{Context, Result};
 use clap::Args;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Options of `edxs repro-fig1`.
@@ -52,7 +51,9 @@ impl ReproCmd {
     /// Simulates, decomposes, scores and writes the report.
     pub fn run(&self) -> Result<()> {
         if self.replot {
-            return self.replot();
+            let png = fig1::replot(&self.out)?;
+            println!("redrew {}", png.display());
+            return Ok(());
         }
         crate::io::output::check_dir("--out", &self.out, &[])?;
         anyhow::ensure!(self.samplings >= 1, "--samplings must be at least 1");
@@ -107,137 +108,24 @@ impl ReproCmd {
                 }
             }
         }
-        let wall = t0.elapsed().as_secs_f64();
-        let table = self.table(&outcomes, wall);
-        crate::io::output::write_dir("--out", &self.out, &[], |dir| {
-            atomic::write_bytes(&dir.join("table.md"), table.as_bytes())?;
-            atomic::write_bytes(&dir.join("results.csv"), csv(&outcomes).as_bytes())?;
-            let json = serde_json::json!({
-                "command": std::env::args().collect::<Vec<_>>().join(" "),
-                "size": self.size, "samplings": self.samplings, "doses": self.doses,
-                "max_iter": self.max_iter, "tol": self.tol, "seed": self.seed,
-                "wall_seconds": wall,
-                "runs": outcomes.iter().map(|o| serde_json::json!({
-                    "method": o.method, "dose": o.dose, "sampling_seed": o.sampling_seed,
-                    "iterations": o.iterations, "stop": o.stop, "seconds": o.seconds,
-                    "final_loss": o.final_loss,
-                    "angles_deg": o.angles, "map_mse": o.mse,
-                    "mean_angle_deg": o.mean_angle(), "mean_map_mse": o.mean_mse(),
-                })).collect::<Vec<_>>(),
-            });
-            let text = serde_json::to_string_pretty(&json).context("serialising results.json")?;
-            atomic::write_bytes(&dir.join("results.json"), text.as_bytes())?;
-            repro::plot::fig1_png(&dir.join("fig1.png"), &outcomes, &names)?;
-            Ok(())
-        })?;
-        print!("{table}");
+        let run = Fig1Run {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            size: self.size,
+            samplings: self.samplings,
+            doses: &self.doses,
+            max_iter: self.max_iter,
+            tol: self.tol,
+            seed: self.seed,
+            wall_seconds: t0.elapsed().as_secs_f64(),
+            outcomes: &outcomes,
+            names: &names,
+        };
+        fig1::write(&self.out, &run)?;
+        print!("{}", fig1::table(&run));
         println!(
             "wrote table.md, results.csv, results.json, fig1.png to {}",
             self.out.display()
         );
         Ok(())
     }
-
-    fn replot(&self) -> Result<()> {
-        let path = self.out.join("results.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid JSON", path.display()))?;
-        let runs = json["runs"]
-            .as_array()
-            .with_context(|| format!("{}: no 'runs'", path.display()))?;
-        let floats = |v: &serde_json::Value| -> Vec<f64> {
-            v.as_array()
-                .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
-                .unwrap_or_default()
-        };
-        let mut names: Vec<String> = Vec::new();
-        let outcomes: Vec<Outcome> = runs
-            .iter()
-            .map(|r| {
-                let method = r["method"].as_str().unwrap_or("?").to_string();
-                if !names.contains(&method) {
-                    names.push(method.clone());
-                }
-                Outcome {
-                    method,
-                    dose: r["dose"].as_f64().unwrap_or(f64::NAN),
-                    sampling_seed: r["sampling_seed"].as_u64().unwrap_or(0),
-                    iterations: r["iterations"].as_u64().unwrap_or(0) as usize,
-                    seconds: r["seconds"].as_f64().unwrap_or(f64::NAN),
-                    final_loss: r["final_loss"].as_f64().unwrap_or(f64::NAN),
-                    stop: r["stop"].as_str().unwrap_or("-").to_string(),
-                    angles: floats(&r["angles_deg"]),
-                    mse: floats(&r["map_mse"]),
-                }
-            })
-            .collect();
-        repro::plot::fig1_png(&self.out.join("fig1.png"), &outcomes, &names)?;
-        println!("redrew {}", self.out.join("fig1.png").display());
-        Ok(())
-    }
-
-    fn table(&self, outcomes: &[Outcome], wall: f64) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "{}×{} pixels × 1980 channels, {} sampling(s) per dose; angles: Brg/Fp/CaPv (degrees); \
-             whole run {:.0} s\n",
-            self.size, self.size, self.samplings, wall
-        );
-        let _ = writeln!(
-            s,
-            "| counts/px | seed | method | mean angle (°) | angles (°) | mean map MSE | iterations | stop | time (s) |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-        for o in outcomes {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {:.2} | {} | {:.4} | {} | {} | {:.1} |",
-                o.dose,
-                o.sampling_seed,
-                o.method,
-                o.mean_angle(),
-                o.angles
-                    .iter()
-                    .map(|a| format!("{a:.1}"))
-                    .collect::<Vec<_>>()
-                    .join(" / "),
-                o.mean_mse(),
-                o.iterations,
-                o.stop,
-                o.seconds
-            );
-        }
-        s
-    }
-}
-
-fn csv(outcomes: &[Outcome]) -> String {
-    let mut s = String::from(
-        "dose,sampling_seed,method,mean_angle_deg,angle_brg,angle_fp,angle_capv,mean_map_mse,mse_brg,mse_fp,mse_capv,iterations,stop,seconds,final_loss\n",
-    );
-    for o in outcomes {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            o.dose,
-            o.sampling_seed,
-            o.method,
-            o.mean_angle(),
-            o.angles[0],
-            o.angles[1],
-            o.angles[2],
-            o.mean_mse(),
-            o.mse[0],
-            o.mse[1],
-            o.mse[2],
-            o.iterations,
-            o.stop,
-            o.seconds,
-            o.final_loss
-        );
-    }
-    s
 }

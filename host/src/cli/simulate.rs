@@ -1,13 +1,13 @@
-//! `edxs simulate`: a synthetic spectrum image with its truth, as espm's simulation (spec §3).
+//! `edxs simulate`: a synthetic spectrum image with its truth, as espm's simulation (spec §3);
+//! the files are [`crate::report::simulation`]'s.
 
 use super::args::parse_shape;
-use crate::io::{atomic, npy};
+use crate::report::simulation::{self, CountStats, CountsDtype, Truth};
 use crate::sim::{self, maps, phases, presets};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use edxs_core::rng::Rng;
 use edxs_core::Element;
-use npyz::WriterBuilder;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -83,11 +83,15 @@ pub struct SimulateCmd {
     pub out: PathBuf,
 }
 
-/// Totals gathered while the counts are written.
-struct CountStats {
-    total: f64,
-    expected: f64,
-    max: f64,
+impl From<DtypeArg> for CountsDtype {
+    fn from(d: DtypeArg) -> Self {
+        match d {
+            DtypeArg::F64 => CountsDtype::F64,
+            DtypeArg::I64 => CountsDtype::I64,
+            DtypeArg::U32 => CountsDtype::U32,
+            DtypeArg::U16 => CountsDtype::U16,
+        }
+    }
 }
 
 impl SimulateCmd {
@@ -102,11 +106,7 @@ impl SimulateCmd {
 
     /// Refuses a simulation whose files would not fit on the disk of --out.
     fn disk_plan(&self, rows: usize, cols: usize, k: usize, l: usize) -> Result<()> {
-        let value_size = match self.dtype {
-            DtypeArg::F64 | DtypeArg::I64 => 8,
-            DtypeArg::U32 => 4,
-            DtypeArg::U16 => 2,
-        };
+        let value_size = CountsDtype::from(self.dtype).size();
         crate::limits::disk(
             &format!("simulating {rows}x{cols} pixels x {l} channels"),
             &self.out,
@@ -232,7 +232,6 @@ impl SimulateCmd {
             map_info.insert("renormalised_by".into(), fix.into());
             (h, rows, cols)
         };
-        let p = rows * cols;
         self.disk_plan(rows, cols, k, l)?;
         if cfg.phases.iter().all(|ph| ph.density == 0.0) {
             bail!("every phase has density 0: the image would hold no counts");
@@ -241,91 +240,25 @@ impl SimulateCmd {
 
         let densities: Vec<f64> = cfg.phases.iter().map(|ph| ph.density).collect();
         let gw = sim::spectra_counts(&set.spectra, &densities, n, l);
-        let mut done = None;
-        crate::io::output::write_dir("--out", &self.out, &self.inputs(), |dir| {
-            let path = |f: &str| dir.join(f);
-            npy::write_f64(&path("phases.npy"), &[k, l], &set.spectra)?;
-            npy::write_f64(&path("maps.npy"), &[k, p], &h)?;
-            npy::write_f64(&path("spectra_counts.npy"), &[k, l], &gw)?;
-            let stats = self.write_counts(
-                &path("counts.npy"),
-                (rows, cols, l),
-                &set.spectra,
-                &densities,
-                &h,
-            )?;
-            let json = self.sim_json(&cfg, &set, &h, (rows, cols), map_seed, map_info, &stats);
-            let text = serde_json::to_string_pretty(&json).context("serialising sim.json")?;
-            atomic::write_bytes(&path("sim.json"), text.as_bytes())?;
-            done = Some((stats, json));
-            Ok(())
-        })?;
-        let (stats, json) = done.context("internal: simulation not written")?;
+        let truth = Truth {
+            phases: &set.spectra,
+            maps: &h,
+            spectra_counts: &gw,
+            k,
+            channels: l,
+            shape: (rows, cols),
+        };
+        let mut rng = Rng::new(self.seed);
+        let (stats, json) = simulation::write(
+            &self.out,
+            &self.inputs(),
+            &truth,
+            self.dtype.into(),
+            |px, lam, stats| self.fill_pixel(px, &set.spectra, &densities, &h, lam, &mut rng, stats),
+            |stats| self.sim_json(&cfg, &set, &h, (rows, cols), map_seed, map_info, stats),
+        )?;
         print!("{}", self.report(&cfg, &set, (rows, cols), &stats, &json));
         Ok(())
-    }
-
-    fn write_counts(
-        &self,
-        path: &Path,
-        (rows, cols, l): (usize, usize, usize),
-        spectra: &[f64],
-        densities: &[f64],
-        h: &[f64],
-    ) -> Result<CountStats> {
-        let p = rows * cols;
-        let mut rng = Rng::new(self.seed);
-        let mut stats = CountStats {
-            total: 0.0,
-            expected: 0.0,
-            max: 0.0,
-        };
-        let mut lam = vec![0.0; l];
-        let shape = [rows as u64, cols as u64, l as u64];
-        macro_rules! stream {
-            ($t:ty, $conv:expr) => {
-                atomic::write_with(path, |w| {
-                    let mut writer = npyz::WriteOptions::<$t>::new()
-                        .default_dtype()
-                        .shape(&shape)
-                        .writer(w)
-                        .begin_nd()
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    // Each pixel is drawn and written before the next: memory stays at one
-                    // spectrum whatever the image size.
-                    for px in 0..p {
-                        self.fill_pixel(px, spectra, densities, h, &mut lam, &mut rng, &mut stats)?;
-                        for &v in &lam {
-                            let conv: fn(f64) -> Result<$t> = $conv;
-                            writer
-                                .push(&conv(v)?)
-                                .with_context(|| format!("writing {}", path.display()))?;
-                        }
-                    }
-                    writer
-                        .finish()
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    Ok(())
-                })?
-            };
-        }
-        match self.dtype {
-            DtypeArg::F64 => stream!(f64, |v| Ok(v)),
-            DtypeArg::I64 => stream!(i64, |v| Ok(v as i64)),
-            DtypeArg::U32 => stream!(u32, |v| {
-                if v > u32::MAX as f64 {
-                    bail!("a count of {v} does not fit --dtype u32");
-                }
-                Ok(v as u32)
-            }),
-            DtypeArg::U16 => stream!(u16, |v| {
-                if v > u16::MAX as f64 {
-                    bail!("a count of {v} does not fit --dtype u16; use u32");
-                }
-                Ok(v as u16)
-            }),
-        }
-        Ok(stats)
     }
 
     /// Expected counts of pixel `px` into `lam`, then Poisson draws unless noiseless.

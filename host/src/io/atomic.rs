@@ -41,3 +41,33 @@ pub fn write_with(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> 
     output::unregister(&tmp);
     result
 }
+
+/// Lets `f` write a whole file at a path it is given (a library that opens the file itself,
+/// as the figure backends do), then renames that file to `path`; a failure or a signal
+/// meanwhile removes it and leaves `path` as it was.
+pub fn write_at(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    // The extension stays last: the figure backends choose the format by it.
+    let tmp = match (path.file_stem(), path.extension()) {
+        (Some(stem), Some(ext)) => {
+            let mut name = stem.to_os_string();
+            name.push(format!(".tmp-{}.", std::process::id()));
+            name.push(ext);
+            path.with_file_name(name)
+        }
+        _ => temp_name(path),
+    };
+    output::register(&tmp);
+    let result = (|| -> Result<()> {
+        f(&tmp)?;
+        std::fs::File::open(&tmp)
+            .and_then(|file| file.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    output::unregister(&tmp);
+    result
+}

@@ -3,6 +3,7 @@
 
 use super::npy;
 use anyhow::{bail, ensure, Result};
+use edxs_core::SolverError;
 use std::path::Path;
 
 /// Counts of P pixels × L channels kept per pixel as non-zeros, with the scan shape if known.
@@ -156,13 +157,7 @@ impl SpectrumImage {
 
     /// The counts for the core solver.
     pub fn counts(&self) -> edxs_core::Counts<'_, f64> {
-        edxs_core::Counts::Sparse {
-            channels: self.channels,
-            pixels: self.pixels,
-            indptr: &self.indptr,
-            indices: &self.indices,
-            values: &self.values,
-        }
+        self.as_ref().counts()
     }
 
     /// Mean count over all P·L entries.
@@ -276,80 +271,114 @@ pub struct SparseCountsRef<'a> {
     pub values: &'a [f64],
 }
 
-impl SparseCountsRef<'_> {
+impl<'a> SparseCountsRef<'a> {
     /// Number of stored entries (nnz).
     pub fn nnz(&self) -> usize {
         self.values.len()
     }
 
-    /// Checks the layout and the values, so that the numerical code can index without checks
-    /// failing and never meets NaN, infinities or negative counts.
-    pub fn validate(&self) -> Result<()> {
-        let (l, p) = (self.channels, self.pixels);
-        ensure!(
-            self.indptr.len() == p + 1,
-            "sparse counts: indptr has {} entries, expected pixels + 1 = {}",
-            self.indptr.len(),
-            p + 1
-        );
-        ensure!(
-            self.indices.len() == self.values.len(),
-            "sparse counts: indices has {} entries but values has {}",
-            self.indices.len(),
-            self.values.len()
-        );
-        ensure!(
-            self.indptr[0] == 0,
-            "sparse counts: indptr[0] is {}, expected 0",
-            self.indptr[0]
-        );
-        ensure!(
-            self.indptr[p] == self.values.len(),
-            "sparse counts: indptr[{p}] = {} does not equal the number of stored values {}",
-            self.indptr[p],
-            self.values.len()
-        );
-        // The whole of indptr first, so that a bad offset is reported as such and not as a
-        // symptom in some pixel's entries.
-        for (px, win) in self.indptr.windows(2).enumerate() {
-            if win[1] < win[0] {
-                bail!(
-                    "sparse counts: indptr is not monotone at pixel {px} ({} then {})",
-                    win[0],
-                    win[1]
-                );
-            }
+    /// The view with its layout and values checked: the core's check of
+    /// [`edxs_core::Counts::Sparse`], its error mapped to one naming the problem.
+    pub fn new_checked(
+        channels: usize,
+        pixels: usize,
+        indptr: &'a [usize],
+        indices: &'a [u32],
+        values: &'a [f64],
+    ) -> Result<Self> {
+        let y = SparseCountsRef {
+            channels,
+            pixels,
+            indptr,
+            indices,
+            values,
+        };
+        y.validate()?;
+        Ok(y)
+    }
+
+    /// The same counts as the core solver takes them.
+    pub fn counts(&self) -> edxs_core::Counts<'a, f64> {
+        edxs_core::Counts::Sparse {
+            channels: self.channels,
+            pixels: self.pixels,
+            indptr: self.indptr,
+            indices: self.indices,
+            values: self.values,
         }
-        for px in 0..p {
-            let (a, b) = (self.indptr[px], self.indptr[px + 1]);
-            let mut prev: Option<u32> = None;
-            for i in a..b {
-                let ch = self.indices[i];
-                if ch as usize >= l {
-                    bail!(
-                        "sparse counts: channel index {ch} at pixel {px} is out of range \
-                         (channels = {l})"
+    }
+
+    /// Checks the layout and the values (the core's [`edxs_core::Counts::validate`]), so that
+    /// the numerical code can index without checks failing and never meets NaN, infinities or
+    /// negative counts.
+    pub fn validate(&self) -> Result<()> {
+        self.counts()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("sparse counts: {}", self.explain(e)))
+    }
+
+    /// The core's error in the words of this layout: which offset, channel or value is wrong.
+    fn explain(&self, e: SolverError) -> String {
+        let (l, p, nnz) = (self.channels, self.pixels, self.values.len());
+        match e {
+            SolverError::DimensionMismatch {
+                buffer: "indptr",
+                expected,
+                got,
+            } => format!("indptr has {got} entries, expected pixels + 1 = {expected}"),
+            SolverError::DimensionMismatch {
+                buffer: "values",
+                expected,
+                got,
+            } => format!("indices has {expected} entries but values has {got}"),
+            SolverError::InvalidCount {
+                pixel,
+                channel,
+                value,
+            } if value.is_finite() => {
+                format!("value at pixel {pixel}, channel {channel} is negative ({value})")
+            }
+            SolverError::InvalidCount {
+                pixel,
+                channel,
+                value,
+            } => format!("value at pixel {pixel}, channel {channel} is not finite ({value})"),
+            // The core names the pixel; a bad offset is reported as such rather than as a
+            // symptom in some pixel's channels.
+            SolverError::MalformedSparse { pixel } => {
+                let ip = self.indptr;
+                if ip[0] != 0 {
+                    return format!("indptr[0] is {}, expected 0", ip[0]);
+                }
+                if ip[p] != nnz {
+                    return format!(
+                        "indptr[{p}] = {} does not equal the number of stored values {nnz}",
+                        ip[p]
                     );
                 }
-                if let Some(q) = prev {
-                    if ch <= q {
-                        bail!(
-                            "sparse counts: channel indices of pixel {px} are not strictly \
-                             increasing ({ch} after {q})"
-                        );
-                    }
+                if let Some(px) = ip.windows(2).position(|w| w[1] < w[0]) {
+                    return format!(
+                        "indptr is not monotone at pixel {px} ({} then {})",
+                        ip[px],
+                        ip[px + 1]
+                    );
                 }
-                prev = Some(ch);
-                let v = self.values[i];
-                if !v.is_finite() {
-                    bail!("sparse counts: value at pixel {px}, channel {ch} is not finite ({v})");
+                let channels = &self.indices[ip[pixel]..ip[pixel + 1]];
+                if let Some(ch) = channels.iter().find(|&&c| c as usize >= l) {
+                    return format!(
+                        "channel index {ch} at pixel {pixel} is out of range (channels = {l})"
+                    );
                 }
-                if v < 0.0 {
-                    bail!("sparse counts: value at pixel {px}, channel {ch} is negative ({v})");
+                match channels.windows(2).find(|w| w[1] <= w[0]) {
+                    Some(w) => format!(
+                        "channel indices of pixel {pixel} are not strictly increasing ({} after {})",
+                        w[1], w[0]
+                    ),
+                    None => e.to_string(),
                 }
             }
+            other => other.to_string(),
         }
-        Ok(())
     }
 
     /// Checks `k` against the matrix size, because a rank-k SVD needs k ≤ min(L, P).

@@ -28,33 +28,83 @@ pub struct EnergyRange {
     pub hi: Option<f64>,
 }
 
+/// Why two bounds do not make an [`EnergyRange`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EnergyRangeError {
+    /// A bound is NaN or infinite.
+    NotFinite {
+        /// Whether it is the low bound (else the high one).
+        low: bool,
+        /// The value.
+        value: f64,
+    },
+    /// The low bound is not below the high one.
+    Empty {
+        /// The low bound (keV).
+        lo: f64,
+        /// The high bound (keV).
+        hi: f64,
+    },
+}
+
+impl std::fmt::Display for EnergyRangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            EnergyRangeError::NotFinite { value, .. } => {
+                write!(f, "{value} is not an energy in keV")
+            }
+            EnergyRangeError::Empty { lo, hi } => write!(
+                f,
+                "({lo}, {hi}) is empty: the low bound must be below the high one"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EnergyRangeError {}
+
 impl EnergyRange {
+    /// The range `lo..hi` (keV, None where open) if both bounds are finite and `lo < hi`: the
+    /// one check of `--energy-range` and of the Python binding's `energy_range`.
+    pub fn checked(lo: Option<f64>, hi: Option<f64>) -> Result<Self, EnergyRangeError> {
+        for (low, v) in [(true, lo), (false, hi)] {
+            if let Some(value) = v.filter(|v| !v.is_finite()) {
+                return Err(EnergyRangeError::NotFinite { low, value });
+            }
+        }
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            if lo >= hi {
+                return Err(EnergyRangeError::Empty { lo, hi });
+            }
+        }
+        Ok(EnergyRange { lo, hi })
+    }
+
     /// Parses "LO:HI", ":HI" or "LO:" (keV); junk, non-finite and empty ranges are errors
     /// naming the value.
     pub fn parse(s: &str) -> Result<Self> {
         let Some((lo, hi)) = s.split_once(':') else {
             bail!("--energy-range: expected LO:HI in keV (e.g. 0.1:20), got '{s}'");
         };
+        let (lo, hi) = (lo.trim(), hi.trim());
         let bound = |v: &str| -> Result<Option<f64>> {
-            let v = v.trim();
             if v.is_empty() {
                 return Ok(None);
             }
             match v.parse::<f64>() {
-                Ok(x) if x.is_finite() => Ok(Some(x)),
-                _ => bail!("--energy-range {s}: '{v}' is not an energy in keV"),
+                Ok(x) => Ok(Some(x)),
+                Err(_) => bail!("--energy-range {s}: '{v}' is not an energy in keV"),
             }
         };
-        let r = EnergyRange {
-            lo: bound(lo)?,
-            hi: bound(hi)?,
-        };
-        if let (Some(lo), Some(hi)) = (r.lo, r.hi) {
-            if lo >= hi {
-                bail!("--energy-range {s} is empty: LO must be below HI");
+        EnergyRange::checked(bound(lo)?, bound(hi)?).map_err(|e| match e {
+            EnergyRangeError::NotFinite { low, .. } => {
+                let v = if low { lo } else { hi };
+                anyhow::anyhow!("--energy-range {s}: '{v}' is not an energy in keV")
             }
-        }
-        Ok(r)
+            EnergyRangeError::Empty { .. } => {
+                anyhow::anyhow!("--energy-range {s} is empty: LO must be below HI")
+            }
+        })
     }
 }
 

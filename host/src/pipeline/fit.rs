@@ -43,9 +43,9 @@ impl Fit {
         }
     }
 
-    /// The phase spectra G·W, component-major (K×L).
-    pub fn spectra(&self, l: usize, k: usize) -> Vec<f64> {
-        spectra_of(&self.g, &self.w, l, k)
+    /// The phase spectra D = G·W (L×K, row-major; see [`d_of`]).
+    pub fn d(&self, l: usize, k: usize) -> Vec<f64> {
+        d_of(&self.g, &self.w, l, k)
     }
 }
 
@@ -62,24 +62,14 @@ pub fn history_row(r: &IterReport) -> [f64; 6] {
     ]
 }
 
-/// Spectra G·W (K×L, component-major); an empty G is the identity.
-pub fn spectra_of(g: &[f64], w: &[f64], l: usize, k: usize) -> Vec<f64> {
-    let mut est = vec![0.0; k * l];
+/// The phase spectra D = G·W (L×K, row-major: espm's D and D.npy's layout, the one layout of
+/// D in edxs), from G (L×M) and W (M×K); an empty G is the identity (D is W). The product is
+/// [`crate::fast::gw`], so every D in edxs has the same bits.
+pub fn d_of(g: &[f64], w: &[f64], l: usize, k: usize) -> Vec<f64> {
     if g.is_empty() {
-        for (li, wrow) in w.chunks_exact(k).enumerate().take(l) {
-            for c in 0..k {
-                est[c * l + li] = wrow[c];
-            }
-        }
-        return est;
+        return w.iter().copied().take(l * k).collect();
     }
-    let m = g.len() / l;
-    for (li, grow) in g.chunks_exact(m).enumerate() {
-        for c in 0..k {
-            est[c * l + li] = (0..m).map(|j| grow[j] * w[j * k + c]).sum();
-        }
-    }
-    est
+    crate::fast::gw(g, w, l, g.len() / l, k)
 }
 
 /// Fits `recipe` to `img` with `prep.k` components.

@@ -3,7 +3,7 @@
 use super::start::floor;
 use crate::io::counts::SpectrumImage;
 
-/// Maps (K×P) that fit each pixel of `img` with the spectra `d` (K×L) by least squares
+/// Maps (K×P) that fit each pixel of `img` with the spectra `d` (D = G·W, L×K) by least squares
 /// weighted with the inverse mean spectrum (Poisson variance), clipped at ε: a start from
 /// which the multiplicative updates converge in far fewer iterations than from block maps.
 pub(super) fn weighted_ls_maps(d: &[f64], img: &SpectrumImage, k: usize) -> Vec<f64> {
@@ -20,7 +20,7 @@ pub(super) fn weighted_ls_maps(d: &[f64], img: &SpectrumImage, k: usize) -> Vec<
     let mut a = vec![0.0; k * k];
     for i in 0..k {
         for j in 0..k {
-            a[i * k + j] = (0..l).map(|c| d[i * l + c] * d[j * l + c] * wgt[c]).sum();
+            a[i * k + j] = (0..l).map(|c| d[c * k + i] * d[c * k + j] * wgt[c]).sum();
         }
     }
     let ridge = 1e-9 * (0..k).map(|i| a[i * k + i]).fold(0.0, f64::max);
@@ -61,7 +61,7 @@ pub(super) fn weighted_ls_maps(d: &[f64], img: &SpectrumImage, k: usize) -> Vec<
             let c = img.indices[i] as usize;
             let yw = img.values[i] * wgt[c];
             for (kk, bv) in b.iter_mut().enumerate() {
-                *bv += d[kk * l + c] * yw;
+                *bv += d[c * k + kk] * yw;
             }
         }
         for kk in 0..k {

@@ -23,7 +23,7 @@ mod stages;
 mod start;
 
 pub use bin::{auto_bin, bin, cannot_bin};
-pub use fit::{fit, history_row, spectra_of, Fit};
+pub use fit::{d_of, fit, history_row, Fit};
 pub use prepared::Prepared;
 pub use recipe::{
     default_recipe, FixW, HeldSolver, Method, Recipe, RunSettings, Start, CANDIDATES,

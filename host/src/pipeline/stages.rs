@@ -3,7 +3,7 @@
 //! held (two-stage), with the spectra stages cached per image.
 
 use super::bin::bin;
-use super::fit::spectra_of;
+use super::fit::d_of;
 use super::fixed::fixed_w;
 use super::maps_start::weighted_ls_maps;
 use super::recipe::{FixW, Recipe, RunSettings, Start, CANDIDATES};
@@ -192,7 +192,7 @@ pub(super) fn spectra_stage(
     let sub_reg = raw_regularisation(img, &sub, k);
     let mut best: Option<(f64, State)> = None;
     for mut st in cands {
-        st.h = weighted_ls_maps(&spectra_of(&st.g, &st.w, img.channels, k), img, k);
+        st.h = weighted_ls_maps(&d_of(&st.g, &st.w, img.channels, k), img, k);
         let held = st.w.clone();
         st = solve(
             prep,

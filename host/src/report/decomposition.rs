@@ -51,7 +51,7 @@ pub fn write_into(dir: &Path, out: &Outputs<'_>) -> Result<()> {
     npy::write_f64(&path("W.npy"), &[m, k], &r.w)?;
     npy::write_f64(&path("H.npy"), &[k, p], &r.h)?;
     npy::write_f64(&path("G.npy"), &[l, m], &r.g)?;
-    let d = matmul(&r.g, &r.w, l, m, k);
+    let d = r.d(l, k);
     npy::write_f64(&path("D.npy"), &[l, k], &d)?;
     let mut csv = String::from("iteration,loss,kl,log_reg,laplacian,rel_w,rel_h\n");
     for (i, row) in r.history.iter().enumerate() {
@@ -126,7 +126,7 @@ pub fn write_into(dir: &Path, out: &Outputs<'_>) -> Result<()> {
     let rowsum_h: Vec<f64> = (0..k)
         .map(|c| r.h[c * p..(c + 1) * p].iter().sum())
         .collect();
-    let sum_model = matmul(&d, &rowsum_h, l, k, 1);
+    let sum_model = crate::fast::gw(&d, &rowsum_h, l, k, 1);
     plots::spectra_png(
         &path("spectra.png"),
         &energy,
@@ -177,20 +177,4 @@ pub fn summary(model: &EdxsModel<'_>, r: &Fit, k: usize, out_dir: &Path) -> Stri
         out_dir.display()
     );
     s
-}
-
-/// Row-major (a×b)·(b×c).
-fn matmul(x: &[f64], y: &[f64], a: usize, b: usize, c: usize) -> Vec<f64> {
-    let mut out = vec![0.0; a * c];
-    for i in 0..a {
-        for j in 0..b {
-            let v = x[i * b + j];
-            if v != 0.0 {
-                for q in 0..c {
-                    out[i * c + q] += v * y[j * c + q];
-                }
-            }
-        }
-    }
-    out
 }

@@ -2,7 +2,6 @@
 //! decompositions the paper compares (from its starts) and its three ESpM variants through
 //! edxs's two-stage pipeline, each scored against the truth with espm's measures.
 
-pub mod plot;
 
 use crate::evaluate::{evaluate, MatchBy};
 use crate::io::counts::SpectrumImage;
@@ -220,14 +219,14 @@ pub fn run_method(
     }
     let fit = pipeline::fit(prep, img, &recipe, set, cache)?;
     let seconds = t0.elapsed().as_secs_f64() + fit.reused_seconds;
-    let est = fit.spectra(l, K);
+    let d = fit.d(l, K);
     // The paper matched components by angle at high counts and by map MSE at low counts.
     let by = if data.dose >= 100.0 {
         MatchBy::Angle
     } else {
         MatchBy::Mse
     };
-    let ev = evaluate(&data.spectra, &data.maps, &est, &fit.h, l, p, by);
+    let ev = evaluate(&data.spectra, &data.maps, &d, &fit.h, l, p, by);
     let mut angles = vec![f64::NAN; K];
     let mut mse = vec![f64::NAN; K];
     for (e, t) in ev.permutation.iter().enumerate() {

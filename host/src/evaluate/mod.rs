@@ -1,6 +1,10 @@
 //! A decomposition scored against a known truth with espm's measures (spec §5): spectral
 //! angles, map MSE after `rescaled_DH`, one-to-one matching. Shared by `edxs evaluate` and the
-//! Figure 1 reproduction.
+//! Figure 1 reproduction; [`folders`] reads the two folders `edxs evaluate` compares.
+
+pub mod folders;
+
+pub use folders::{evaluate_folders, FolderEvaluation};
 
 use crate::metrics;
 
@@ -34,24 +38,21 @@ pub struct Evaluation {
     pub n_est: usize,
 }
 
-/// Compares estimated spectra (Ke×L) and maps (Ke×P) with the truth (Kt×L, Kt×P).
+/// Compares estimated spectra D = G·W (L×Ke, as [`crate::pipeline::Fit::d`] and D.npy hold
+/// them) and maps (Ke×P) with the truth (Kt×L, Kt×P, as `edxs simulate` writes them).
 pub fn evaluate(
     true_spectra: &[f64],
     true_maps: &[f64],
-    est_spectra: &[f64],
+    d: &[f64],
     est_maps: &[f64],
     channels: usize,
     pixels: usize,
     by: MatchBy,
 ) -> Evaluation {
     let n_truth = true_spectra.len() / channels;
-    let n_est = est_spectra.len() / channels;
-    let angles = metrics::spectral_angles(true_spectra, est_spectra, channels);
-    // rescaled_DH wants D as L×K.
-    let d: Vec<f64> = (0..channels)
-        .flat_map(|l| (0..n_est).map(move |c| est_spectra[c * channels + l]))
-        .collect();
-    let (_, h_rescaled, scales) = metrics::rescaled_dh(&d, est_maps, n_est);
+    let n_est = d.len() / channels;
+    let angles = metrics::spectral_angles_to_columns(true_spectra, d, channels);
+    let (_, h_rescaled, scales) = metrics::rescaled_dh(d, est_maps, n_est);
     let mse = metrics::squared_distances(true_maps, &h_rescaled, pixels);
     let angle_permutation = metrics::match_estimates(&angles, n_truth, n_est);
     let mse_permutation = metrics::match_estimates(&mse, n_truth, n_est);
