@@ -3,7 +3,7 @@
 
 use edxs::io::npy;
 use edxs::sim::{maps, phases, presets};
-use edxs_suite::{edxs, tempdir};
+use edxs_suite::{edxs, err_rel_to_max, tempdir};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -42,15 +42,6 @@ fn json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-fn max_rel(got: &[f64], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / scale)
-        .fold(0.0, f64::max)
-}
-
 // ------------------------------------------------------------------ phases and maps vs espm
 
 #[test]
@@ -59,7 +50,7 @@ fn paper_phases_match_espm() {
     let set = phases::generate_phases(&cfg.model, &cfg.phases).unwrap();
     let (shape, want) = read(&fixture("paper_phases.npy"));
     assert_eq!(shape, vec![3, 1980]);
-    let e = max_rel(&set.spectra, &want);
+    let e = err_rel_to_max(&set.spectra, &want);
     assert!(
         e < 1e-9,
         "paper phases differ from espm by {e:e} of the maximum"
@@ -73,7 +64,7 @@ fn custom_toml_phases_match_espm() {
     let set = phases::generate_phases(&cfg.model, &cfg.phases).unwrap();
     let (shape, want) = read(&fixture("custom_phases.npy"));
     assert_eq!(shape, vec![3, 800]);
-    let e = max_rel(&set.spectra, &want);
+    let e = err_rel_to_max(&set.spectra, &want);
     assert!(
         e < 1e-9,
         "custom phases differ from espm by {e:e} of the maximum"
@@ -112,7 +103,7 @@ fn sphere_maps_match_espm_add_sphere_and_generate_weights() {
         .flat_map(|c| (0..p).map(move |px| (c, px)))
         .map(|(c, px)| want[px * k + c])
         .collect();
-    assert!(max_rel(&got, &want_km) < 1e-15);
+    assert!(err_rel_to_max(&got, &want_km) < 1e-15);
 
     // generate_weights("sphere", …) with the centres espm drew.
     let g = &spec["generated"];
@@ -129,7 +120,7 @@ fn sphere_maps_match_espm_add_sphere_and_generate_weights() {
         .flat_map(|c| (0..24 * 18).map(move |px| (c, px)))
         .map(|(c, px)| want[px * 3 + c])
         .collect();
-    assert!(max_rel(&got, &want_km) < 1e-15);
+    assert!(err_rel_to_max(&got, &want_km) < 1e-15);
 }
 
 // ----------------------------------------------------------------------- counts statistics
@@ -181,7 +172,7 @@ fn paper_counts_have_the_expected_mean_and_valid_truth() {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
     let (_, want) = read(&fixture("paper_phases.npy"));
-    assert!(max_rel(&ph, &want) < 1e-9);
+    assert!(err_rel_to_max(&ph, &want) < 1e-9);
     let (ms, h) = read(&out.join("maps.npy"));
     assert_eq!(ms, vec![3, 576]);
     for px in 0..576 {
@@ -389,7 +380,7 @@ fn maps_from_npy_and_png() {
     // Noiseless counts are the expected spectra exactly.
     let (_, y) = read(&out.join("counts.npy"));
     let (_, _, lam) = expected(&out);
-    assert!(max_rel(&y, &lam) < 1e-12);
+    assert!(err_rel_to_max(&y, &lam) < 1e-12);
 
     // Three 8-bit PNGs, normalised per pixel.
     let mut files = Vec::new();

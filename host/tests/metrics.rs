@@ -4,9 +4,11 @@
 
 use edxs::io::npy;
 use edxs::metrics::{
-    hungarian, match_estimates, rescaled_dh, spectral_angle, spectral_angles, squared_distances,
+    hungarian, match_estimates, rescaled_dh, spectral_angle, spectral_angles,
+    spectral_angles_to_columns, squared_distances,
 };
 use edxs_core::rng::Rng;
+use edxs_suite::err_rel_to_max;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -33,25 +35,27 @@ fn floats(v: &serde_json::Value) -> Vec<f64> {
         .collect()
 }
 
-fn max_rel(got: &[f64], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs() / scale)
-        .fold(0.0, f64::max)
-}
-
 #[test]
 fn spectral_angles_match_espm() {
     let (s, p1) = load("m_p1.npy");
     let (_, p2) = load("m_p2.npy");
     let (_, want) = load("m_angles.npy");
     let got = spectral_angles(&p1, &p2, s[1]);
-    assert!(max_rel(&got, &want) < 1e-12, "{got:?} vs {want:?}");
+    assert!(err_rel_to_max(&got, &want) < 1e-12, "{got:?} vs {want:?}");
     let single = json("measures.json")["angle_p1_0_p2_3"].as_f64().unwrap();
     let one = spectral_angle(&p1[..s[1]], &p2[3 * s[1]..4 * s[1]]);
     assert!((one - single).abs() < 1e-11, "{one} vs {single}");
+    // D = G·W as edxs stores it (L×K, a spectrum per column) gives the same bits as the rows.
+    let (len, m) = (s[1], p2.len() / s[1]);
+    let d: Vec<f64> = (0..len)
+        .flat_map(|i| (0..m).map(move |j| (i, j)))
+        .map(|(i, j)| p2[j * len + i])
+        .collect();
+    let by_columns = spectral_angles_to_columns(&p1, &d, len);
+    assert_eq!(
+        by_columns.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -60,7 +64,7 @@ fn squared_distances_match_espm() {
     let (_, p2) = load("m_p2.npy");
     let (_, want) = load("m_sqdist.npy");
     let got = squared_distances(&p1, &p2, s[1]);
-    assert!(max_rel(&got, &want) < 1e-12, "{got:?} vs {want:?}");
+    assert!(err_rel_to_max(&got, &want) < 1e-12, "{got:?} vs {want:?}");
 }
 
 #[test]
@@ -92,7 +96,7 @@ fn unique_matching_matches_espm_find_min() {
         // espm's values are ordered by estimate: values[i] = M[perm[i], i].
         let values: Vec<f64> = (0..k).map(|i| matrix[perm[i] * k + i]).collect();
         assert!(
-            max_rel(&values, &floats(&m[values_key])) < 1e-12,
+            err_rel_to_max(&values, &floats(&m[values_key])) < 1e-12,
             "{values_key}"
         );
     }
@@ -216,14 +220,14 @@ fn check_rescale(prefix: &str) -> Vec<f64> {
     let (_, h_want) = load(&format!("{prefix}_Hout.npy"));
     let (d_got, h_got, s) = rescaled_dh(&d, &h, ds[1]);
     assert!(
-        max_rel(&d_got, &d_want) < 1e-9,
+        err_rel_to_max(&d_got, &d_want) < 1e-9,
         "{prefix} D: {}",
-        max_rel(&d_got, &d_want)
+        err_rel_to_max(&d_got, &d_want)
     );
     assert!(
-        max_rel(&h_got, &h_want) < 1e-9,
+        err_rel_to_max(&h_got, &h_want) < 1e-9,
         "{prefix} H: {}",
-        max_rel(&h_got, &h_want)
+        err_rel_to_max(&h_got, &h_want)
     );
     s
 }

@@ -77,6 +77,17 @@ pub fn rel_err(got: &[f64], want: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Largest error of `got` against `want`, relative to the largest `|want|` (one scale for
+/// every entry, so that near-zero entries do not dominate).
+pub fn err_rel_to_max(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
 /// `path` when it exists. Otherwise a panic when the environment variable `required_by` is set
 /// (CI sets it where the data must be there), else None after printing
 /// "SKIP: <test>: <reason>" to the process's stderr, which the test harness does not capture,
@@ -122,7 +133,8 @@ pub fn npy_shape(shape: &[usize]) -> String {
 /// `descr` and `shape` go into the header as written (`"'<f8'"`, `"(2, 3)"`; see [`npy_shape`]).
 pub fn npy_v1(descr: &str, fortran_order: bool, shape: &str, body: &[u8]) -> Vec<u8> {
     let fortran = if fortran_order { "True" } else { "False" };
-    let mut header = format!("{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}");
+    let mut header =
+        format!("{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}");
     // The magic, version and length take 10 bytes; the header ends in a newline and the data
     // start on a 64-byte boundary.
     while (10 + header.len() + 1) % 64 != 0 {

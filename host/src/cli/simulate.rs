@@ -254,7 +254,9 @@ impl SimulateCmd {
             &self.inputs(),
             &truth,
             self.dtype.into(),
-            |px, lam, stats| self.fill_pixel(px, &set.spectra, &densities, &h, lam, &mut rng, stats),
+            |px, lam, stats| {
+                self.fill_pixel(px, &set.spectra, &densities, &h, lam, &mut rng, stats)
+            },
             |stats| self.sim_json(&cfg, &set, &h, (rows, cols), map_seed, map_info, stats),
         )?;
         print!("{}", self.report(&cfg, &set, (rows, cols), &stats, &json));

@@ -71,3 +71,42 @@ pub fn write_at(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> 
     output::unregister(&tmp);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("edxs-atomic-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn write_at_keeps_the_extension_and_leaves_the_old_file_on_failure() {
+        let dir = scratch("write-at");
+        let png = dir.join("fig.png");
+        std::fs::write(&png, b"old").unwrap();
+        write_at(&png, |tmp| {
+            assert_eq!(tmp.extension().and_then(|e| e.to_str()), Some("png"));
+            assert_ne!(tmp, png.as_path());
+            std::fs::write(tmp, b"new").map_err(Into::into)
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&png).unwrap(), b"new");
+        let e = write_at(&png, |tmp| {
+            std::fs::write(tmp, b"half")?;
+            anyhow::bail!("drawing failed")
+        });
+        assert!(e.is_err());
+        assert_eq!(std::fs::read(&png).unwrap(), b"new");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("fig.png")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -437,6 +437,33 @@ mod tests {
     }
 
     #[test]
+    fn checked_bounds_name_the_bad_value() {
+        assert_eq!(
+            EnergyRange::checked(Some(0.1), None),
+            Ok(EnergyRange {
+                lo: Some(0.1),
+                hi: None
+            })
+        );
+        assert_eq!(
+            EnergyRange::checked(Some(1.0), Some(f64::INFINITY)),
+            Err(EnergyRangeError::NotFinite {
+                low: false,
+                value: f64::INFINITY
+            })
+        );
+        let e = EnergyRange::checked(Some(f64::NAN), Some(2.0)).unwrap_err();
+        assert!(
+            matches!(e, EnergyRangeError::NotFinite { low: true, .. }),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "NaN is not an energy in keV");
+        let e = EnergyRange::checked(Some(3.0), Some(3.0)).unwrap_err();
+        assert_eq!(e, EnergyRangeError::Empty { lo: 3.0, hi: 3.0 });
+        assert!(e.to_string().contains("(3, 3) is empty"), "{e}");
+    }
+
+    #[test]
     fn drops_nonpositive_channels_and_the_noise_peak_but_not_a_rising_continuum() {
         // A zero peak (FWHM 118 eV) on a continuum rising from 0 keV, O Ka at 0.525 keV.
         let zero = |e: f64| 5000.0 * (-0.5 * (e / 0.05f64).powi(2)).exp();

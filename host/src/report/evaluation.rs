@@ -48,8 +48,7 @@ pub fn write(result: &Path, truth: &Path, by: MatchBy, fe: &FolderEvaluation) ->
     let mean = |v: &[f64]| {
         matched.iter().map(|&(c, t)| v[t * ke + c]).sum::<f64>() / matched.len().max(1) as f64
     };
-    let to_rows =
-        |v: &[f64]| -> Vec<Vec<f64>> { v.chunks_exact(ke).map(|r| r.to_vec()).collect() };
+    let to_rows = |v: &[f64]| -> Vec<Vec<f64>> { v.chunks_exact(ke).map(|r| r.to_vec()).collect() };
     let json = serde_json::json!({
         "result": result.display().to_string(),
         "truth": truth.display().to_string(),

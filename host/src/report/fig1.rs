@@ -66,8 +66,8 @@ pub fn replot(out: &Path) -> Result<PathBuf> {
     let path = out.join("results.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
     let runs = json["runs"]
         .as_array()
         .with_context(|| format!("{}: no 'runs'", path.display()))?;

@@ -1,8 +1,8 @@
 //! The Figure-1-like scatter: mean spectral angle against mean map MSE, one panel per dose,
 //! one marker per method and sampling.
 
-use crate::repro::Outcome;
 use super::plots::{err, font};
+use crate::repro::Outcome;
 use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;

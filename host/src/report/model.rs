@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 
 /// Writes G (`g`, L×M, built by `model` with normalisation `norm`) to `out` and its
 /// description to the `.json` beside it; returns the `.json`'s path.
-pub fn write(out: &Path, model: &EdxsModel<'_>, g: &[f64], norm: &Normalisation<f64>) -> Result<PathBuf> {
+pub fn write(
+    out: &Path,
+    model: &EdxsModel<'_>,
+    g: &[f64],
+    norm: &Normalisation<f64>,
+) -> Result<PathBuf> {
     let (l, m) = (model.n_channels(), model.n_columns());
     let json_path = out.with_extension("json");
     let p = model.params();

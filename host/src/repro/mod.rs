@@ -2,7 +2,6 @@
 //! decompositions the paper compares (from its starts) and its three ESpM variants through
 //! edxs's two-stage pipeline, each scored against the truth with espm's measures.
 
-
 use crate::evaluate::{evaluate, MatchBy};
 use crate::io::counts::SpectrumImage;
 use crate::model_options::ModelSpec;
