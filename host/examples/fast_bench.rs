@@ -112,16 +112,16 @@ fn main() -> anyhow::Result<()> {
         }
         // 2. The maps with those spectra held (with --maps-only the true spectra), from a flat
         // start.
-        let d = match fits.last() {
-            Some(fit) => fit.spectra(l, k),
-            None => data.spectra.clone(),
-        };
-        let mut d_lk = vec![0.0; l * k];
-        for c in 0..k {
-            for li in 0..l {
-                d_lk[li * k + c] = d[c * l + li];
+        let d_lk = match fits.last() {
+            Some(fit) => fit.d(l, k),
+            // The true spectra are K×L as the simulation keeps them; D has one per column.
+            None => {
+                let truth = &data.spectra;
+                (0..l)
+                    .flat_map(|li| (0..k).map(move |c| truth[c * l + li]))
+                    .collect()
             }
-        }
+        };
         let (rows, cols) = img.shape.expect("shape");
         let f = k as f64 / (img.mean() * l as f64);
         for (name, mu, lambda, eps_reg) in [

@@ -1,6 +1,6 @@
 //! A decomposition folder (`edxs decompose`'s W.npy, H.npy, G.npy, results.json) scored
 //! against a simulation folder (`edxs simulate`'s spectra_counts.npy, maps.npy, sim.json):
-//! the files read and checked, the measures of [`evaluate`](super::evaluate), and each
+//! the files read and checked, the measures of [`super::evaluate`], and each
 //! component's at.% beside the matched truth's.
 
 use super::{evaluate, Evaluation, MatchBy};
