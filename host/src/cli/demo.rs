@@ -1,7 +1,7 @@
 //! `edxs demo`: simulate a paper-like spectrum image, decompose it, and compare with the truth.
 
 use super::Cli;
-use crate::io::npy;
+use crate::report::demo::DemoPaths;
 use anyhow::{Context, Result};
 use clap::{Args, Parser};
 use std::path::PathBuf;
@@ -82,11 +82,12 @@ impl DemoCmd {
         )?;
         crate::io::output::check_dir("--out", &self.out, &[])?;
         // The whole demo folder (maps, sim/, result/) replaces --out in one step at the end.
-        crate::io::output::write_dir("--out", &self.out, &[], |dir| {
-            let maps_path = dir.join("demo_maps.npy");
-            npy::write_f64(&maps_path, &[n, n, 3], &maps(n))?;
-            let sim = dir.join("sim");
-            let result = dir.join("result");
+        crate::report::demo::write(&self.out, &[n, n, 3], &maps(n), |paths| {
+            let DemoPaths {
+                maps: maps_path,
+                sim,
+                result,
+            } = paths;
             println!(
                 "== simulating {n}x{n} pixels, paper phases (Brg, Fp, CaPv), {} counts/pixel",
                 self.counts_per_pixel
