@@ -20,10 +20,8 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes through `f` into a temporary file, then renames it to `path`; a signal meanwhile
 /// removes the temporary file.
 pub fn write_with(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let tmp = temp_name(path);
-    output::register(&tmp);
-    let result = (|| -> Result<()> {
-        let file = std::fs::File::create(&tmp)
+    replace(path, temp_name(path), |tmp| {
+        let file = std::fs::File::create(tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut w = std::io::BufWriter::new(file);
         f(&mut w)?;
@@ -31,15 +29,8 @@ pub fn write_with(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> 
             .into_inner()
             .map_err(|e| anyhow::anyhow!("writing {}: {}", tmp.display(), e.error()))?;
         file.sync_all()
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    output::unregister(&tmp);
-    result
+            .with_context(|| format!("writing {}", tmp.display()))
+    })
 }
 
 /// Lets `f` write a whole file at a path it is given (a library that opens the file itself,
@@ -56,15 +47,22 @@ pub fn write_at(path: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> 
         }
         _ => temp_name(path),
     };
-    output::register(&tmp);
-    let result = (|| -> Result<()> {
-        f(&tmp)?;
-        std::fs::File::open(&tmp)
+    replace(path, tmp, |tmp| {
+        f(tmp)?;
+        std::fs::File::open(tmp)
             .and_then(|file| file.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
+            .with_context(|| format!("writing {}", tmp.display()))
+    })
+}
+
+/// Has `write` produce the whole file at `tmp` (flushed to disk), then renames it to `path`;
+/// on failure or a signal `tmp` is removed and `path` is left as it was.
+fn replace(path: &Path, tmp: PathBuf, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    output::register(&tmp);
+    let result = write(&tmp).and_then(|()| {
         std::fs::rename(&tmp, path)
             .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
-    })();
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
