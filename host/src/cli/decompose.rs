@@ -146,8 +146,10 @@ pub struct DecomposeCmd {
     /// the maps with the spectra held, multiplicative updates for the joint fits),
     /// `newton-joint` (Newton for the joint fits too, alternating maps and spectra; measured
     /// slower and no better, docs/speed/joint_newton.md), `multiplicative` (everything by the
-    /// multiplicative updates).
-    #[arg(long, hide = true, value_parser = ["newton", "newton-joint", "multiplicative"])]
+    /// multiplicative updates), `previous` (the default before the spectra stage's sparse
+    /// stopping test and side-by-side candidates: the loss after every iteration, one binned
+    /// fit at a time).
+    #[arg(long, hide = true, value_parser = ["newton", "newton-joint", "multiplicative", "previous"])]
     pub solver: Option<String>,
     /// Units of μ, λ and ε_reg: `normalized` (the default; espm's `normalize=True` units,
     /// counts scaled so that the mean pixel total is K, the units of the paper's values) or
@@ -470,6 +472,11 @@ impl DecomposeCmd {
         match self.solver.as_deref() {
             Some("newton-joint") => recipe.held_solver = HeldSolver::NewtonJoint,
             Some("multiplicative") => recipe.held_solver = HeldSolver::Multiplicative,
+            Some("previous") => {
+                recipe.loss_every = 1;
+                recipe.kkt_tol = 0.0;
+                recipe.candidates_side_by_side = false;
+            }
             _ => {}
         }
         if let Some(f) = parse_fixes(&self.fix, model, k)? {

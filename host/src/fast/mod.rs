@@ -14,6 +14,7 @@ pub mod coupled;
 pub mod held;
 pub mod joint;
 pub mod kkt;
+pub mod kkt_w;
 pub mod maps;
 pub mod newton;
 pub mod objective;

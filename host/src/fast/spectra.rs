@@ -64,7 +64,7 @@ struct Sums {
 }
 
 impl SpectraProblem<'_> {
-    fn validate(&self, w: &[f64]) -> Result<()> {
+    pub(super) fn validate(&self, w: &[f64]) -> Result<()> {
         let (l, p, m, k) = (self.y.channels, self.y.pixels, self.m, self.k);
         anyhow::ensure!(k >= 1 && m >= 1, "W must have at least one row and column");
         anyhow::ensure!(
@@ -114,11 +114,11 @@ impl SpectraProblem<'_> {
     }
 
     /// D = G·W (L×K).
-    fn d_of(&self, w: &[f64]) -> Vec<f64> {
+    pub(super) fn d_of(&self, w: &[f64]) -> Vec<f64> {
         super::gw(self.g, w, self.y.channels, self.m, self.k)
     }
 
-    fn groups(&self) -> Vec<std::ops::Range<usize>> {
+    pub(super) fn groups(&self) -> Vec<std::ops::Range<usize>> {
         let p = self.y.pixels;
         let size = p.div_ceil(GROUPS).max(1);
         (0..p).step_by(size).map(|s| s..(s + size).min(p)).collect()
@@ -126,7 +126,7 @@ impl SpectraProblem<'_> {
 
     /// Calls `f(channel, y, h̃, x)` for every non-zero count of the pixels `r`, with
     /// h̃ = max(h_p, ε) and x = d̃_l·h̃ (d̃ = max(d, ε)): the one traversal both sums share.
-    fn each_count(
+    pub(super) fn each_count(
         &self,
         d: &[f64],
         r: std::ops::Range<usize>,
@@ -217,7 +217,7 @@ impl SpectraProblem<'_> {
     }
 
     /// Σ_p max(h_kp, ε) per component.
-    fn h_sums(&self) -> Vec<f64> {
+    pub(super) fn h_sums(&self) -> Vec<f64> {
         let p = self.y.pixels;
         (0..self.k)
             .map(|c| {

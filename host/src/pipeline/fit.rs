@@ -28,6 +28,9 @@ pub struct Fit {
     pub seconds: f64,
     /// KKT residual ([`crate::fast::kkt`]) of the last run's maps when it held W (Newton).
     pub kkt: Option<f64>,
+    /// KKT residual ([`crate::fast::kkt_w`]) of the spectra W at the end of the fit that
+    /// found them (the chosen binned fit in the pipeline; None where it was not measured).
+    pub kkt_spectra: Option<f64>,
 }
 
 impl Fit {
@@ -94,5 +97,6 @@ pub fn fit(
         reused_seconds: reused,
         seconds: t0.elapsed().as_secs_f64(),
         kkt: st.kkt,
+        kkt_spectra: st.kkt_w,
     })
 }

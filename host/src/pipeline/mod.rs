@@ -10,9 +10,11 @@
 //! One file per idea: [`recipe`] (what a fit does and its defaults), [`prepared`] (G built
 //! once), [`fit`](mod@fit) (the entry point and its result), `stages` (the order of the
 //! solver runs), [`bin`](mod@bin) (blocks of pixels), `start` and `maps_start` (where runs
-//! start), `fixed` (imposed W entries) and `solve` (one solver run).
+//! start), `fixed` (imposed W entries), `solve` (one solver run) and `drive` (the binned fits'
+//! multiplicative updates with a sparse stopping test).
 
 pub mod bin;
+mod drive;
 pub mod fit;
 mod fixed;
 mod maps_start;
@@ -26,8 +28,8 @@ pub use bin::{auto_bin, bin, cannot_bin};
 pub use fit::{d_of, fit, history_row, Fit};
 pub use prepared::Prepared;
 pub use recipe::{
-    default_recipe, FixW, HeldSolver, Method, Recipe, RunSettings, Start, CANDIDATES,
-    STAGE_ANCHOR_ITER, TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
+    default_recipe, FixW, HeldSolver, Method, Recipe, RunSettings, Start, CANDIDATES, LOSS_EVERY,
+    STAGE_ANCHOR_ITER, STAGE_KKT_TOL, TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
 };
 pub use solve::run_solver;
 pub use stages::SpectraCache;

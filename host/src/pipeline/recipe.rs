@@ -18,6 +18,15 @@ pub const TWO_STAGE_MAX_ITER: usize = 10000;
 /// 1e-6 the maps stop before the log and Laplacian terms have acted).
 pub const TWO_STAGE_TOL: f64 = 1e-8;
 
+/// Iterations between the loss evaluations of the spectra stage's binned fits (the loss cost
+/// more than the update; `drive` in this module's parent).
+pub const LOSS_EVERY: usize = 10;
+
+/// KKT residual (of W and of H, [`crate::fast::kkt_w`], [`crate::fast::kkt`]) at which the
+/// spectra stage's binned fits also stop: the relative-change rule at 1e-8 ends them at
+/// 1e-6–1e-4 (measured on espm-simulated 128² maps), so this rarely ends a fit first.
+pub const STAGE_KKT_TOL: f64 = 1e-6;
+
 /// The fit `edxs decompose` performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -170,6 +179,15 @@ pub struct Recipe {
     pub compat_espm: bool,
     /// How runs with the whole W held (the maps and the candidate choice) are solved.
     pub held_solver: HeldSolver,
+    /// Multiplicative-update runs evaluate the loss (for the stopping test) every this many
+    /// iterations (1: after each, by the core's driver).
+    pub loss_every: usize,
+    /// Multiplicative-update runs with `loss_every` > 1 also stop when the KKT residuals of W
+    /// and H are both at most this (0: never).
+    pub kkt_tol: f64,
+    /// The spectra stage's binned fits run side by side, one thread each, instead of one
+    /// after the other on every thread.
+    pub candidates_side_by_side: bool,
 }
 
 /// The solver of the runs with the whole W held.
@@ -201,6 +219,9 @@ impl Recipe {
             simplex_h: false,
             compat_espm: false,
             held_solver: HeldSolver::Newton,
+            loss_every: 1,
+            kkt_tol: 0.0,
+            candidates_side_by_side: false,
         }
     }
 
@@ -209,6 +230,9 @@ impl Recipe {
     pub fn two_stage(mu: f64, lambda: f64, epsilon_reg: f64, bin: usize) -> Self {
         let mut r = Recipe::espm(mu, lambda, epsilon_reg, Start::Nndsvdar, STAGE_ANCHOR_ITER);
         r.two_stage_bin = bin.max(1);
+        r.loss_every = LOSS_EVERY;
+        r.kkt_tol = STAGE_KKT_TOL;
+        r.candidates_side_by_side = true;
         r
     }
 }

@@ -1,6 +1,7 @@
 //! One solver run from a state: the core's multiplicative updates through the parallel
 //! executor, or the fast Newton maps solver when the whole W is held.
 
+use super::drive::{drive_sparse, KktData, SparseStop};
 use super::fit::history_row;
 use super::recipe::{HeldSolver, Recipe, RunSettings};
 use super::stages::State;
@@ -166,6 +167,40 @@ pub(super) fn solve_held(
     };
     let solver = Solver::new(params, l, m, img.pixels).map_err(|e| anyhow!("{e}"))?;
     let espm_serial = recipe.compat_espm && recipe.simplex_h;
+    if recipe.loss_every > 1 && !recipe.compat_espm && !recipe.plain && !recipe.simplex_h {
+        let stop = SparseStop {
+            every: recipe.loss_every,
+            tol: set.tol,
+            kkt_tol: recipe.kkt_tol,
+            kkt: KktData {
+                img,
+                simplex_rows: &prep.rows,
+                fixed,
+                mu,
+                epsilon_reg: *eps,
+                lambda: *lambda,
+                threads: set.threads,
+            },
+        };
+        let mut exec = ParallelExec::new(&solver, img.counts(), set.threads)?;
+        let (summary, history, (kkt_w, kkt_h)) = drive_sparse(
+            &mut exec,
+            (&mut g, &mut w, &mut h),
+            if g_update { 3 } else { 0 },
+            update.as_mut(),
+            max_iter,
+            &stop,
+        )?;
+        return Ok(State {
+            g,
+            w,
+            h,
+            summary: Some(summary),
+            history,
+            kkt: Some(kkt_h),
+            kkt_w: Some(kkt_w),
+        });
+    }
     let (summary, history) = run_solver(
         &solver,
         img.counts(),
@@ -181,6 +216,7 @@ pub(super) fn solve_held(
         summary: Some(summary),
         history,
         kkt: None,
+        kkt_w: None,
     })
 }
 
@@ -216,6 +252,7 @@ fn solve_newton_joint(
         summary: Some(fit.summary),
         history: fit.history,
         kkt: Some(fit.kkt),
+        kkt_w: None,
     })
 }
 
@@ -248,6 +285,7 @@ pub(super) fn solve_newton_maps(
         summary: Some(fit.summary),
         history: fit.history,
         kkt: Some(fit.report.kkt),
+        kkt_w: st.kkt_w,
     })
 }
 

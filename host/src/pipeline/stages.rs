@@ -13,6 +13,7 @@ use super::Prepared;
 use crate::io::counts::SpectrumImage;
 use anyhow::{anyhow, Result};
 use edxs_core::solver::RunSummary;
+use rayon::prelude::*;
 
 /// Solver state.
 #[derive(Clone)]
@@ -23,6 +24,9 @@ pub(super) struct State {
     pub(super) summary: Option<RunSummary>,
     pub(super) history: Vec<[f64; 6]>,
     pub(super) kkt: Option<f64>,
+    /// KKT residual of W ([`crate::fast::kkt_w`]) at the end of the fit that set it (the
+    /// chosen binned fit in the pipeline).
+    pub(super) kkt_w: Option<f64>,
 }
 
 impl State {
@@ -74,6 +78,7 @@ pub(super) fn fit_state(
         summary: None,
         history: Vec::new(),
         kkt: None,
+        kkt_w: None,
     };
     let mut iterations = 0;
     let mut budget = set.max_iter;
@@ -169,17 +174,36 @@ pub(super) fn spectra_stage(
     sub.fix = recipe.fix.clone();
     sub.g_update = recipe.g_update;
     sub.held_solver = recipe.held_solver;
-    // The binned fits are not shared between images, so each gets its own cache.
-    let mut none = SpectraCache::default();
+    sub.loss_every = recipe.loss_every;
+    sub.kkt_tol = recipe.kkt_tol;
     // A single fit lands in a wrong local minimum for some noise draws (one phase rotated into
     // another), each binning for different draws, so several binnings are tried.
+    // The binned images are small (19² to 64² blocks by default), too small for threads to
+    // share one fit well (the per-iteration synchronisation costs as much as the work), so the
+    // candidates run side by side, one thread each; a fit's result does not depend on its
+    // thread count, so neither does the choice.
+    let (one, side) = match recipe.candidates_side_by_side {
+        true => (RunSettings { threads: 1, ..*set }, set.threads),
+        false => (*set, 1),
+    };
+    let fits: Vec<Result<(State, usize)>> = crate::fast::pool(side)?.install(|| {
+        (b0..b0 + CANDIDATES)
+            .into_par_iter()
+            .map(|b| {
+                // The binned fits are not shared between images: each gets its own cache.
+                let mut none = SpectraCache::default();
+                let (st, it, _) = match bin(img, b) {
+                    Some((coarse, _, _)) => fit_state(prep, &coarse, &sub, &one, &mut none)?,
+                    None => fit_state(prep, img, &sub, &one, &mut none)?,
+                };
+                Ok((st, it))
+            })
+            .collect()
+    });
     let mut cands = Vec::new();
     let mut iterations = 0;
-    for b in b0..b0 + CANDIDATES {
-        let (st, it, _) = match bin(img, b) {
-            Some((coarse, _, _)) => fit_state(prep, &coarse, &sub, set, &mut none)?,
-            None => fit_state(prep, img, &sub, set, &mut none)?,
-        };
+    for fit in fits {
+        let (st, it) = fit?;
         iterations += it;
         cands.push(st);
     }

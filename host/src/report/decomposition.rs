@@ -95,6 +95,7 @@ pub fn write_into(dir: &Path, out: &Outputs<'_>) -> Result<()> {
         "iterations": r.iterations,
         "last_run_iterations": r.summary.iterations,
         "kkt_residual": r.kkt,
+        "kkt_residual_spectra": r.kkt_spectra,
         "stop_reason": format!("{:?}", r.summary.reason),
         "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
         "seconds": r.seconds,
