@@ -87,6 +87,10 @@ impl KktData<'_> {
     }
 }
 
+/// A sparse-check run: its summary, one history row per check and the final KKT residuals
+/// (W, H).
+pub(super) type SparseRun = (RunSummary, Vec<[f64; 6]>, (f64, f64));
+
 /// Runs the solver behind `exec` from (G, W, H) with the loss checked every `stop.every`
 /// iterations; returns the summary, one history row per check and the final KKT residuals
 /// (W, H).
@@ -97,7 +101,7 @@ pub(super) fn drive_sparse(
     g_update: &mut dyn GUpdate<f64>,
     max_iter: usize,
     stop: &SparseStop<'_>,
-) -> Result<(RunSummary, Vec<[f64; 6]>, (f64, f64))> {
+) -> Result<SparseRun> {
     let k = h.len() / stop.kkt.img.pixels;
     let every = stop.every.max(1);
     let err = |e: edxs_core::SolverError| anyhow!("{e}");
@@ -154,7 +158,8 @@ pub(super) fn drive_sparse(
         }
     }
     let mut final_loss = exec.loss(g, w, h).map_err(err)?.total();
-    if !(final_loss <= best) && best.is_finite() {
+    let worse = final_loss.is_nan() || final_loss > best;
+    if worse && best.is_finite() {
         w.copy_from_slice(&w_best);
         h.copy_from_slice(&h_best);
         final_loss = exec.loss(g, w, h).map_err(err)?.total();
