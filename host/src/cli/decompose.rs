@@ -4,7 +4,8 @@ use super::args::{parse_shape, CompatArg, EnergyRangeArgs, ModelArgs};
 use crate::io::counts::SpectrumImage;
 use crate::io::npy;
 use crate::pipeline::{
-    self, auto_bin, FixW, HeldSolver, Method, Prepared, Recipe, RunSettings, SpectraCache, Start,
+    self, auto_bin_for, FixW, HeldSolver, Method, Prepared, Recipe, RunSettings, SpectraCache,
+    Start,
 };
 use crate::report::decomposition::{self, Outputs};
 use anyhow::{bail, Context, Result};
@@ -354,7 +355,7 @@ impl DecomposeCmd {
         if self.bin > 0 {
             self.bin
         } else {
-            auto_bin(data.mean() * data.channels as f64)
+            auto_bin_for(data.mean() * data.channels as f64, data.shape)
         }
     }
 

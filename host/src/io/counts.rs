@@ -54,7 +54,6 @@ impl SpectrumImage {
 
     /// Builds from pixels handed over one at a time (L counts each, in pixel order) by `fill`,
     /// for readers that decode their file piecewise; `what` names the source in messages.
-    #[cfg_attr(not(feature = "hdf5"), allow(dead_code))]
     pub(crate) fn from_rows(
         what: &str,
         pixels: usize,
@@ -126,6 +125,7 @@ impl SpectrumImage {
                 if p == 0 || l == 0 {
                     bail!("{what}: no data ({p} pixels x {l} channels)");
                 }
+                crate::limits::need(&format!("reading {what}"), crate::limits::bytes(&[p, 1], 8))?;
                 *builder.borrow_mut() = Some(Builder::new(&what, p, l, s));
                 Ok(())
             },
@@ -233,6 +233,10 @@ impl<'w> Builder<'w> {
             let (r, c) = img.shape.map_or((0, p), |(_, cols)| (p / cols, p % cols));
             bail!("{}: count at pixel {p} (row {r}, col {c}), channel {l} is {v}; counts must be finite and >= 0", self.what);
         }
+        if img.values.capacity() - img.values.len() < row.len() {
+            self.reserve(row.len())?;
+        }
+        let img = &mut self.image;
         for (chunk, vals) in row.chunks(8).enumerate() {
             if vals.iter().all(|&v| v == 0.0) {
                 continue;
@@ -245,6 +249,33 @@ impl<'w> Builder<'w> {
             }
         }
         img.indptr.push(img.indices.len());
+        Ok(())
+    }
+
+    /// Room for `more` non-zeros, growing geometrically, checked against the memory plan
+    /// before it is allocated: how many non-zeros a file holds is known only once it is read
+    /// (a 1024²×2048 u16 file at 50 counts/pixel holds 4e7 of its 2e9 values).
+    fn reserve(&mut self, more: usize) -> Result<()> {
+        let img = &mut self.image;
+        let (len, cap) = (img.values.len(), img.values.capacity());
+        let want = cap
+            .saturating_mul(2)
+            .max(len.saturating_add(more))
+            .max(1 << 12);
+        crate::limits::need(
+            &format!(
+                "{}: keeping the non-zero counts of pixels 0..{} of {}",
+                self.what,
+                img.indptr.len(),
+                img.pixels
+            ),
+            crate::limits::total(&[
+                crate::limits::bytes(&[want], 12),
+                crate::limits::bytes(&[img.pixels, 1], 8),
+            ]),
+        )?;
+        img.values.reserve_exact(want - len);
+        img.indices.reserve_exact(want - len);
         Ok(())
     }
 

@@ -251,7 +251,7 @@ pub fn crop(
     out.offset = Some(range_kev[0]);
     out.scale = Some(scale);
     let mut loaded = loaded;
-    loaded.image = crop_channels(&loaded.image, first, n);
+    crop_channels_in_place(&mut loaded.image, first, n);
     loaded.meta.offset_kev = Some(range_kev[0]);
     loaded.meta.scale_kev = Some(scale);
     Ok(Cropped {
@@ -282,31 +282,37 @@ fn unchanged(loaded: Loaded, model: &ModelOptions) -> Cropped {
     }
 }
 
-/// The channels `first..first + n` of every pixel.
-pub fn crop_channels(img: &SpectrumImage, first: usize, n: usize) -> SpectrumImage {
-    let mut indptr = Vec::with_capacity(img.pixels + 1);
-    indptr.push(0);
-    let mut indices = Vec::new();
-    let mut values = Vec::new();
+/// Keeps the channels `first..first + n` of every pixel, moving the kept counts down in the
+/// image's own buffers: a large image is not held twice.
+pub fn crop_channels_in_place(img: &mut SpectrumImage, first: usize, n: usize) {
     let (lo, hi) = (first as u32, (first + n) as u32);
+    let mut kept = 0;
+    let mut start = 0;
     for p in 0..img.pixels {
-        let r = img.indptr[p]..img.indptr[p + 1];
-        for (&c, &v) in img.indices[r.clone()].iter().zip(&img.values[r]) {
+        let end = img.indptr[p + 1];
+        for i in start..end {
+            let c = img.indices[i];
             if c >= lo && c < hi {
-                indices.push(c - lo);
-                values.push(v);
+                img.indices[kept] = c - lo;
+                img.values[kept] = img.values[i];
+                kept += 1;
             }
         }
-        indptr.push(indices.len());
+        start = end;
+        img.indptr[p + 1] = kept;
     }
-    SpectrumImage {
-        channels: n,
-        pixels: img.pixels,
-        shape: img.shape,
-        indptr,
-        indices,
-        values,
-    }
+    img.indices.truncate(kept);
+    img.values.truncate(kept);
+    img.indices.shrink_to_fit();
+    img.values.shrink_to_fit();
+    img.channels = n;
+}
+
+/// The channels `first..first + n` of every pixel.
+pub fn crop_channels(img: &SpectrumImage, first: usize, n: usize) -> SpectrumImage {
+    let mut out = img.clone();
+    crop_channels_in_place(&mut out, first, n);
+    out
 }
 
 /// The first channel after a detector noise peak, if the summed spectrum between `first` and

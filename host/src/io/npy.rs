@@ -240,6 +240,10 @@ pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
     Ok((shape, data))
 }
 
+/// Values per slab [`stream_rows`] reads at once: 1 M (2 MB of u16, 8 MB decoded as f64),
+/// so that memory beyond what the rows are turned into stays bounded whatever the file size.
+pub const SLAB: usize = 1 << 20;
+
 /// Reads a C-order `.npy` file of any integer or float dtype one row (last axis) at a time,
 /// as f64, without holding the file or the array: `row` gets each row in order. Returns the
 /// shape, or `None` (nothing read) for a Fortran-order file, which cannot be streamed by rows.
@@ -249,11 +253,22 @@ pub fn read_f64(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
 pub fn stream_rows(
     path: &Path,
     check_shape: impl FnOnce(&[usize]) -> Result<()>,
+    row: impl FnMut(&[f64]) -> Result<()>,
+) -> Result<Option<Vec<usize>>> {
+    stream_rows_in_slabs(path, SLAB, check_shape, row)
+}
+
+/// [`stream_rows`] reading whole rows in slabs of about `slab` values (at least one row): one
+/// read call and one decode per slab.
+pub fn stream_rows_in_slabs(
+    path: &Path,
+    slab: usize,
+    check_shape: impl FnOnce(&[usize]) -> Result<()>,
     mut row: impl FnMut(&[f64]) -> Result<()>,
 ) -> Result<Option<Vec<usize>>> {
     use std::io::{Read, Seek};
     let (file, file_len) = open_regular(path)?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
     precheck_shape(path, &mut reader)?;
     let header = npyz::NpyHeader::from_reader(&mut reader)
         .with_context(|| format!("{}: not a valid .npy file", path.display()))?;
@@ -308,18 +323,30 @@ pub fn stream_rows(
     let n: usize = shape.iter().product();
     let len = shape.last().copied().unwrap_or(1).max(1);
     let rows = if n == 0 { 0 } else { n / len };
-    let mut bytes = vec![0u8; len * size];
-    let mut vals = vec![0f64; len];
-    for r in 0..rows {
-        reader.read_exact(&mut bytes).with_context(|| {
-            format!(
-                "{}: truncated data: {} of {n} values for shape {shape:?}",
-                path.display(),
-                r * len
-            )
-        })?;
-        decode(&bytes, &mut vals, big);
-        row(&vals)?;
+    let per_slab = (slab / len).clamp(1, rows.max(1));
+    crate::limits::need(
+        &format!("reading {}", path.display()),
+        crate::limits::bytes(&[per_slab, len], size + 8),
+    )?;
+    let mut bytes = vec![0u8; per_slab * len * size];
+    let mut vals = vec![0f64; per_slab * len];
+    let mut r = 0;
+    while r < rows {
+        let take = per_slab.min(rows - r);
+        reader
+            .read_exact(&mut bytes[..take * len * size])
+            .with_context(|| {
+                format!(
+                    "{}: truncated data: fewer than {} of {n} values for shape {shape:?}",
+                    path.display(),
+                    (r + take) * len
+                )
+            })?;
+        decode(&bytes[..take * len * size], &mut vals[..take * len], big);
+        for one in vals[..take * len].chunks_exact(len) {
+            row(one)?;
+        }
+        r += take;
     }
     Ok(Some(shape))
 }

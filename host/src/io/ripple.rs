@@ -560,8 +560,9 @@ pub fn raw_path(rpl: &Path) -> PathBuf {
     }
 }
 
-/// Reads a `.rpl` header and its `.raw` counts as a pixel-major (P×L, row-major pixels) array.
-pub fn read(rpl: &Path) -> Result<(RippleHeader, Vec<f64>)> {
+/// A `.rpl` header and its `.raw` file, opened and checked against each other: the file holds
+/// exactly the bytes the header declares.
+fn open_raw(rpl: &Path) -> Result<(RippleHeader, std::fs::File, String)> {
     use std::io::Read;
     let what = rpl.display().to_string();
     let (file, _) = super::npy::open_regular(rpl)?;
@@ -612,6 +613,14 @@ pub fn read(rpl: &Path) -> Result<(RippleHeader, Vec<f64>)> {
             }
         );
     }
+    Ok((header, raw_file, raw_what))
+}
+
+/// Reads a `.rpl` header and its `.raw` counts as a pixel-major (P×L, row-major pixels) array.
+pub fn read(rpl: &Path) -> Result<(RippleHeader, Vec<f64>)> {
+    use std::io::Read;
+    let (header, raw_file, raw_what) = open_raw(rpl)?;
+    let total = header.offset + header.data_bytes().unwrap_or(0);
     crate::limits::need(
         &format!("reading {raw_what}"),
         crate::limits::total(&[
@@ -646,6 +655,71 @@ pub fn read(rpl: &Path) -> Result<(RippleHeader, Vec<f64>)> {
         RecordBy::DontCare => unreachable!("rejected above"),
     }
     Ok((header, out))
+}
+
+/// Values per slab [`read_counts`] decodes at once: 8 M (64 MB as f64). In the image layout
+/// (one energy plane after another) a slab of pixels takes one read per plane, so slabs are
+/// large enough that a 1024²×2048 file needs ~500 k reads of 8 kB, not millions of tiny ones.
+pub const SLAB: usize = 1 << 23;
+
+/// Reads a `.rpl` header and its `.raw` counts straight into the sparse counts, `slab` values
+/// at a time (at least one pixel): a whole dense copy of the file never exists (a 1024²×2048
+/// u16 file is 4 GB, 17 GB as f64).
+pub fn read_counts(rpl: &Path, slab: usize) -> Result<(RippleHeader, SpectrumImage)> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let what = rpl.display().to_string();
+    let (header, raw_file, raw_what) = open_raw(rpl)?;
+    let (h, w, d) = (header.height, header.width, header.depth);
+    let (size, big) = (header.data_type.size(), header.byte_order.is_big());
+    let pixels = h * w;
+    let per_slab = (slab / d.max(1)).clamp(1, pixels.max(1));
+    crate::limits::need(
+        &format!("reading {raw_what}"),
+        crate::limits::total(&[
+            crate::limits::bytes(&[per_slab, d], size + 8),
+            crate::limits::bytes(&[pixels, 1], 8),
+        ]),
+    )?;
+    let mut bytes = vec![0u8; per_slab * d * size];
+    let mut vals = vec![0.0; per_slab * d];
+    let image = SpectrumImage::from_rows(&what, pixels, d, Some((h, w)), |push| {
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, &raw_file);
+        if header.record_by == RecordBy::Vector {
+            std::io::copy(&mut (&mut reader).take(header.offset), &mut std::io::sink())?;
+        }
+        let mut p0 = 0;
+        while p0 < pixels {
+            let n = per_slab.min(pixels - p0);
+            let short = || format!("{raw_what}: shorter than its size while being read");
+            match header.record_by {
+                RecordBy::Vector => {
+                    let b = &mut bytes[..n * d * size];
+                    reader.read_exact(b).with_context(&short)?;
+                    for (v, c) in vals.iter_mut().zip(b.chunks_exact(size)) {
+                        *v = header.data_type.decode(c, big);
+                    }
+                }
+                _ => {
+                    // One energy plane after another: this slab's pixels of each plane.
+                    let b = &mut bytes[..n * size];
+                    for l in 0..d {
+                        let at = header.offset + ((l * pixels + p0) * size) as u64;
+                        raw_file.read_exact_at(b, at).with_context(&short)?;
+                        for (i, c) in b.chunks_exact(size).enumerate() {
+                            vals[i * d + l] = header.data_type.decode(c, big);
+                        }
+                    }
+                }
+            }
+            for row in vals[..n * d].chunks_exact(d) {
+                push(row)?;
+            }
+            p0 += n;
+        }
+        Ok(())
+    })?;
+    Ok((header, image))
 }
 
 /// Writes `data` (pixel-major, height·width × depth) as `rpl` and the `.raw` beside it, in the
@@ -704,26 +778,23 @@ pub fn write(rpl: &Path, header: &RippleHeader, data: &[f64]) -> Result<()> {
 /// match the header's height × width.
 pub fn load(rpl: &Path, shape: Option<(usize, usize)>) -> Result<Loaded> {
     let what = rpl.display().to_string();
-    let (header, data) = read(rpl)?;
-    let file_shape = (header.height, header.width);
+    let file_shape = {
+        let (header, _, _) = open_raw(rpl)?;
+        (header.height, header.width)
+    };
     if let Some(s) = shape {
         if s != file_shape {
             bail!(
                 "{what}: --shape {}x{} does not match the header's height {} x width {}",
                 s.0,
                 s.1,
-                header.height,
-                header.width
+                file_shape.0,
+                file_shape.1
             );
         }
     }
-    let image = SpectrumImage::from_dense(
-        &what,
-        &data,
-        header.height * header.width,
-        header.depth,
-        Some(file_shape),
-    )?;
+    // The shape is checked before the counts are read.
+    let (header, image) = read_counts(rpl, SLAB)?;
     let loaded = Loaded {
         image,
         meta: FileMeta {

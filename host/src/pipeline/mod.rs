@@ -20,11 +20,12 @@ mod fixed;
 mod maps_start;
 pub mod prepared;
 pub mod recipe;
+mod score;
 pub mod solve;
 mod stages;
 mod start;
 
-pub use bin::{auto_bin, bin, cannot_bin};
+pub use bin::{auto_bin, auto_bin_for, bin, cannot_bin, MAX_BINNED_SIDE};
 pub use fit::{d_of, fit, history_row, Fit};
 pub use prepared::Prepared;
 pub use recipe::{

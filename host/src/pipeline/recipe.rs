@@ -1,7 +1,7 @@
 //! What a fit does ([`Recipe`]: the method, its start, regularisation and imposed W entries)
 //! and how long it runs ([`RunSettings`]), with the defaults `edxs decompose` picks.
 
-use super::bin::{auto_bin, cannot_bin};
+use super::bin::{auto_bin_for, cannot_bin};
 use crate::io::counts::SpectrumImage;
 
 /// Binnings tried by the spectra stage (block sides `bin`, `bin + 1`, …).
@@ -85,7 +85,7 @@ pub fn default_recipe(
     seed: u64,
     threads: usize,
 ) -> (Method, Recipe, RunSettings, Option<&'static str>) {
-    let b = auto_bin(img.mean() * img.channels as f64);
+    let b = auto_bin_for(img.mean() * img.channels as f64, img.shape);
     let why = cannot_bin(img, b);
     let method = if why.is_none() {
         Method::TwoStage

@@ -213,14 +213,19 @@ pub(super) fn spectra_stage(
     // the noise better won at one of the paper's samplings), nor did a short fit (300
     // iterations from block maps). The maps start from a weighted least-squares fit, from
     // which they converge in a few hundred iterations.
+    // On scans larger than 128² the candidates are scored on a grid of pixels (`score`), and
+    // the chosen one's maps are then fitted on every pixel as the candidates' are on smaller
+    // scans. The regularisation stays the whole image's.
     let sub_reg = raw_regularisation(img, &sub, k);
+    let grid = super::score::scoring_pixels(img);
+    let scored = grid.as_ref().unwrap_or(img);
     let mut best: Option<(f64, State)> = None;
     for mut st in cands {
-        st.h = weighted_ls_maps(&d_of(&st.g, &st.w, img.channels, k), img, k);
+        st.h = weighted_ls_maps(&d_of(&st.g, &st.w, img.channels, k), scored, k);
         let held = st.w.clone();
         st = solve(
             prep,
-            img,
+            scored,
             &sub,
             &sub_reg,
             st,
@@ -238,6 +243,21 @@ pub(super) fn spectra_stage(
             best = Some((loss, st));
         }
     }
-    let (_, st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
+    let (_, mut st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
+    if grid.is_some() {
+        st.h = weighted_ls_maps(&d_of(&st.g, &st.w, img.channels, k), img, k);
+        let held = st.w.clone();
+        st = solve(
+            prep,
+            img,
+            &sub,
+            &sub_reg,
+            st,
+            Some(&held),
+            set.max_iter,
+            set,
+        )?;
+        iterations += st.iterations();
+    }
     Ok((st, iterations))
 }
