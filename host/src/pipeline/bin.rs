@@ -102,15 +102,15 @@ mod tests {
 
     #[test]
     fn binning_by_block_rows_sums_as_a_whole_dense_buffer_does() {
-        // 11×9 pixels × 5 channels in 3×3 blocks: partial blocks on both edges.
-        let (rows, cols, l, b) = (11, 9, 5, 3);
+        // 11×13 pixels × 5 channels in 3×3 blocks: partial blocks on both edges.
+        let (rows, cols, l, b) = (11, 13, 5, 3);
         let dense: Vec<f64> = (0..rows * cols * l)
             .map(|i| ((i * 37) % 7) as f64 * 0.3)
             .collect();
         let img =
             SpectrumImage::from_dense("t", &dense, rows * cols, l, Some((rows, cols))).unwrap();
         let (got, br, bc) = bin(&img, b).unwrap();
-        assert_eq!((br, bc), (4, 3));
+        assert_eq!((br, bc), (4, 5));
         let mut want = vec![0.0; br * bc * l];
         for px in 0..rows * cols {
             let q = (px / cols / b) * bc + (px % cols) / b;
@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(got.indptr, want.indptr);
         assert_eq!(got.indices, want.indices);
         assert_eq!(got.values, want.values);
-        assert_eq!(got.shape, Some((4, 3)));
+        assert_eq!(got.shape, Some((4, 5)));
         assert!(bin(&img, 1).is_none() && bin(&img, 4).is_none());
         assert_eq!(cannot_bin(&img, 3), None);
         assert!(cannot_bin(&img, 4).is_some());
