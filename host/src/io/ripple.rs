@@ -695,7 +695,7 @@ pub fn read_counts(rpl: &Path, slab: usize) -> Result<(RippleHeader, SpectrumIma
             match header.record_by {
                 RecordBy::Vector => {
                     let b = &mut bytes[..n * d * size];
-                    reader.read_exact(b).with_context(&short)?;
+                    reader.read_exact(b).with_context(short)?;
                     for (v, c) in vals.iter_mut().zip(b.chunks_exact(size)) {
                         *v = header.data_type.decode(c, big);
                     }
@@ -705,7 +705,7 @@ pub fn read_counts(rpl: &Path, slab: usize) -> Result<(RippleHeader, SpectrumIma
                     let b = &mut bytes[..n * size];
                     for l in 0..d {
                         let at = header.offset + ((l * pixels + p0) * size) as u64;
-                        raw_file.read_exact_at(b, at).with_context(&short)?;
+                        raw_file.read_exact_at(b, at).with_context(short)?;
                         for (i, c) in b.chunks_exact(size).enumerate() {
                             vals[i * d + l] = header.data_type.decode(c, big);
                         }
