@@ -7,9 +7,9 @@
 //! returns (README "Robustness": a 1 % channel-width error alone cost 12.6°). The summed
 //! spectrum of all pixels holds far more counts than any phase, so it pins the calibration
 //! down: it is fitted as G(θ)·a, a ≥ 0 (one weight per column of G), by the Poisson deviance,
-//! over θ = (channel-width factor, shift at the pivot channel, peak-width factor), each in a
+//! over θ = (channel-width factor, offset change in channels, peak-width factor), each in a
 //! bounded range. Every θ is scored by its profile deviance (a re-fitted by projected Newton,
-//! M ~ 14 unknowns); θ is found by a grid over each coordinate, then golden-section rounds.
+//! M ~ 14 unknowns); θ is found on a coarse grid, then refined by Nelder–Mead.
 //! The refinement is applied only when it lowers the deviance by more than
 //! [`MIN_DEVIANCE_DROP`], so data with the nominal calibration keep it.
 
@@ -67,8 +67,8 @@ impl Calibration {
 pub struct Bounds {
     /// Largest relative change of the channel width (0.03: ±3 %).
     pub scale: f64,
-    /// Largest shift of the energy at the pivot channel, in channels.
-    pub shift_channels: f64,
+    /// Largest change of the energy offset, in channels.
+    pub offset_channels: f64,
     /// Largest relative change of the peak widths (0.3: ±30 %).
     pub width: f64,
 }
@@ -78,7 +78,7 @@ impl Default for Bounds {
     fn default() -> Self {
         Bounds {
             scale: 0.03,
-            shift_channels: 5.0,
+            offset_channels: 5.0,
             width: 0.3,
         }
     }
@@ -101,7 +101,7 @@ pub struct Refinement {
     pub deviance_refined: Option<f64>,
     /// Counts in the summed spectrum.
     pub total_counts: f64,
-    /// Channel about which the channel width was varied (the counts' mean channel).
+    /// The counts' mean channel, where the printed line gives the shift of the axis.
     pub pivot_channel: f64,
     /// Models built and fitted.
     pub evaluations: usize,
@@ -109,8 +109,11 @@ pub struct Refinement {
     pub seconds: f64,
     /// The bounds used.
     pub bounds: Bounds,
-    /// Why the refinement was skipped or not applied, for the user.
+    /// Why the refinement was skipped or not applied.
     pub note: Option<String>,
+    /// Whether `decompose` should show the note (a skip the user did not ask for).
+    #[serde(skip)]
+    pub tell: bool,
 }
 
 impl Refinement {
@@ -129,18 +132,27 @@ impl Refinement {
             seconds: 0.0,
             bounds,
             note: Some(note),
+            tell: true,
         }
     }
 
     /// The record of a run with the refinement turned off.
     pub fn off(spec: &ModelSpec, img: &SpectrumImage, why: &str) -> Self {
         let total = img.values.iter().sum();
-        Refinement::kept(
+        let mut r = Refinement::kept(
             Calibration::of(spec),
             total,
             Bounds::default(),
             why.to_string(),
-        )
+        );
+        r.tell = false;
+        r
+    }
+
+    /// The note `decompose` shows and keeps in results.json's notes: why the refinement was
+    /// skipped, when the user did not ask for it to be.
+    pub fn user_note(&self) -> Option<&str> {
+        self.note.as_deref().filter(|_| self.tell)
     }
 
     /// Channel-width factor, shift at the pivot (channels) and peak-width factor of `c`
@@ -227,7 +239,7 @@ pub fn refine_spectrum(spec: &ModelSpec, sum: &[f64], bounds: Bounds) -> Refinem
         .map(|(i, v)| i as f64 * v)
         .sum::<f64>()
         / total;
-    let mut p = match Profile::new(spec, sum, pivot) {
+    let mut p = match Profile::new(spec, sum) {
         Some(p) => p,
         None => {
             return Refinement::kept(
@@ -250,22 +262,23 @@ pub fn refine_spectrum(spec: &ModelSpec, sum: &[f64], bounds: Bounds) -> Refinem
     }
     let lo = [
         1.0 - bounds.scale,
-        -bounds.shift_channels,
+        -bounds.offset_channels,
         1.0 - bounds.width,
     ];
     let hi = [
         1.0 + bounds.scale,
-        bounds.shift_channels,
+        bounds.offset_channels,
         1.0 + bounds.width,
     ];
     let mut x = [1.0, 0.0, 1.0];
     let mut best = d0;
     // A coarse grid first: the profile deviance has a minimum wherever some peaks line up
     // with other lines, so a local search from the nominal values could stop at one. Channel
-    // width and shift together (a gain error moves the pivot's neighbours too, so one cannot be
-    // scanned with the other held), in steps well under a peak width (0.25 % of the channel
-    // width moves a line at 20 keV by 5 channels, its FWHM is 26); then the peak widths.
-    let steps = [0.0025, 1.0, 0.05];
+    // width and offset together (a line moves with both, so one cannot be scanned with the
+    // other held), in steps that leave every line within a fraction of its width of a grid
+    // point (a quarter of 0.5 % moves a line at 20 keV by 2.5 channels, its FWHM is 26); then
+    // the peak widths.
+    let steps = [0.005, 1.0, 0.05];
     let grid = |c: usize, i: usize| {
         let n = ((hi[c] - lo[c]) / steps[c]).round().max(1.0);
         (lo[c] + (hi[c] - lo[c]) * i as f64 / n, n as usize)
@@ -288,19 +301,13 @@ pub fn refine_spectrum(spec: &ModelSpec, sum: &[f64], bounds: Bounds) -> Refinem
             x = t;
         }
     }
-    // Then golden-section rounds on brackets of a grid step either side, halved each round.
-    let mut half = steps;
-    for _ in 0..3 {
-        for c in 0..3 {
-            let a = (x[c] - half[c]).max(lo[c]);
-            let b = (x[c] + half[c]).min(hi[c]);
-            let (t, d) = golden(&mut p, x, c, a, b, half[c] * 3e-3);
-            if d < best {
-                best = d;
-                x[c] = t;
-            }
-            half[c] *= 0.5;
-        }
+    // Then Nelder–Mead from the best grid point, in grid-step units: a line moves with both
+    // the channel width and the offset, a correlated valley that coordinate searches cross
+    // only in many small steps.
+    let (xn, dn) = nelder_mead(&mut p, x, best, steps, (lo, hi));
+    if dn < best {
+        best = dn;
+        x = xn;
     }
     let found = p.calibration(x);
     let drop = d0 - best;
@@ -324,49 +331,94 @@ pub fn refine_spectrum(spec: &ModelSpec, sum: &[f64], bounds: Bounds) -> Refinem
         seconds: 0.0,
         bounds,
         note,
+        tell: false,
     }
 }
 
-/// Golden-section search of coordinate `c` of `x` on [a, b]; the best point and its deviance.
-fn golden(p: &mut Profile<'_>, x: [f64; 3], c: usize, a: f64, b: f64, tol: f64) -> (f64, f64) {
-    let r = (5f64.sqrt() - 1.0) / 2.0;
-    let at = |p: &mut Profile<'_>, v: f64| {
-        let mut t = x;
-        t[c] = v;
-        p.deviance(t)
+/// Nelder–Mead on the profile deviance from `x0` (deviance `f0`), coordinates in units of
+/// `unit` and clamped to the bounds; stops when the simplex is under 1e-3 units across or
+/// after 400 evaluations. Returns the best point and its deviance.
+fn nelder_mead(
+    p: &mut Profile<'_>,
+    x0: [f64; 3],
+    f0: f64,
+    unit: [f64; 3],
+    (lo, hi): ([f64; 3], [f64; 3]),
+) -> ([f64; 3], f64) {
+    let clamp = |mut x: [f64; 3]| {
+        for c in 0..3 {
+            x[c] = x[c].clamp(lo[c], hi[c]);
+        }
+        x
     };
-    let (mut a, mut b) = (a, b);
-    let mut x1 = b - r * (b - a);
-    let mut x2 = a + r * (b - a);
-    let mut f1 = at(p, x1);
-    let mut f2 = at(p, x2);
-    while b - a > tol {
-        if f1 <= f2 {
-            b = x2;
-            x2 = x1;
-            f2 = f1;
-            x1 = b - r * (b - a);
-            f1 = at(p, x1);
+    let eval = |p: &mut Profile<'_>, x: [f64; 3]| {
+        let x = clamp(x);
+        (x, p.deviance(x))
+    };
+    let mut simplex: Vec<([f64; 3], f64)> = vec![(x0, f0)];
+    for c in 0..3 {
+        let mut x = x0;
+        // Towards the inside of the bounds, half a grid step.
+        x[c] += if x0[c] + 0.5 * unit[c] <= hi[c] {
+            0.5
         } else {
-            a = x1;
-            x1 = x2;
-            f1 = f2;
-            x2 = a + r * (b - a);
-            f2 = at(p, x2);
+            -0.5
+        } * unit[c];
+        simplex.push(eval(p, x));
+    }
+    let comb = |a: &[f64; 3], b: &[f64; 3], t: f64| -> [f64; 3] {
+        [0, 1, 2].map(|c| a[c] + t * (b[c] - a[c]))
+    };
+    let start = p.evaluations;
+    while p.evaluations - start < 400 {
+        simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let size = simplex[1..]
+            .iter()
+            .map(|(x, _)| {
+                (0..3)
+                    .map(|c| ((x[c] - simplex[0].0[c]) / unit[c]).abs())
+                    .fold(0.0, f64::max)
+            })
+            .fold(0.0, f64::max);
+        if size < 1e-3 {
+            break;
+        }
+        let centroid = [0, 1, 2].map(|c| simplex[..3].iter().map(|(x, _)| x[c]).sum::<f64>() / 3.0);
+        let worst = simplex[3];
+        let reflected = eval(p, comb(&centroid, &worst.0, -1.0));
+        if reflected.1 < simplex[0].1 {
+            let expanded = eval(p, comb(&centroid, &worst.0, -2.0));
+            simplex[3] = if expanded.1 < reflected.1 {
+                expanded
+            } else {
+                reflected
+            };
+        } else if reflected.1 < simplex[2].1 {
+            simplex[3] = reflected;
+        } else {
+            let contracted = if reflected.1 < worst.1 {
+                eval(p, comb(&centroid, &reflected.0, 0.5))
+            } else {
+                eval(p, comb(&centroid, &worst.0, 0.5))
+            };
+            if contracted.1 < worst.1.min(reflected.1) {
+                simplex[3] = contracted;
+            } else {
+                let best = simplex[0].0;
+                for v in simplex.iter_mut().skip(1) {
+                    *v = eval(p, comb(&best, &v.0, 0.5));
+                }
+            }
         }
     }
-    if f1 <= f2 {
-        (x1, f1)
-    } else {
-        (x2, f2)
-    }
+    simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+    simplex[0]
 }
 
 /// The profile deviance of the summed spectrum as a function of the calibration.
 struct Profile<'a> {
     spec: &'a ModelSpec,
     sum: &'a [f64],
-    pivot: f64,
     columns: Vec<Column>,
     /// Column weights of the last fit: the next one starts there.
     a: Vec<f64>,
@@ -378,7 +430,7 @@ struct Profile<'a> {
 }
 
 impl<'a> Profile<'a> {
-    fn new(spec: &'a ModelSpec, sum: &'a [f64], pivot: f64) -> Option<Self> {
+    fn new(spec: &'a ModelSpec, sum: &'a [f64]) -> Option<Self> {
         let model = spec.model().ok()?;
         let columns: Vec<Column> = model.columns().collect();
         let saturated = sum
@@ -389,7 +441,6 @@ impl<'a> Profile<'a> {
         Some(Profile {
             spec,
             sum,
-            pivot,
             a: Vec::new(),
             g: vec![0.0; model.g_len()],
             scratch: vec![0.0; model.scratch_len()],
@@ -399,14 +450,12 @@ impl<'a> Profile<'a> {
         })
     }
 
-    /// The calibration of (channel-width factor, shift at the pivot in channels, peak-width
+    /// The calibration of (channel-width factor, offset change in channels, peak-width
     /// factor).
     fn calibration(&self, [f, shift, w]: [f64; 3]) -> Calibration {
         let n = Calibration::of(self.spec);
-        // The axis is linear: energy(i) = offset + i·step, step ∝ scale; keep the pivot channel's
-        // energy where the shift puts it.
         Calibration {
-            offset_kev: n.offset_kev + (shift - self.pivot * (f - 1.0)) * n.scale_kev,
+            offset_kev: n.offset_kev + shift * n.scale_kev,
             scale_kev: n.scale_kev * f,
             width_slope: n.width_slope * w,
             width_intercept: n.width_intercept * w,
@@ -565,6 +614,109 @@ fn poisson_nnls(g: &[f64], s: &[f64], m: usize, mut a: Vec<f64>) -> (Vec<f64>, f
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model_options::ModelOptions;
+
+    /// The paper's elements on espm's default axis.
+    fn spec() -> ModelSpec {
+        let opts = ModelOptions {
+            elements: ["O", "Mg", "Si", "Fe", "Ca", "Cu"]
+                .map(String::from)
+                .to_vec(),
+            offset: Some(0.3),
+            ..Default::default()
+        };
+        opts.spec(&Default::default(), Some(1980), "test").unwrap()
+    }
+
+    /// G(calibration)·a, noiseless, for weights `a`.
+    fn sum_of(spec: &ModelSpec, c: &Calibration, a: &[f64]) -> Vec<f64> {
+        let s = c.apply(spec);
+        let model = s.model().unwrap();
+        let m = model.n_columns();
+        let mut g = vec![0.0; model.g_len()];
+        let mut scratch = vec![0.0; model.scratch_len()];
+        model.build_g(&mut g, &mut scratch).unwrap();
+        g.chunks_exact(m)
+            .map(|row| row.iter().zip(a).map(|(x, y)| x * y).sum())
+            .collect()
+    }
+
+    const WEIGHTS: [f64; 8] = [4e4, 3e4, 2e4, 1e4, 5e3, 2e3, 8e4, 6e4];
+
+    #[test]
+    fn a_perturbed_calibration_is_recovered_from_a_noiseless_sum() {
+        let spec = spec();
+        let nominal = Calibration::of(&spec);
+        let truth = Calibration {
+            offset_kev: 0.312,
+            scale_kev: 0.01 * 1.012,
+            width_slope: 0.01 * 0.85,
+            width_intercept: 0.065 * 0.85,
+        };
+        let sum = sum_of(&spec, &truth, &WEIGHTS);
+        let r = refine_spectrum(&spec, &sum, Bounds::default());
+        assert!(r.applied, "{r:?}");
+        assert_eq!(r.nominal, nominal);
+        let got = r.refined;
+        assert!(
+            (got.scale_kev / truth.scale_kev - 1.0).abs() < 1e-4,
+            "{got:?}"
+        );
+        assert!(
+            (got.offset_kev - truth.offset_kev).abs() < 0.05 * 0.01,
+            "{got:?}"
+        );
+        assert!(
+            (got.width_intercept / truth.width_intercept - 1.0).abs() < 2e-3,
+            "{got:?}"
+        );
+        assert!(
+            (got.width_slope / truth.width_slope - 1.0).abs() < 2e-3,
+            "{got:?}"
+        );
+        let (d0, d1) = (r.deviance_nominal.unwrap(), r.deviance_refined.unwrap());
+        assert!(d1 < 1e-3 * d0, "deviance {d0} -> {d1}");
+    }
+
+    #[test]
+    fn a_noiseless_sum_at_the_nominal_calibration_keeps_it() {
+        let spec = spec();
+        let nominal = Calibration::of(&spec);
+        let sum = sum_of(&spec, &nominal, &WEIGHTS);
+        let r = refine_spectrum(&spec, &sum, Bounds::default());
+        assert!(!r.applied, "{r:?}");
+        assert_eq!(r.refined, nominal);
+        assert!(
+            r.note.as_deref().unwrap().contains("calibration kept"),
+            "{r:?}"
+        );
+        assert!(r.line().is_none());
+        let (f, shift, w) = r.relative(&r.best.unwrap());
+        assert!((f - 1.0).abs() < 1e-5 && shift.abs() < 0.01 && (w - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn too_few_counts_or_a_wrong_length_skip_the_refinement_with_a_note() {
+        let spec = spec();
+        let nominal = Calibration::of(&spec);
+        let mut sum = sum_of(&spec, &nominal, &WEIGHTS);
+        let total: f64 = sum.iter().sum();
+        sum.iter_mut().for_each(|v| *v *= 0.5 * MIN_COUNTS / total);
+        let r = refine_spectrum(&spec, &sum, Bounds::default());
+        assert!(!r.applied && r.refined == nominal && r.evaluations == 0);
+        assert!(r.user_note().unwrap().contains("under the 10000"), "{r:?}");
+        let r = refine_spectrum(&spec, &[1e3; 100], Bounds::default());
+        assert!(
+            !r.applied
+                && r.user_note()
+                    .unwrap()
+                    .contains("1980 channels, the data 100")
+        );
+        let mut bad = sum_of(&spec, &nominal, &WEIGHTS);
+        bad[7] = f64::NAN;
+        let r = refine_spectrum(&spec, &bad, Bounds::default());
+        assert!(!r.applied && r.user_note().is_some(), "{r:?}");
+    }
 
     #[test]
     fn poisson_nnls_recovers_exact_weights_and_zeroes_the_unused_column() {

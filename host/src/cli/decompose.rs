@@ -263,6 +263,9 @@ impl DecomposeCmd {
         if let Some(line) = refinement.line() {
             eprintln!("edxs: {line}");
         }
+        if let Some(note) = refinement.user_note() {
+            eprintln!("edxs: note: {note}");
+        }
         let spec = refinement.refined.apply(&spec);
         let model = spec.model()?;
         let mut cmd = self.clone();
@@ -343,7 +346,13 @@ impl DecomposeCmd {
         }
         let mut parameters = self.parameters(data, method)?;
         // The note is also kept with the result, where a script reading it will look.
-        parameters["notes"] = serde_json::json!(note.into_iter().collect::<Vec<_>>());
+        let calibration_note = self.calibration.as_ref().and_then(|c| c.user_note());
+        let notes: Vec<&str> = note
+            .iter()
+            .map(|n| n.as_str())
+            .chain(calibration_note)
+            .collect();
+        parameters["notes"] = serde_json::json!(notes);
         if let Some(c) = &self.calibration {
             parameters["calibration"] = serde_json::to_value(c)?;
         }
