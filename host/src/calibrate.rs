@@ -210,7 +210,7 @@ pub fn refine(spec: &ModelSpec, img: &SpectrumImage, bounds: Bounds) -> Refineme
 pub fn refine_spectrum(spec: &ModelSpec, sum: &[f64], bounds: Bounds) -> Refinement {
     let nominal = Calibration::of(spec);
     let total: f64 = sum.iter().sum();
-    if !(total >= MIN_COUNTS) {
+    if total.is_nan() || total < MIN_COUNTS {
         return Refinement::kept(
             nominal,
             total,
