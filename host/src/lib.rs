@@ -1,6 +1,7 @@
 //! The std side of edxs: command-line interface, file I/O and everything that needs threads.
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod cli;
 pub mod evaluate;
 pub mod fast;

@@ -698,12 +698,13 @@ density = 1.2
         let ev = read_json(&out.join("evaluation.json"));
         let mean = ev["mean_angle_deg"].as_f64().unwrap();
         let mse = ev["mean_mse"].as_f64().unwrap();
-        // The maps meet the 18-count target. The angles cannot: against spectra on a
-        // 1 % wider axis with 10 % wider peaks even the true W is ~14° off (measured), so
-        // they only show that no phase is lost or mixed (a mixed phase is 20–60° off, and the
-        // angle and MSE matchings then disagree).
+        // Both meet the 18-count targets: the calibration refinement puts the
+        // model's peaks back on the data's 1 % wider axis with 10 % wider peaks (with the
+        // nominal calibration even the true W is ~14° off).
+        eprintln!("seed {seed}: mean angle {mean:.2}°, map MSE {mse:.4}");
         assert!(mse <= 0.12, "seed {seed}: map MSE {mse}");
-        assert!(mean < 20.0, "seed {seed}: mean angle {mean}°");
+        assert!(mean <= 5.0, "seed {seed}: mean angle {mean}°");
+        assert_eq!(res["parameters"]["calibration"]["applied"], true);
         assert_eq!(ev["matchings_agree"], true, "seed {seed}");
         means.push(mean);
     }
@@ -841,7 +842,8 @@ fn small_maps_keep_the_phases_when_the_counts_allow_and_say_so_when_they_do_not(
     );
     let (_, w) = read_npy_f64(&out.join("W.npy"));
     assert!(w.iter().all(|v| v.is_finite() && *v >= 0.0));
-    // One phase cannot be lost to another: no note.
+    // One phase cannot be lost to another: no such note (only that 4 600 counts are too few
+    // to refine the calibration).
     let out = dir.join("out18k1");
     let counts = sim.join("counts.npy");
     let mut args = vec!["decompose", counts.to_str().unwrap()];
@@ -850,7 +852,8 @@ fn small_maps_keep_the_phases_when_the_counts_allow_and_say_so_when_they_do_not(
     let o = edxs(&args);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
-    assert!(!stderr.contains("note:"), "{stderr}");
+    assert!(!stderr.contains("depend on the Poisson draw"), "{stderr}");
+    assert!(stderr.contains("calibration not refined"), "{stderr}");
 }
 
 #[test]

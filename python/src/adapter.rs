@@ -197,6 +197,9 @@ fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result
     let edxs::cli::Command::Decompose(cmd) = cli.command else {
         bail!("internal: not a decompose command line");
     };
+    // `edxs decompose`'s calibration refinement (none with espm's solver); the G returned is
+    // the refined model's.
+    let spec = cmd.refine_calibration(spec, data).refined.apply(spec);
     let model = spec.model()?;
     if model.n_channels() != data.channels {
         bail!(

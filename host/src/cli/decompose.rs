@@ -132,6 +132,13 @@ pub struct DecomposeCmd {
     /// Keep G fixed (no bremsstrahlung update from W every 3 iterations).
     #[arg(long)]
     pub no_g_update: bool,
+    /// Keep the nominal calibration (energy offset, channel width, peak widths) instead of
+    /// refining it on the summed spectrum before decomposing (never refined with --compat espm).
+    #[arg(long)]
+    pub no_refine_calibration: bool,
+    /// What the calibration refinement did, once run.
+    #[arg(skip)]
+    pub calibration: Option<crate::calibrate::Refinement>,
     /// The fit: `auto` (the default) runs the two-stage pipeline on 2-D scans that can be
     /// binned and says why when it falls back to the joint fit; `two-stage` is edxs's pipeline
     /// (the phase spectra from the image binned to about 250 counts per pixel or more, blocks
@@ -253,14 +260,48 @@ impl DecomposeCmd {
                 self.input.display()
             );
         }
+        let refinement = self.refine_calibration(&spec, &data);
+        if let Some(line) = refinement.line() {
+            eprintln!("edxs: {line}");
+        }
+        if let Some(note) = refinement.user_note() {
+            eprintln!("edxs: note: {note}");
+        }
+        let spec = refinement.refined.apply(&spec);
         let model = spec.model()?;
+        let mut cmd = self.clone();
+        cmd.calibration = Some(refinement);
+        cmd.fit_with_k(&model, &data)
+    }
+
+    /// The calibration refinement of this run ([`crate::calibrate`]), or why there is none.
+    pub fn refine_calibration(
+        &self,
+        spec: &crate::model_options::ModelSpec,
+        data: &SpectrumImage,
+    ) -> crate::calibrate::Refinement {
+        use crate::calibrate::{refine, Bounds, Refinement};
+        if self.model.compat == Some(CompatArg::Espm) {
+            Refinement::off(spec, data, "calibration not refined: --compat espm")
+        } else if self.no_refine_calibration {
+            Refinement::off(
+                spec,
+                data,
+                "calibration not refined: --no-refine-calibration",
+            )
+        } else {
+            refine(spec, data, Bounds::default())
+        }
+    }
+
+    fn fit_with_k(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<()> {
         if self.n_components == KArg::Auto {
             let opts = crate::rank::RankOptions {
                 seed: self.seed,
                 threads: self.threads,
                 ..Default::default()
             };
-            let report = crate::rank::choose_k(&model, &data, &opts)?;
+            let report = crate::rank::choose_k(model, data, &opts)?;
             eprintln!(
                 "edxs: -k auto: {} phases (held-out likelihood, {}; `edxs rank` shows the curve)",
                 report.chosen, report.rule
@@ -268,9 +309,9 @@ impl DecomposeCmd {
             let mut cmd = self.clone();
             cmd.n_components = KArg::Fixed(report.chosen);
             cmd.rank = Some(report);
-            return cmd.fit_and_write(&model, &data);
+            return cmd.fit_and_write(model, data);
         }
-        self.fit_and_write(&model, &data)
+        self.fit_and_write(model, data)
     }
 
     fn fit_and_write(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<()> {
@@ -306,7 +347,16 @@ impl DecomposeCmd {
         }
         let mut parameters = self.parameters(data, method)?;
         // The note is also kept with the result, where a script reading it will look.
-        parameters["notes"] = serde_json::json!(note.into_iter().collect::<Vec<_>>());
+        let calibration_note = self.calibration.as_ref().and_then(|c| c.user_note());
+        let notes: Vec<&str> = note
+            .iter()
+            .map(|n| n.as_str())
+            .chain(calibration_note)
+            .collect();
+        parameters["notes"] = serde_json::json!(notes);
+        if let Some(c) = &self.calibration {
+            parameters["calibration"] = serde_json::to_value(c)?;
+        }
         let outputs = Outputs {
             input: &self.input,
             model,
