@@ -7,7 +7,9 @@ use anyhow::{anyhow, bail, Result};
 use edxs::init::{nndsvd, physics_w_whole_columns, NndsvdVariant};
 use edxs::io::counts::SpectrumImage;
 use edxs::model_options::ModelSpec;
-use edxs::pipeline::{self, FixW, Prepared, SpectraCache, Start};
+use edxs::pipeline::{
+    self, DecomposeRequest, FixW, InitChoice, MethodChoice, Prepared, SpectraCache, Start, Units,
+};
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::solver::{GModel, GUpdate, Laplacian, NoGUpdate, Simplex, SimplexSolver, Stopping};
 use edxs_core::{Solver, SolverParams};
@@ -115,7 +117,7 @@ pub struct Output {
 
 /// Fits `data` (P pixels × L channels, per-pixel sparse) with `g` and `req`: a physics model
 /// goes through `edxs decompose`'s own driver and defaults (`pipeline::fit` with the recipe
-/// `DecomposeCmd::recipe` makes); a plain or identity G, fixed H entries or no simplex at all
+/// `DecomposeRequest::recipe` makes); a plain or identity G, fixed H entries or no simplex at all
 /// (which the pipeline does not take) run the core solver directly.
 pub fn fit(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
     match g {
@@ -126,80 +128,54 @@ pub fn fit(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
     }
 }
 
-/// The options of `edxs decompose` that `req` sets, as its command line.
-fn decompose_argv(req: &Request, custom: bool) -> Vec<String> {
-    let mut a: Vec<String> = ["edxs", "decompose", "<python>", "-k"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    a.push(req.k.to_string());
-    let mut opt = |name: &str, v: String| {
-        a.push(name.to_string());
-        a.push(v);
+/// The `edxs decompose` request that `req` makes (the same defaults as the command line).
+fn decompose_request(req: &Request, custom: bool) -> Result<DecomposeRequest> {
+    let mut r = DecomposeRequest::new(req.k);
+    r.mu = req.mu.clone();
+    r.lambda_l = req.lambda_l;
+    r.epsilon_reg = req.epsilon_reg;
+    r.max_iter = req.max_iter;
+    r.tol = req.tol;
+    let method = match req.method.as_str() {
+        "auto" => MethodChoice::Auto,
+        "two-stage" => MethodChoice::TwoStage,
+        "joint" => MethodChoice::Joint,
+        other => bail!("method must be 'auto', 'two-stage' or 'joint', got '{other}'"),
     };
-    if let Some(mu) = &req.mu {
-        let list: Vec<String> = mu.iter().map(|v| format!("{v:e}")).collect();
-        opt("--mu", list.join(","));
-    }
-    if let Some(v) = req.lambda_l {
-        opt("--lambda-l", format!("{v:e}"));
-    }
-    if let Some(v) = req.epsilon_reg {
-        opt("--epsilon-reg", format!("{v:e}"));
-    }
-    if let Some(v) = req.max_iter {
-        opt("--max-iter", v.to_string());
-    }
-    if let Some(v) = req.tol {
-        opt("--tol", format!("{v:e}"));
-    }
     match (&req.init, custom) {
         // A custom start replaces the recipe's start below; the joint fit is what takes one.
         (_, true) => {
-            opt("--init", "nndsvda".into());
-            opt("--method", "joint".into());
+            r.init = Some(InitChoice::Nndsvda);
+            r.method = MethodChoice::Joint;
         }
         (Some(i), false) => {
-            let name = match i {
-                Init::Random => "random",
-                Init::Nndsvd => "nndsvd",
-                Init::Nndsvdar => "nndsvdar",
-                _ => "nndsvda",
-            };
-            opt("--init", name.into());
-            opt("--method", req.method.clone());
+            r.init = Some(match i {
+                Init::Random => InitChoice::Random,
+                Init::Nndsvd => InitChoice::Nndsvd,
+                Init::Nndsvdar => InitChoice::Nndsvdar,
+                _ => InitChoice::Nndsvda,
+            });
+            r.method = method;
         }
-        (None, false) => opt("--method", req.method.clone()),
+        (None, false) => r.method = method,
     }
-    opt("--seed", req.seed.to_string());
-    opt("--threads", req.threads.to_string());
-    if let Some(n) = req.normalize {
-        opt("--units", if n { "normalized" } else { "raw" }.into());
-    }
-    if req.espm {
-        opt("--compat", "espm".into());
-    }
-    if req.simplex_h && !req.simplex_w {
-        a.push("--simplex-h".into());
-    }
-    if !req.g_update {
-        a.push("--no-g-update".into());
-    }
-    a
+    r.seed = req.seed;
+    r.threads = req.threads;
+    r.units = req
+        .normalize
+        .map(|n| if n { Units::Normalized } else { Units::Raw });
+    r.compat_espm = req.espm;
+    r.simplex_h = req.simplex_h && !req.simplex_w;
+    r.g_update = req.g_update;
+    Ok(r)
 }
 
-/// A physics-model fit through `edxs decompose`'s driver and defaults.
 fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result<Output> {
-    use clap::Parser;
     let custom = matches!(req.init, Some(Init::Custom { .. }));
-    let cli =
-        edxs::cli::Cli::try_parse_from(decompose_argv(req, custom)).map_err(|e| anyhow!("{e}"))?;
-    let edxs::cli::Command::Decompose(cmd) = cli.command else {
-        bail!("internal: not a decompose command line");
-    };
+    let request = decompose_request(req, custom)?;
     // `edxs decompose`'s calibration refinement (none with espm's solver); the G returned is
     // the refined model's.
-    let spec = cmd.refine_calibration(spec, data).refined.apply(spec);
+    let spec = request.calibrate(spec, data).refined.apply(spec);
     let model = spec.model()?;
     if model.n_channels() != data.channels {
         bail!(
@@ -208,8 +184,8 @@ fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result
             data.channels
         );
     }
-    let (method, _why) = cmd.method(data);
-    let (mut recipe, set) = cmd.recipe(&model, data, method)?;
+    let (method, _why) = request.method(data);
+    let (mut recipe, set) = request.recipe(&model, data, method)?;
     let (m, k, p) = (model.n_columns(), req.k, data.pixels);
     let f = if req.normalize == Some(true) && data.mean() > 0.0 {
         k as f64 / (data.mean() * data.channels as f64)

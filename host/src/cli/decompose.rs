@@ -2,16 +2,15 @@
 
 use super::args::{parse_shape, CompatArg, EnergyRangeArgs, ModelArgs};
 use crate::io::counts::SpectrumImage;
-use crate::io::npy;
 use crate::pipeline::{
-    self, auto_bin_for, FixW, HeldSolver, Method, Prepared, Recipe, RunSettings, SpectraCache,
-    Start,
+    self, CustomStart, DecomposeRequest, InitChoice, Method, MethodChoice, Prepared, SolverChoice,
+    SpectraCache, Units,
 };
 use crate::report::decomposition::{self, Outputs};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use edxs_core::EdxsModel;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How W and H start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -182,52 +181,6 @@ pub struct DecomposeCmd {
     pub config: Option<PathBuf>,
 }
 
-fn parse_fixes(specs: &[String], model: &EdxsModel<'_>, k: usize) -> Result<Option<Vec<f64>>> {
-    if specs.is_empty() {
-        return Ok(None);
-    }
-    let m = model.n_columns();
-    let mut fixed = vec![-1.0; m * k];
-    for s in specs {
-        let bad = || format!("--fix: expected COMPONENT:COLUMN=VALUE, got '{s}'");
-        let (comp, rest) = s.split_once(':').with_context(bad)?;
-        let (col, val) = rest.split_once('=').with_context(bad)?;
-        let comp: usize = comp.trim().parse().with_context(bad)?;
-        if comp >= k {
-            bail!("--fix {s}: component {comp} does not exist (K = {k}, components count from 0)");
-        }
-        let val: f64 = val.trim().parse().with_context(bad)?;
-        if !(val >= 0.0 && val.is_finite()) {
-            bail!("--fix {s}: value must be finite and >= 0");
-        }
-        let col = col.trim();
-        let j = model
-            .columns()
-            .position(|c| {
-                c.to_string() == col
-                    || (c.in_simplex() && c.element.map(|e| e.symbol()) == Some(col))
-            })
-            .with_context(|| {
-                format!(
-                    "--fix {s}: '{col}' is not a column of the model (columns: {})",
-                    model
-                        .columns()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
-        if fixed[j * k + comp] >= 0.0 {
-            bail!(
-                "--fix {s}: component {comp}, column {col} is already fixed at {}",
-                fixed[j * k + comp]
-            );
-        }
-        fixed[j * k + comp] = val;
-    }
-    Ok(Some(fixed))
-}
-
 impl DecomposeCmd {
     /// K of this run (`-k auto` is resolved by [`DecomposeCmd::run`] before anything uses it).
     pub fn k(&self) -> Result<usize> {
@@ -260,7 +213,7 @@ impl DecomposeCmd {
                 self.input.display()
             );
         }
-        let refinement = self.refine_calibration(&spec, &data);
+        let refinement = self.request().calibrate(&spec, &data);
         if let Some(line) = refinement.line() {
             eprintln!("edxs: {line}");
         }
@@ -272,26 +225,6 @@ impl DecomposeCmd {
         let mut cmd = self.clone();
         cmd.calibration = Some(refinement);
         cmd.fit_with_k(&model, &data)
-    }
-
-    /// The calibration refinement of this run ([`crate::calibrate`]), or why there is none.
-    pub fn refine_calibration(
-        &self,
-        spec: &crate::model_options::ModelSpec,
-        data: &SpectrumImage,
-    ) -> crate::calibrate::Refinement {
-        use crate::calibrate::{refine, Bounds, Refinement};
-        if self.model.compat == Some(CompatArg::Espm) {
-            Refinement::off(spec, data, "calibration not refined: --compat espm")
-        } else if self.no_refine_calibration {
-            Refinement::off(
-                spec,
-                data,
-                "calibration not refined: --no-refine-calibration",
-            )
-        } else {
-            refine(spec, data, Bounds::default())
-        }
     }
 
     fn fit_with_k(&self, model: &EdxsModel<'_>, data: &SpectrumImage) -> Result<()> {
@@ -323,8 +256,9 @@ impl DecomposeCmd {
             self.k()?,
             self.threads,
         )?;
-        let (method, why) = self.method(data);
-        let (recipe, set) = self.recipe(model, data, method)?;
+        let request = self.request();
+        let (method, why) = request.method(data);
+        let (recipe, set) = request.recipe(model, data, method)?;
         let prep = Prepared::new(model, self.k()?)?;
         let result = pipeline::fit(&prep, data, &recipe, &set, &mut SpectraCache::default())?;
         // After the fit, so that a refusal from the solver stays one line.
@@ -345,7 +279,7 @@ impl DecomposeCmd {
         if let Some(note) = &note {
             eprintln!("edxs: note: {note}");
         }
-        let mut parameters = self.parameters(data, method)?;
+        let mut parameters = request.parameters(data, method);
         // The note is also kept with the result, where a script reading it will look.
         let calibration_note = self.calibration.as_ref().and_then(|c| c.user_note());
         let notes: Vec<&str> = note
@@ -371,211 +305,58 @@ impl DecomposeCmd {
         Ok(())
     }
 
-    /// The method `--method` asks for, resolved for this data: `auto` becomes the two-stage
-    /// pipeline where it can run and the joint fit otherwise, with the reason.
-    pub fn method(&self, data: &SpectrumImage) -> (Method, Option<String>) {
-        let asked = if self.two_stage {
-            MethodArg::TwoStage
-        } else {
-            self.method
+    /// The clap-free request these options make ([`DecomposeRequest`]), which resolves the
+    /// method and makes the recipe, as it does for the Python binding (K is 0 until
+    /// `-k auto` is resolved).
+    pub fn request(&self) -> DecomposeRequest {
+        let method = match (self.two_stage, self.method) {
+            (true, _) | (false, MethodArg::TwoStage) => MethodChoice::TwoStage,
+            (false, MethodArg::Joint) => MethodChoice::Joint,
+            (false, MethodArg::Auto) => MethodChoice::Auto,
         };
-        let espm = self.model.compat == Some(CompatArg::Espm);
-        match asked {
-            MethodArg::Joint => (Method::Joint, None),
-            MethodArg::TwoStage => (Method::TwoStage, None),
-            MethodArg::Auto => {
-                let why = if espm {
-                    Some("--compat espm runs espm's joint fit")
-                } else if self.simplex_h {
-                    Some("--simplex-h needs the joint fit")
-                } else if self.init == Some(InitArg::Custom) {
-                    Some("a custom start (--init custom) is a joint-fit start")
-                } else {
-                    pipeline::cannot_bin(data, self.bin_side(data))
-                };
-                match why {
-                    None => (Method::TwoStage, None),
-                    Some(w) => (Method::Joint, Some(w.to_string())),
-                }
-            }
-        }
-    }
-
-    fn bin_side(&self, data: &SpectrumImage) -> usize {
-        if self.bin > 0 {
-            self.bin
-        } else {
-            auto_bin_for(data.mean() * data.channels as f64, data.shape)
-        }
-    }
-
-    /// μ, λ and ε_reg of this run: the given values, else the paper's μ and ε_reg with a
-    /// lighter λ on the pipeline's maps
-    /// (where the spectra are held, so the penalties shape only the maps) and espm's defaults
-    /// for a joint fit (where the paper's values bend the spectra, README "Figure 1").
-    pub fn regularisation(&self, method: Method) -> (Vec<f64>, f64, f64) {
-        let (mu, lambda, eps) = method.regularisation();
-        (
-            self.mu.clone().unwrap_or_else(|| vec![mu]),
-            self.lambda_l.unwrap_or(lambda),
-            self.epsilon_reg.unwrap_or(eps),
-        )
-    }
-
-    /// The start of this run: `--init`, else the method's default ([`Method::start`]).
-    pub fn init(&self, method: Method) -> InitArg {
-        self.init.unwrap_or(match method.start() {
-            Start::Nndsvd => InitArg::Nndsvd,
-            Start::Nndsvda => InitArg::Nndsvda,
-            Start::Nndsvdar => InitArg::Nndsvdar,
-            Start::Random => InitArg::Random,
-            Start::Custom { .. } => InitArg::Custom,
-        })
-    }
-
-    /// Whether μ, λ and ε_reg are in espm's normalised units for this run.
-    pub fn normalized(&self) -> bool {
-        match self.units {
-            Some(UnitsArg::Normalized) => true,
-            Some(UnitsArg::Raw) => false,
-            // espm's SmoothNMF defaults to normalize=False, so its compat mode reads raw counts.
-            None => self.normalize || self.model.compat != Some(CompatArg::Espm),
-        }
-    }
-
-    /// The iteration cap and tolerance of this run (per stage for the pipeline).
-    pub fn limits(&self, method: Method) -> (usize, f64) {
-        let (it, tol) = method.limits();
-        (self.max_iter.unwrap_or(it), self.tol.unwrap_or(tol))
-    }
-
-    /// The pipeline recipe and settings for `method`, checked against the data.
-    pub fn recipe(
-        &self,
-        model: &EdxsModel<'_>,
-        data: &SpectrumImage,
-        method: Method,
-    ) -> Result<(Recipe, RunSettings)> {
-        let (l, m, k, p) = (data.channels, model.n_columns(), self.k()?, data.pixels);
-        if k == 0 {
-            bail!("-k/--n-components must be at least 1");
-        }
-        if k > l.min(p) {
-            bail!("-k {k} is larger than the data allows ({p} pixels x {l} channels)");
-        }
-        let espm = self.model.compat == Some(CompatArg::Espm);
-        let init = self.init(method);
-        if method == Method::TwoStage {
-            if espm {
-                bail!(
-                    "--two-stage is edxs's own pipeline and cannot be combined with --compat espm"
-                );
-            }
-            if self.simplex_h {
-                bail!("--two-stage keeps W on the simplex and cannot be combined with --simplex-h");
-            }
-            if init == InitArg::Custom || self.w0.is_some() || self.h0.is_some() {
-                bail!("--two-stage makes its own start: --init custom, --w0 and --h0 cannot be used with it");
-            }
-            if data.shape.is_none() {
-                bail!(
-                    "--two-stage bins the scan, so it needs a 2-D scan shape \
-                     (--shape ROWSxCOLS, or a Y×X×L file)"
-                );
-            }
-        }
-        let (max_iter, tol) = self.limits(method);
-        if max_iter == 0 {
-            bail!("--max-iter must be at least 1");
-        }
-        let start = match init {
-            InitArg::Random => Start::Random,
-            InitArg::Nndsvd => Start::Nndsvd,
-            InitArg::Nndsvda => Start::Nndsvda,
-            InitArg::Nndsvdar => Start::Nndsvdar,
-            InitArg::Custom => {
-                let (Some(w0), Some(h0)) = (&self.w0, &self.h0) else {
-                    bail!("--init custom needs --w0 W0.npy and --h0 H0.npy");
-                };
-                Start::Custom {
-                    w: read_matrix(w0, m, k, "W0 (M x K)")?,
-                    h: read_matrix(h0, k, p, "H0 (K x P)")?,
-                }
-            }
+        let solver = match self.solver.as_deref() {
+            Some("newton-joint") => SolverChoice::NewtonJoint,
+            Some("multiplicative") => SolverChoice::Multiplicative,
+            Some("previous") => SolverChoice::Previous,
+            _ => SolverChoice::Default,
         };
-        if init != InitArg::Custom && (self.w0.is_some() || self.h0.is_some()) {
-            bail!("--w0/--h0 are only used with --init custom");
-        }
-        let (mu, lambda, eps) = self.regularisation(method);
-        let mut recipe = match method {
-            Method::Joint => Recipe::espm(0.0, lambda, eps, start, 0),
-            Method::TwoStage => {
-                let mut r = Recipe::two_stage(0.0, lambda, eps, self.bin_side(data));
-                r.start = start;
-                r
-            }
-        };
-        recipe.mu = mu;
-        recipe.normalized = self.normalized();
-        recipe.g_update = !self.no_g_update;
-        recipe.simplex_h = self.simplex_h;
-        recipe.compat_espm = espm;
-        match self.solver.as_deref() {
-            Some("newton-joint") => recipe.held_solver = HeldSolver::NewtonJoint,
-            Some("multiplicative") => recipe.held_solver = HeldSolver::Multiplicative,
-            Some("previous") => {
-                recipe.loss_every = 1;
-                recipe.kkt_tol = 0.0;
-                recipe.candidates_side_by_side = false;
-            }
-            _ => {}
-        }
-        if let Some(f) = parse_fixes(&self.fix, model, k)? {
-            recipe.fix = FixW::Given(f);
-        }
-        let set = RunSettings {
-            max_iter,
-            tol,
-            threads: self.threads,
+        let custom = (self.w0.is_some() || self.h0.is_some()).then(|| CustomStart::Files {
+            w0: self.w0.clone(),
+            h0: self.h0.clone(),
+        });
+        DecomposeRequest {
+            k: match self.n_components {
+                KArg::Fixed(k) => k,
+                KArg::Auto => 0,
+            },
+            mu: self.mu.clone(),
+            lambda_l: self.lambda_l,
+            epsilon_reg: self.epsilon_reg,
+            init: self.init.map(|i| match i {
+                InitArg::Random => InitChoice::Random,
+                InitArg::Nndsvd => InitChoice::Nndsvd,
+                InitArg::Nndsvda => InitChoice::Nndsvda,
+                InitArg::Nndsvdar => InitChoice::Nndsvdar,
+                InitArg::Custom => InitChoice::Custom,
+            }),
+            custom,
             seed: self.seed,
-        };
-        Ok((recipe, set))
+            max_iter: self.max_iter,
+            tol: self.tol,
+            fix: self.fix.clone(),
+            simplex_h: self.simplex_h,
+            g_update: !self.no_g_update,
+            method,
+            solver,
+            units: self.units.map(|u| match u {
+                UnitsArg::Normalized => Units::Normalized,
+                UnitsArg::Raw => Units::Raw,
+            }),
+            normalize: self.normalize,
+            compat_espm: self.model.compat == Some(CompatArg::Espm),
+            refine_calibration: !self.no_refine_calibration,
+            bin: self.bin,
+            threads: self.threads,
+        }
     }
-
-    /// The options of this run as results.json's "parameters".
-    pub fn parameters(&self, data: &SpectrumImage, method: Method) -> Result<serde_json::Value> {
-        let (mu, lambda_l, epsilon_reg) = self.regularisation(method);
-        let (max_iter, tol) = self.limits(method);
-        let compat = self.model.compat.unwrap_or(CompatArg::Edxs);
-        Ok(serde_json::json!({
-            "n_components": self.k()?, "mu": mu, "lambda_l": lambda_l, "epsilon_reg": epsilon_reg,
-            "init": format!("{:?}", self.init(method)).to_lowercase(),
-            "seed": self.seed, "max_iter": max_iter, "tol": tol,
-            "simplex_h": self.simplex_h, "fix": self.fix, "g_update": !self.no_g_update,
-            "normalize": self.normalized(),
-            "units": if self.normalized() { "normalized" } else { "raw" },
-            "method": method.name(),
-            "compat": format!("{compat:?}").to_lowercase(),
-            "threads": self.threads, "two_stage": method == Method::TwoStage,
-            "bin": if method == Method::TwoStage { self.bin_side(data) } else { 0 },
-        }))
-    }
-}
-
-fn read_matrix(path: &Path, rows: usize, cols: usize, what: &str) -> Result<Vec<f64>> {
-    let (shape, data) = npy::read_f64(path)?;
-    if shape != [rows, cols] {
-        bail!(
-            "{}: {what} must have shape {rows}x{cols}, got {shape:?}",
-            path.display()
-        );
-    }
-    if let Some(i) = data.iter().position(|v| !(*v >= 0.0 && v.is_finite())) {
-        bail!(
-            "{}: entry {i} is {}; {what} must be finite and >= 0",
-            path.display(),
-            data[i]
-        );
-    }
-    Ok(data)
 }

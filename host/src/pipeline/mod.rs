@@ -7,7 +7,8 @@
 //! spectra give the full-resolution data the highest likelihood kept), then the
 //! full-resolution maps with the spectra held.
 //!
-//! One file per idea: [`recipe`] (what a fit does and its defaults), [`prepared`] (G built
+//! One file per idea: [`request`] (what a user asks, resolved into a recipe), [`recipe`] (what a
+//! fit does and its defaults), [`prepared`] (G built
 //! once), [`fit`](mod@fit) (the entry point and its result), `stages` (the order of the
 //! solver runs), [`bin`](mod@bin) (blocks of pixels), `start` and `maps_start` (where runs
 //! start), `fixed` (imposed W entries), `solve` (one solver run) and `drive` (the binned fits'
@@ -20,6 +21,7 @@ mod fixed;
 mod maps_start;
 pub mod prepared;
 pub mod recipe;
+pub mod request;
 mod score;
 pub mod solve;
 mod stages;
@@ -32,5 +34,6 @@ pub use recipe::{
     default_recipe, FixW, HeldSolver, Method, Recipe, RunSettings, Start, CANDIDATES, LOSS_EVERY,
     STAGE_ANCHOR_ITER, STAGE_KKT_TOL, TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
 };
+pub use request::{CustomStart, DecomposeRequest, InitChoice, MethodChoice, SolverChoice, Units};
 pub use solve::run_solver;
 pub use stages::SpectraCache;
