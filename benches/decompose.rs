@@ -92,9 +92,7 @@ fn bench_decompose(c: &mut Criterion) {
             let r = solver
                 .drive(
                     &mut exec,
-                    &mut g,
-                    &mut w,
-                    &mut h,
+                    solver.factors(&mut g, &mut w, &mut h).unwrap(),
                     &mut drv,
                     &mut update,
                     &mut |_| {},

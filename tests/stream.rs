@@ -387,9 +387,7 @@ fn batch_fit(y: &[f32], iterations: usize) -> (f64, f64) {
     let run = solver
         .run_with(
             &counts,
-            &mut g,
-            &mut w,
-            &mut h,
+            solver.factors(&mut g, &mut w, &mut h).unwrap(),
             &mut ws,
             &mut update,
             &mut |_| {},

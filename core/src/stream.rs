@@ -350,19 +350,15 @@ impl<'a, T: Float> Stream<'a, T> {
         }
         let (num, rest) = work.num_s.split_at_mut(k);
         let den = &mut rest[..k];
-        self.solver.pixel_terms(
-            y,
-            work.d,
-            work.colsum_d,
+        let st = crate::solver::DStats {
+            d: work.d,
+            colsum_d: work.colsum_d,
             max_h,
-            h,
-            px,
-            work.acc,
-            |c, n, d| {
-                num[c] = n;
-                den[c] = d;
-            },
-        );
+        };
+        self.solver.pixel_terms(y, st, h, px, work.acc, |c, n, d| {
+            num[c] = n;
+            den[c] = d;
+        });
         let mut nu = T::ZERO;
         if prm.simplex_h() {
             let col = num.iter().copied().zip(den.iter().copied());
@@ -395,7 +391,6 @@ impl<'a, T: Float> Stream<'a, T> {
 
     /// Folds the touched pixels into the W statistics and takes a W step; `rounds` > 1
     /// alternates further H steps of the touched pixels with W steps.
-    #[allow(clippy::too_many_arguments)]
     pub fn commit(
         &self,
         rounds: usize,

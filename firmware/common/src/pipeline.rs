@@ -165,7 +165,8 @@ pub fn solve(
         norm,
         scratch: b.g_scratch,
     };
-    solver.run_with(counts, b.g, b.w, b.h, b.workspace, &mut update, on_iter)
+    let f = solver.factors(b.g, b.w, b.h)?;
+    solver.run_with(counts, f, b.workspace, &mut update, on_iter)
 }
 
 /// Sum of all counts, in f64 (exact for any realistic total).
