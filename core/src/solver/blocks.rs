@@ -459,6 +459,42 @@ impl<'a, T: Float> Solver<'a, T> {
 /// A shared buffer filled by [`Solver::prepare`] and the H it was filled at, checked once by
 /// [`Solver::pass`]: the block passes of one iteration, and the whole of what a host's own
 /// lane kernels read (D in the layouts they want, and the per-pixel finishing steps).
+///
+/// Every block function checks its pixel range, its buffers and the dimensions of the counts
+/// and returns an error instead of indexing outside them.
+///
+/// # Panics
+/// The block functions read the counts through [`PixelCounts::chunks`], which may panic on
+/// malformed storage: validate [`Counts`](super::Counts) first ([`Counts::validate`](super::Counts::validate)), as
+/// every executor does when it is made.
+///
+/// ```
+/// use edxs_core::{Counts, Solver, SolverParams};
+///
+/// # fn main() -> Result<(), edxs_core::SolverError> {
+/// let (l, m, k, p) = (3, 2, 1, 4);
+/// let y = [1.0f64, 0.0, 2.0, 0.0, 3.0, 1.0, 2.0, 2.0, 0.0, 1.0, 0.0, 4.0];
+/// let y = Counts::Dense { channels: l, pixels: p, data: &y };
+/// let (g, w, h) = ([1.0, 0.0, 0.5, 0.5, 0.0, 1.0], [0.5, 0.5], [1.0; 4]);
+/// let solver = Solver::new(SolverParams::new(k, &[0, 1]), l, m, p)?;
+/// let mut shared = vec![0.0; solver.shared_len()];
+/// solver.prepare(&g, &w, &h, &mut shared)?;
+/// let pass = solver.pass(&shared, &h)?;
+/// // Two blocks (on two threads in a host), their loss parts added in block order.
+/// let mut data = [0.0; 4];
+/// let mut sums = vec![0.0; solver.loss_part_len()];
+/// for range in [0..2, 2..4] {
+///     let mut part = vec![0.0; solver.loss_part_len()];
+///     let (mut acc, n) = ([0.0; 2], range.len());
+///     pass.loss_data_block(&y, range.clone(), &mut data[range.start..][..n], &mut part, &mut acc)?;
+///     sums.iter_mut().zip(&part).for_each(|(s, v)| *s += v);
+/// }
+/// let loss = pass.loss_from_part_sums(&sums, y.kl_constant())?;
+/// let serial = solver.loss(&y, &g, &w, &h, &mut vec![0.0; solver.exec_len()])?;
+/// assert!((loss.total() - serial.total()).abs() < 1e-12);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy)]
 pub struct Pass<'p, T> {
     solver: &'p Solver<'p, T>,

@@ -12,6 +12,7 @@ use super::params::{Laplacian, SimplexSolver};
 use super::simplex::Fix;
 use super::{laplacian, simplex, Solver, Work};
 use crate::float::Float;
+use crate::view::MatRef;
 
 /// Calls `$body` with `$K` bound to the number of components as a constant for K = 1…4 (the
 /// lane kernels), or evaluates `$other` for larger K.
@@ -365,19 +366,13 @@ impl<T: Float> Solver<'_, T> {
                 }
                 SimplexSolver::EspmBisection => {
                     let (nu, rest) = work.bis.split_at_mut(p);
-                    let (a, rest) = rest.split_at_mut(p);
-                    let (b, f) = rest.split_at_mut(p);
                     simplex::espm_bisection(
-                        work.h_new,
-                        work.h_den,
-                        k,
-                        p,
+                        MatRef::of(work.h_new, k, p),
+                        MatRef::of(work.h_den, k, p),
                         eps,
                         T::from_f64(1e-5),
                         nu,
-                        a,
-                        b,
-                        &mut f[..p],
+                        rest,
                     );
                 }
             }

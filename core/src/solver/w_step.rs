@@ -12,6 +12,7 @@ use super::params::SimplexSolver;
 use super::simplex::Fix;
 use super::{simplex, Solver, Work};
 use crate::float::Float;
+use crate::view::MatRef;
 
 /// Adds one pixel's share of R = (Y⊘DH)Hᵀ to `r` (L×K) with `h` its abundances: each
 /// non-zero adds y/max(D_l·h, ε)·h to row l.
@@ -173,19 +174,13 @@ impl<T: Float> Solver<'_, T> {
                         }
                     }
                     let (nu_k, rest) = nu.split_at_mut(k);
-                    let (a, rest) = rest.split_at_mut(k);
-                    let (b, f) = rest.split_at_mut(k);
                     simplex::espm_bisection(
-                        &work.num_s[..s * k],
-                        &work.den_s[..s * k],
-                        s,
-                        k,
+                        MatRef::of(work.num_s, s, k),
+                        MatRef::of(work.den_s, s, k),
                         eps,
                         T::from_f64(1e-5),
                         nu_k,
-                        a,
-                        b,
-                        &mut f[..k],
+                        rest,
                     );
                 }
                 SimplexSolver::Newton => {
