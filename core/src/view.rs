@@ -11,7 +11,7 @@ fn checked_len(
     rows: usize,
     cols: usize,
 ) -> Result<usize, SolverError> {
-    let need = rows.checked_mul(cols).unwrap_or(usize::MAX);
+    let need = rows.saturating_mul(cols);
     if len < need {
         return Err(SolverError::DimensionMismatch {
             buffer,
