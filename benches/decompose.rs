@@ -10,6 +10,7 @@ use edxs::io::counts::SpectrumImage;
 use edxs::parallel::ParallelExec;
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::solver::{Laplacian, Stopping};
+use edxs_core::view::{MatMut, MatRef};
 use edxs_core::{Absorption, Counts, EdxsModel, Element, ModelParams, Solver, SolverParams};
 use edxs_suite::synthetic;
 use std::time::Duration;
@@ -79,7 +80,15 @@ fn bench_decompose(c: &mut Criterion) {
             let (d, h0) = nndsvd(&image.as_ref(), k, NndsvdVariant::Nndsvda, 0).unwrap();
             let mut w = vec![0.0; m * k];
             let mut ws = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
-            edxs_core::init::physics_w(&s.g, &d, l, m, k, &rows, 1e-14, &mut w, &mut ws).unwrap();
+            edxs_core::init::physics_w(
+                MatRef::new("g", &s.g, l, m).unwrap(),
+                MatRef::new("d", &d, l, k).unwrap(),
+                &rows,
+                1e-14,
+                MatMut::new("w", &mut w, m, k).unwrap(),
+                &mut ws,
+            )
+            .unwrap();
             let mut h: Vec<f64> = h0.iter().map(|v| v.max(1e-14)).collect();
             let mut g = s.g.clone();
             let mut drv = vec![0.0; solver.driver_len()];
@@ -92,9 +101,7 @@ fn bench_decompose(c: &mut Criterion) {
             let r = solver
                 .drive(
                     &mut exec,
-                    &mut g,
-                    &mut w,
-                    &mut h,
+                    solver.factors(&mut g, &mut w, &mut h).unwrap(),
                     &mut drv,
                     &mut update,
                     &mut |_| {},

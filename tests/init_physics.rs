@@ -2,6 +2,7 @@
 
 use edxs_core::init::{physics_w, physics_w_scratch_len, random_start};
 use edxs_core::rng::Rng;
+use edxs_core::view::{MatMut, MatRef};
 use edxs_suite::{fixtures_dir, read_npy_f64};
 
 #[test]
@@ -14,13 +15,29 @@ fn physics_w_matches_espm() {
     let mut w = vec![0.0; m * k];
     let mut s = vec![0.0; physics_w_scratch_len(l, m, k)];
     // The fixture is espm's NMF_initialize_W alone (no simplex scaling, no ε floor).
-    physics_w(&g, &d, l, m, k, &[], 0.0, &mut w, &mut s).unwrap();
+    physics_w(
+        MatRef::new("g", &g, l, m).unwrap(),
+        MatRef::new("d", &d, l, k).unwrap(),
+        &[],
+        0.0,
+        MatMut::new("w", &mut w, m, k).unwrap(),
+        &mut s,
+    )
+    .unwrap();
     let scale = want.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     for (i, (a, b)) in w.iter().zip(&want).enumerate() {
         assert!((a - b).abs() <= 1e-9 * scale, "W[{i}] = {a}, espm {b}");
     }
     // With the simplex on the element rows, each component's element rows sum to one.
-    physics_w(&g, &d, l, m, k, &[0, 1, 2], 1e-14, &mut w, &mut s).unwrap();
+    physics_w(
+        MatRef::new("g", &g, l, m).unwrap(),
+        MatRef::new("d", &d, l, k).unwrap(),
+        &[0, 1, 2],
+        1e-14,
+        MatMut::new("w", &mut w, m, k).unwrap(),
+        &mut s,
+    )
+    .unwrap();
     for c in 0..k {
         let sum: f64 = (0..3).map(|r| w[r * k + c]).sum();
         assert!((sum - 1.0).abs() < 1e-12);
@@ -35,11 +52,39 @@ fn physics_w_survives_degenerate_spectra() {
     let d = vec![0.0; l * k];
     let mut w = vec![0.0; m * k];
     let mut s = vec![0.0; physics_w_scratch_len(l, m, k)];
-    physics_w(&g, &d, l, m, k, &[0, 1], 1e-14, &mut w, &mut s).unwrap();
+    physics_w(
+        MatRef::new("g", &g, l, m).unwrap(),
+        MatRef::new("d", &d, l, k).unwrap(),
+        &[0, 1],
+        1e-14,
+        MatMut::new("w", &mut w, m, k).unwrap(),
+        &mut s,
+    )
+    .unwrap();
     assert!(w.iter().all(|v| v.is_finite() && *v >= 1e-14));
     assert!(((w[0] + w[k]) - 1.0).abs() < 1e-12);
     let mut short = vec![0.0; 3];
-    assert!(physics_w(&g, &d, l, m, k, &[0], 1e-14, &mut w, &mut short).is_err());
+    // A spectrum matrix with the wrong number of channels is refused by name.
+    let e = physics_w(
+        MatRef::new("g", &g, l, m).unwrap(),
+        MatRef::new("d", &d, l - 1, k).unwrap(),
+        &[0],
+        1e-14,
+        MatMut::new("w", &mut w, m, k).unwrap(),
+        &mut s,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("d (rows)"), "{e}");
+    assert!(MatRef::new("d", &d[1..], l, k).is_err());
+    assert!(physics_w(
+        MatRef::new("g", &g, l, m).unwrap(),
+        MatRef::new("d", &d, l, k).unwrap(),
+        &[0],
+        1e-14,
+        MatMut::new("w", &mut w, m, k).unwrap(),
+        &mut short,
+    )
+    .is_err());
 }
 
 #[test]

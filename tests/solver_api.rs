@@ -96,10 +96,27 @@ fn block_functions_check_their_buffers() {
         "{e}"
     );
     solver.prepare(&g, &w, &h, &mut shared).unwrap();
+    // The pass view checks the shared buffer and H once.
+    for e in [
+        solver.pass(&shared[..5], &h).err().unwrap(),
+        solver.pass(&shared, &h[1..]).err().unwrap(),
+    ] {
+        assert!(
+            matches!(
+                e,
+                SolverError::DimensionMismatch {
+                    buffer: "shared" | "h",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    let pass = solver.pass(&shared, &h).unwrap();
 
     let (mut out, mut r, mut acc) = (vec![0.0; P * k], vec![0.0; L * k], vec![0.0; 2 * k]);
-    let e = solver
-        .h_r_block(&y, &shared, &h, 4..P + 1, None, &mut out, &mut r, &mut acc)
+    let e = pass
+        .h_r_block(&y, 4..P + 1, None, &mut out, &mut r, &mut acc)
         .unwrap_err();
     assert_eq!(
         e,
@@ -109,38 +126,16 @@ fn block_functions_check_their_buffers() {
             pixels: P
         }
     );
-    let e = solver
-        .h_r_block(&y, &shared, &h, 0..P, None, &mut out, &mut r[1..], &mut acc)
+    let e = pass
+        .h_r_block(&y, 0..P, None, &mut out, &mut r[1..], &mut acc)
         .unwrap_err();
     assert!(
         matches!(e, SolverError::DimensionMismatch { buffer: "r", .. }),
         "{e}"
     );
-    let e = solver
-        .h_r_block(&y, &shared[..5], &h, 0..P, None, &mut out, &mut r, &mut acc)
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            SolverError::DimensionMismatch {
-                buffer: "shared",
-                ..
-            }
-        ),
-        "{e}"
-    );
     let short = vec![0.0; 3];
-    let e = solver
-        .h_r_block(
-            &y,
-            &shared,
-            &h,
-            0..P,
-            Some(&short),
-            &mut out,
-            &mut r,
-            &mut acc,
-        )
+    let e = pass
+        .h_r_block(&y, 0..P, Some(&short), &mut out, &mut r, &mut acc)
         .unwrap_err();
     assert!(
         matches!(e, SolverError::DimensionMismatch { buffer: "data", .. }),
@@ -149,8 +144,8 @@ fn block_functions_check_their_buffers() {
 
     let mut data = vec![0.0; P * k];
     let mut part = vec![0.0f64; solver.loss_part_len()];
-    let e = solver
-        .loss_data_block(&y, &shared, &h, 0..P, &mut data, &mut part[1..], &mut acc)
+    let e = pass
+        .loss_data_block(&y, 0..P, &mut data, &mut part[1..], &mut acc)
         .unwrap_err();
     assert!(
         matches!(
@@ -162,12 +157,9 @@ fn block_functions_check_their_buffers() {
         ),
         "{e}"
     );
-    solver
-        .loss_data_block(&y, &shared, &h, 0..P, &mut data, &mut part, &mut acc)
+    pass.loss_data_block(&y, 0..P, &mut data, &mut part, &mut acc)
         .unwrap();
-    let e = solver
-        .loss_from_part_sums(&shared, &part[..2], 0.0)
-        .unwrap_err();
+    let e = pass.loss_from_part_sums(&part[..2], 0.0).unwrap_err();
     assert!(
         matches!(
             e,
@@ -178,8 +170,8 @@ fn block_functions_check_their_buffers() {
         ),
         "{e}"
     );
-    assert!(solver
-        .loss_from_part_sums(&shared, &part, 0.0)
+    assert!(pass
+        .loss_from_part_sums(&part, 0.0)
         .unwrap()
         .total()
         .is_finite());
@@ -257,9 +249,7 @@ fn run_is_run_with_no_update() {
         let b = solver
             .run_with(
                 &y,
-                &mut g2,
-                &mut w2,
-                &mut h2,
+                solver.factors(&mut g2, &mut w2, &mut h2).unwrap(),
                 &mut ws,
                 &mut NoGUpdate,
                 &mut |_| seen += 1,

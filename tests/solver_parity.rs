@@ -116,9 +116,7 @@ fn run_case(name: &str, sparse: bool) -> (f64, f64, f64) {
     let summary = solver
         .run_with(
             &counts,
-            &mut g,
-            &mut w,
-            &mut h,
+            solver.factors(&mut g, &mut w, &mut h).unwrap(),
             &mut ws,
             &mut upd,
             &mut |r| losses.push(r.loss.total()),

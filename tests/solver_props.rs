@@ -97,9 +97,7 @@ fn run<T: Float>(
     solver
         .run_with(
             &counts,
-            &mut g,
-            &mut w,
-            &mut h,
+            solver.factors(&mut g, &mut w, &mut h).unwrap(),
             &mut ws,
             &mut NoGUpdate,
             &mut |r| losses.push(r.loss.total()),
@@ -265,9 +263,7 @@ fn run_plain<T: Float>(
     solver
         .run_with(
             &counts,
-            &mut g,
-            &mut w,
-            &mut h,
+            solver.factors(&mut g, &mut w, &mut h).unwrap(),
             &mut ws,
             &mut NoGUpdate,
             &mut |r| losses.push(r.loss.total()),

@@ -343,6 +343,7 @@ fn replay_all(split_seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, streaming::Summ
 fn batch_fit(y: &[f32], iterations: usize) -> (f64, f64) {
     use edxs_core::init::{physics_w, physics_w_scratch_len, random_start};
     use edxs_core::physics::BremsstrahlungUpdate;
+    use edxs_core::view::{MatMut, MatRef};
     use edxs_core::EdxsModel;
     let (l, m, k, p) = (
         streaming::CHANNELS,
@@ -372,7 +373,15 @@ fn batch_fit(y: &[f32], iterations: usize) -> (f64, f64) {
         &mut h,
         k,
     );
-    physics_w(&g, &d, l, m, k, &rows, prm.log_shift, &mut w, &mut wscratch).unwrap();
+    physics_w(
+        MatRef::new("g", &g, l, m).unwrap(),
+        MatRef::new("d", &d, l, k).unwrap(),
+        &rows,
+        prm.log_shift,
+        MatMut::new("w", &mut w, m, k).unwrap(),
+        &mut wscratch,
+    )
+    .unwrap();
     let mut ws = vec![0.0f32; solver.workspace_len()];
     let counts = Counts::Dense {
         channels: l,
@@ -387,9 +396,7 @@ fn batch_fit(y: &[f32], iterations: usize) -> (f64, f64) {
     let run = solver
         .run_with(
             &counts,
-            &mut g,
-            &mut w,
-            &mut h,
+            solver.factors(&mut g, &mut w, &mut h).unwrap(),
             &mut ws,
             &mut update,
             &mut |_| {},

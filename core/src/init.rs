@@ -4,6 +4,7 @@
 use crate::error::SolverError;
 use crate::float::Float;
 use crate::rng::Rng;
+use crate::view::{MatMut, MatRef};
 
 /// sklearn's `init="random"`: with a = √(mean(Y)/K), H = a·|N(0,1)| (drawn first, K×P) and the
 /// spectra D = a·|N(0,1)| (L×K), both row-major.
@@ -25,20 +26,54 @@ pub fn physics_w_scratch_len(l: usize, m: usize, k: usize) -> usize {
 /// espm's `NMF_initialize_W` followed by its simplex normalisation: W = max(lstsq(G, D), 0)
 /// (Householder QR), element rows `simplex_rows` scaled to sum to 1 per component, then W ≥ ε.
 ///
-/// `g` is L×M, `d` L×K and `w` M×K, all row-major. Columns of G that are numerically dependent
-/// get W = 0 (espm's minimum-norm solution would spread them instead).
-#[allow(clippy::too_many_arguments)]
+/// `g` is L×M, `d` L×K and `w` M×K, each a view carrying its dimensions. Columns of G that are
+/// numerically dependent get W = 0 (espm's minimum-norm solution would spread them instead).
+///
+/// ```
+/// use edxs_core::init::{physics_w, physics_w_scratch_len};
+/// use edxs_core::view::{MatMut, MatRef};
+///
+/// # fn main() -> Result<(), edxs_core::SolverError> {
+/// let (l, m, k) = (3, 2, 1);
+/// let g = [1.0f64, 0.0, 0.0, 1.0, 1.0, 1.0];
+/// let d = [2.0f64, 1.0, 3.0]; // = G·(2, 1)ᵀ
+/// let mut w = [0.0f64; 2];
+/// let mut scratch = vec![0.0; physics_w_scratch_len(l, m, k)];
+/// physics_w(
+///     MatRef::new("g", &g, l, m)?,
+///     MatRef::new("d", &d, l, k)?,
+///     &[0, 1],
+///     1e-14,
+///     MatMut::new("w", &mut w, m, k)?,
+///     &mut scratch,
+/// )?;
+/// assert!((w[0] - 2.0 / 3.0).abs() < 1e-12 && (w[1] - 1.0 / 3.0).abs() < 1e-12);
+/// # Ok(())
+/// # }
+/// ```
 pub fn physics_w<T: Float>(
-    g: &[T],
-    d: &[T],
-    l: usize,
-    m: usize,
-    k: usize,
+    g: MatRef<'_, T>,
+    d: MatRef<'_, T>,
     simplex_rows: &[usize],
     log_shift: T,
-    w: &mut [T],
+    w: MatMut<'_, T>,
     scratch: &mut [T],
 ) -> Result<(), SolverError> {
+    let (l, m, k) = (g.rows(), g.cols(), d.cols());
+    for (buffer, expected, got) in [
+        ("d (rows)", l, d.rows()),
+        ("w (rows)", m, w.rows()),
+        ("w (columns)", k, w.cols()),
+    ] {
+        if got != expected {
+            return Err(SolverError::DimensionMismatch {
+                buffer,
+                expected,
+                got,
+            });
+        }
+    }
+    let (g, d, w) = (g.as_slice(), d.as_slice(), w.into_slice());
     let check = |buffer: &'static str, got: usize, expected: usize| {
         if got < expected {
             Err(SolverError::DimensionMismatch {
@@ -53,9 +88,6 @@ pub fn physics_w<T: Float>(
     if k == 0 {
         return Err(SolverError::ZeroComponents);
     }
-    check("g", g.len(), l * m)?;
-    check("d", d.len(), l * k)?;
-    check("w", w.len(), m * k)?;
     check("scratch", scratch.len(), physics_w_scratch_len(l, m, k))?;
     if let Some(&row) = simplex_rows.iter().find(|&&r| r >= m) {
         return Err(SolverError::SimplexRowOutOfRange { row });

@@ -21,11 +21,16 @@
 //!    [`solver::GModel`], so no two settings contradict) and the dimensions plan a
 //!    [`Solver`]; [`Solver::workspace_len`] sizes its workspace; [`Solver::iterate`] runs one
 //!    multiplicative iteration (H, then W) and [`Solver::run`] iterates to its stopping rule
-//!    with G as given. [`Solver::run_with`] also updates G through a [`solver::GUpdate`]
-//!    ([`physics::BremsstrahlungUpdate`] is espm's) and reports every iteration.
-//! 4. **Threads** — a host spreads the pixel passes over threads with the block functions of
-//!    [`Solver`] ([`Solver::prepare`], [`Solver::h_r_block`], [`Solver::loss_data_block`], …)
-//!    behind the [`solver::Exec`] trait, and [`Solver::drive`] runs the same loop over it.
+//!    with G as given. [`Solver::run_with`] takes G, W and H as [`solver::Factors`] (their
+//!    lengths checked once by [`Solver::factors`]), also updates G through a
+//!    [`solver::GUpdate`] ([`physics::BremsstrahlungUpdate`] is espm's) and reports every
+//!    iteration.
+//! 4. **Threads** — a host spreads the pixel passes over threads: [`Solver::prepare`] fills a
+//!    shared buffer ([`Solver::shared_len`]) and [`Solver::pass`] checks it once as a
+//!    [`solver::Pass`], whose block functions ([`solver::Pass::h_r_block`],
+//!    [`solver::Pass::loss_data_block`]) each thread calls on its own pixels; the host
+//!    implements [`solver::Exec`] with them and [`Solver::drive`] runs the same loop over it.
+//!    Every buffer is sized and carved by one [`solver::Layout`].
 //! 5. **Streaming** — [`stream::Stream`] updates H for the pixels of each arriving frame and
 //!    W from running statistics, for firmware next to the detector.
 //!
@@ -82,7 +87,8 @@
 //! // every iteration is reported.
 //! let mut update = BremsstrahlungUpdate { model: &model, norm, scratch: &mut scratch };
 //! let mut losses = Vec::new();
-//! solver.run_with(&y, &mut g, &mut w, &mut h, &mut ws, &mut update, &mut |r| {
+//! let factors = solver.factors(&mut g, &mut w, &mut h)?;
+//! solver.run_with(&y, factors, &mut ws, &mut update, &mut |r| {
 //!     losses.push(r.loss.total())
 //! })?;
 //! assert!(!losses.is_empty());
@@ -113,6 +119,7 @@ pub mod physics;
 pub mod rng;
 pub mod solver;
 pub mod stream;
+pub mod view;
 
 pub use element::Element;
 pub use error::{ModelError, SolverError};

@@ -46,7 +46,7 @@
 
 use crate::error::SolverError;
 use crate::float::Float;
-use crate::solver::{Counts, Solver, SolverParams};
+use crate::solver::{Counts, Layout, Solver, SolverParams};
 
 /// Length of [`Stream`]'s `state` buffer for L `channels`, M `columns` of G, K `components` and
 /// P `pixels` (what [`Stream::state_len`] returns, as a `const fn` for static buffers): the
@@ -191,8 +191,15 @@ impl<'a, T: Float> Stream<'a, T> {
     /// Length of the `state` buffer: the accumulated counts (P·L, pixel-major, readable by the
     /// caller as the first P·L values), the statistics and the solver workspace.
     pub fn state_len(&self) -> usize {
+        self.state_layout().len()
+    }
+
+    /// The regions of `state` in the field order of [`State`]: the one place that sizes and
+    /// carves it ([`state_len`] repeats the sum as a `const fn`; tests/stream.rs checks that
+    /// the two agree).
+    fn state_layout(&self) -> Layout<7> {
         let (l, _, k, p) = self.solver.dims();
-        p * l + 2 * l * k + 3 * k + self.solver.workspace_len()
+        Layout([p * l, l * k, l * k, k, k, k, self.solver.workspace_len()])
     }
 
     /// Length of the `touched` bitmap (one bit per pixel).
@@ -201,21 +208,7 @@ impl<'a, T: Float> Stream<'a, T> {
     }
 
     fn state<'s>(&self, state: &'s mut [T]) -> Result<State<'s, T>, SolverError> {
-        let need = self.state_len();
-        if state.len() < need {
-            return Err(SolverError::DimensionMismatch {
-                buffer: "state",
-                expected: need,
-                got: state.len(),
-            });
-        }
-        let (l, _, k, p) = self.solver.dims();
-        let (y, rest) = state.split_at_mut(p * l);
-        let (r, rest) = rest.split_at_mut(l * k);
-        let (r_prev, rest) = rest.split_at_mut(l * k);
-        let (s, rest) = rest.split_at_mut(k);
-        let (s_prev, rest) = rest.split_at_mut(k);
-        let (max_h, ws) = rest.split_at_mut(k);
+        let [y, r, r_prev, s, s_prev, max_h, ws] = self.state_layout().carve_mut("state", state)?;
         Ok(State {
             y,
             r,
@@ -350,19 +343,15 @@ impl<'a, T: Float> Stream<'a, T> {
         }
         let (num, rest) = work.num_s.split_at_mut(k);
         let den = &mut rest[..k];
-        self.solver.pixel_terms(
-            y,
-            work.d,
-            work.colsum_d,
+        let st = crate::solver::DStats {
+            d: work.d,
+            colsum_d: work.colsum_d,
             max_h,
-            h,
-            px,
-            work.acc,
-            |c, n, d| {
-                num[c] = n;
-                den[c] = d;
-            },
-        );
+        };
+        self.solver.pixel_terms(y, st, h, px, work.acc, |c, n, d| {
+            num[c] = n;
+            den[c] = d;
+        });
         let mut nu = T::ZERO;
         if prm.simplex_h() {
             let col = num.iter().copied().zip(den.iter().copied());
@@ -395,7 +384,6 @@ impl<'a, T: Float> Stream<'a, T> {
 
     /// Folds the touched pixels into the W statistics and takes a W step; `rounds` > 1
     /// alternates further H steps of the touched pixels with W steps.
-    #[allow(clippy::too_many_arguments)]
     pub fn commit(
         &self,
         rounds: usize,

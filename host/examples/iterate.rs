@@ -60,9 +60,7 @@ fn main() {
     solver
         .drive(
             exec.as_mut(),
-            &mut g,
-            &mut w,
-            &mut h,
+            solver.factors(&mut g, &mut w, &mut h).unwrap(),
             &mut drv,
             &mut NoGUpdate,
             &mut |r| {

@@ -41,9 +41,7 @@ fn parallel_matches_serial_and_is_thread_count_independent() {
                 solver
                     .drive(
                         &mut exec,
-                        &mut g,
-                        &mut w,
-                        &mut h,
+                        solver.factors(&mut g, &mut w, &mut h).unwrap(),
                         &mut drv,
                         &mut NoGUpdate,
                         &mut on,
@@ -55,9 +53,7 @@ fn parallel_matches_serial_and_is_thread_count_independent() {
                 solver
                     .drive(
                         &mut exec,
-                        &mut g,
-                        &mut w,
-                        &mut h,
+                        solver.factors(&mut g, &mut w, &mut h).unwrap(),
                         &mut drv,
                         &mut NoGUpdate,
                         &mut on,
@@ -148,9 +144,7 @@ fn identity_g_runs_threaded_as_an_explicit_identity() {
         solver
             .drive(
                 &mut exec,
-                &mut g,
-                &mut w,
-                &mut h,
+                solver.factors(&mut g, &mut w, &mut h).unwrap(),
                 &mut drv,
                 &mut NoGUpdate,
                 &mut |r| losses.push(r.loss.total()),

@@ -447,7 +447,13 @@ fn start(
             let simplex_rows: &[usize] = if req.simplex_w { rows } else { &[] };
             let mut w = vec![0.0; m * k];
             let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
-            edxs_core::init::physics_w(gm, &d, l, m, k, simplex_rows, EPS, &mut w, &mut scratch)
+            use edxs_core::view::{MatMut, MatRef};
+            MatRef::new("g", gm, l, m)
+                .and_then(|g| {
+                    let d = MatRef::new("d", &d, l, k)?;
+                    let w = MatMut::new("w", &mut w, m, k)?;
+                    edxs_core::init::physics_w(g, d, simplex_rows, EPS, w, &mut scratch)
+                })
                 .map_err(|e| anyhow!("initialisation: {e}"))?;
             w
         }

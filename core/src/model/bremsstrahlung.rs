@@ -19,6 +19,20 @@ pub(crate) struct BremsScratch<'s, T> {
     pub work: &'s mut [T],
 }
 
+/// What the bremsstrahlung depends on: the axis, the beam, the specimen and the detector.
+pub(crate) struct Source<'a, T, I> {
+    /// The energy axis.
+    pub axis: &'a EnergyAxis,
+    /// Beam energy E0 (keV).
+    pub e0: T,
+    /// The specimen's absorption, if modelled.
+    pub absorption: Option<&'a Absorption>,
+    /// `(Z, amount)` of the specimen.
+    pub composition: I,
+    /// The detector efficiency.
+    pub detector: &'a Detector<'a, T>,
+}
+
 /// Writes b0/(div0·s) and b1/(div1·s) into columns `stride−2` and `stride−1` of the row-major
 /// `g`, where s is `a_scale` or, when that is `None`, the smallest power of two ≥ 1 above every
 /// absorption factor on the axis; returns the s used.
@@ -29,15 +43,10 @@ pub(crate) struct BremsScratch<'s, T> {
 ///
 /// `composition` yields `(Z, amount)`; amounts are atomic or weight fractions as
 /// `absorption.atomic_fraction` says, in any scale.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_columns<T: Float, I>(
     g: &mut [T],
     stride: usize,
-    axis: &EnergyAxis,
-    e0: T,
-    absorption: Option<&Absorption>,
-    composition: I,
-    detector: &Detector<'_, T>,
+    source: Source<'_, T, I>,
     scratch: BremsScratch<'_, T>,
     div: (T, T),
     a_scale: Option<f64>,
@@ -45,6 +54,13 @@ pub(crate) fn write_columns<T: Float, I>(
 where
     I: Iterator<Item = (u8, T)> + Clone,
 {
+    let Source {
+        axis,
+        e0,
+        absorption,
+        composition,
+        detector,
+    } = source;
     let l = axis.channels;
     let mu = &mut scratch.mu[..l];
     let mut rho = T::ZERO;

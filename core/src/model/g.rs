@@ -167,18 +167,15 @@ impl<'a> EdxsModel<'a> {
                 mac_m: r.mac_m,
                 work: r.work,
             };
-            norm.brems_scale = bremsstrahlung::write_columns(
-                g,
-                m,
-                &p.axis,
-                T::from_f64(p.e0),
-                p.absorption.as_ref(),
-                uniform,
-                &det,
-                scratch,
-                (T::ONE, T::ONE),
-                None,
-            )?;
+            let source = bremsstrahlung::Source {
+                axis: &p.axis,
+                e0: T::from_f64(p.e0),
+                absorption: p.absorption.as_ref(),
+                composition: uniform,
+                detector: &det,
+            };
+            norm.brems_scale =
+                bremsstrahlung::write_columns(g, m, source, scratch, (T::ONE, T::ONE), None)?;
         }
         // Column sums, then espm's normalisation: one common divisor (the mean sum) for the
         // characteristic columns, each bremsstrahlung column by its own sum.
@@ -312,14 +309,17 @@ impl<'a> EdxsModel<'a> {
             mac_m: r.mac_m,
             work: r.work,
         };
+        let source = bremsstrahlung::Source {
+            axis: &p.axis,
+            e0: T::from_f64(p.e0),
+            absorption: p.absorption.as_ref(),
+            composition,
+            detector: &det,
+        };
         bremsstrahlung::write_columns(
             &mut g[..self.g_len()],
             m,
-            &p.axis,
-            T::from_f64(p.e0),
-            p.absorption.as_ref(),
-            composition,
-            &det,
+            source,
             scratch,
             (norm.b0, norm.b1),
             Some(norm.brems_scale),

@@ -2,21 +2,23 @@
 //! across threads: every pixel's H step and its share of the W statistics are independent
 //! given D = GW and the old H, and the shares are added by the caller in a fixed order.
 //!
-//! The fused schedule touches each non-zero twice per iteration:
+//! [`Solver::prepare`] fills a shared buffer ([`Solver::shared_len`] values, carved by one
+//! [`Layout`]) at (W, H); [`Solver::pass`] checks it once and returns the [`Pass`] that every
+//! block of the iteration reads. The fused schedule touches each non-zero twice per iteration:
 //!
-//! 1. the loss at (W, H): [`Solver::prepare`], then [`Solver::loss_data_block`] over all blocks
-//!    gives the block's partial sums of the loss (added element-wise in block order, finished
-//!    by [`Solver::loss_from_part_sums`]) and, from the same products D·h, the data term
-//!    Dᵀ(y⊘DH) of every pixel, which is exactly what the next H step at the same (W, H) needs;
-//! 2. the iteration: [`Solver::prepare`], then [`Solver::h_r_block`] over all blocks turns each
-//!    pixel's data term into its new H and, with the pixel's non-zeros still in cache, adds its
-//!    share of R = (Y⊘DH)Hᵀ at the new H (R only involves a pixel's own abundances); the shares
-//!    and the row sums of the new H are added in block order and [`Solver::w_from_sums`]
-//!    updates W.
+//! 1. the loss at (W, H): [`Pass::loss_data_block`] over all blocks gives the block's partial
+//!    sums of the loss (added element-wise in block order, finished by
+//!    [`Pass::loss_from_part_sums`]) and, from the same products D·h, the data term Dᵀ(y⊘DH)
+//!    of every pixel, which is exactly what the next H step at the same (W, H) needs;
+//! 2. the iteration: [`Pass::h_r_block`] over all blocks turns each pixel's data term into its
+//!    new H and, with the pixel's non-zeros still in cache, adds its share of R = (Y⊘DH)Hᵀ at
+//!    the new H (R only involves a pixel's own abundances); the shares and the row sums of the
+//!    new H are added in block order and [`Solver::w_from_sums`] updates W.
 //!
-//! A host with its own lane kernels reads D from the shared buffer ([`Solver::shared_d_cols`],
-//! [`Solver::shared_d_rows4`]) and finishes a block with [`Solver::h_from_data_block`] and
-//! [`Solver::loss_h_part`].
+//! A host with its own lane kernels reads D from the pass ([`Pass::d_cols`],
+//! [`Pass::d_rows4`], [`Pass::d_clear`]) and finishes a block with
+//! [`Pass::h_from_data_block`] and [`Pass::loss_h_part`]: the [`Pass`] is the whole of what
+//! such kernels use, so they are chosen once, when the host plans its executor.
 //!
 //! Every public function checks the lengths of the buffers and the pixel range it is given
 //! and returns [`SolverError`] instead of indexing outside them.
@@ -25,8 +27,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::data::{PixelCounts, LANES};
-use super::h_step::{data_term, log_part_for, with_k, ColMajor};
+use super::h_step::{data_term, log_part_for, with_k, ColMajor, DStats};
 use super::laplacian;
+use super::layout::Layout;
 use super::loss::{all_at_least, LogSum, LossTerms};
 use super::params::{Laplacian, SimplexSolver};
 use super::w_step::add_stats;
@@ -86,6 +89,7 @@ pub(crate) fn row_max<T: Float>(row: &[T]) -> T {
 }
 
 /// The read-only per-iteration values shared by the blocks.
+#[derive(Clone, Copy)]
 struct Shared<'s, T> {
     d: &'s [T],
     colsum_d: &'s [T],
@@ -107,53 +111,26 @@ impl<'s, T: Float> Shared<'s, T> {
     }
 }
 
-impl<T: Float> Solver<'_, T> {
+impl<'a, T: Float> Solver<'a, T> {
     /// Length of the per-iteration buffer shared (read-only) by the blocks: D (L×K), its column
     /// sums (K), the row maxima of H (K), one flag, D again component-major and, for K ≤ 4,
     /// D with rows padded to 4 values.
     pub fn shared_len(&self) -> usize {
-        2 * self.l * self.k + 2 * self.k + 1 + self.d4_len()
+        self.shared_layout().len()
     }
 
-    fn d4_len(&self) -> usize {
-        if self.k <= 4 {
-            4 * self.l
-        } else {
-            0
-        }
-    }
-
-    /// The regions of a shared buffer, checked against [`Solver::shared_len`].
-    fn split_shared<'s>(&self, shared: &'s [T]) -> Result<Shared<'s, T>, SolverError> {
-        if shared.len() < self.shared_len() {
-            return Err(SolverError::DimensionMismatch {
-                buffer: "shared",
-                expected: self.shared_len(),
-                got: shared.len(),
-            });
-        }
+    /// The regions of the shared buffer, in the order of [`Solver::shared_len`]: the one place
+    /// that sizes and carves it.
+    fn shared_layout(&self) -> Layout<6> {
         let (l, k) = (self.l, self.k);
-        let (d, rest) = shared.split_at(l * k);
-        let (colsum_d, rest) = rest.split_at(k);
-        let (max_h, rest) = rest.split_at(k);
-        Ok(Shared {
-            d,
-            colsum_d,
-            max_h,
-            d_clear: rest[0] != T::ZERO,
-            dt: &rest[1..1 + l * k],
-            d4: &rest[1 + l * k..1 + l * k + self.d4_len()],
-        })
+        let d4 = if k <= 4 { 4 * l } else { 0 };
+        Layout([l * k, k, k, 1, l * k, d4])
     }
 
-    /// Checks a block's H (K×P) and pixel range, and that each of `bufs` (name, length
-    /// needed, length given) is long enough.
-    fn check_block(
-        &self,
-        h: &[T],
-        range: &Range<usize>,
-        bufs: &[(&'static str, usize, usize)],
-    ) -> Result<(), SolverError> {
+    /// The checked view of a shared buffer filled by [`Solver::prepare`] at the H `h` (K×P):
+    /// what every block of one pass reads.
+    pub fn pass<'p>(&'p self, shared: &'p [T], h: &'p [T]) -> Result<Pass<'p, T>, SolverError> {
+        let [d, colsum_d, max_h, flag, dt, d4] = self.shared_layout().carve("shared", shared)?;
         let (k, p) = (self.k, self.p);
         if h.len() != k * p {
             return Err(SolverError::DimensionMismatch {
@@ -162,6 +139,28 @@ impl<T: Float> Solver<'_, T> {
                 got: h.len(),
             });
         }
+        Ok(Pass {
+            solver: self,
+            sh: Shared {
+                d,
+                colsum_d,
+                max_h,
+                d_clear: flag[0] != T::ZERO,
+                dt,
+                d4,
+            },
+            h,
+        })
+    }
+
+    /// Checks a block's pixel range, and that each of `bufs` (name, length needed, length
+    /// given) is long enough.
+    fn check_block(
+        &self,
+        range: &Range<usize>,
+        bufs: &[(&'static str, usize, usize)],
+    ) -> Result<(), SolverError> {
+        let p = self.p;
         if range.start > range.end || range.end > p {
             return Err(SolverError::PixelRange {
                 start: range.start,
@@ -216,40 +215,30 @@ impl<T: Float> Solver<'_, T> {
         }
     }
 
-    /// Fills `shared` at (W, H): D = GW, Dᵀ1, the row maxima of H and whether D ≥ ε.
+    /// Fills `shared` ([`Solver::shared_len`] values) at (W, H): D = GW, Dᵀ1, the row maxima
+    /// of H and whether D ≥ ε; [`Solver::pass`] then views it.
     pub fn prepare(&self, g: &[T], w: &[T], h: &[T], shared: &mut [T]) -> Result<(), SolverError> {
         let (l, k, p) = (self.l, self.k, self.p);
         self.check_lens(g, w, h)?;
-        if shared.len() < self.shared_len() {
-            return Err(SolverError::DimensionMismatch {
-                buffer: "shared",
-                expected: self.shared_len(),
-                got: shared.len(),
-            });
-        }
-        let (d, rest) = shared.split_at_mut(l * k);
-        let (colsum_d, rest) = rest.split_at_mut(k);
-        let (max_h, rest) = rest.split_at_mut(k);
+        let [d, colsum_d, max_h, flag, dt, d4] =
+            self.shared_layout().carve_mut("shared", shared)?;
         self.gw_and_colsum(g, w, d, colsum_d);
         for (c, mh) in max_h.iter_mut().enumerate() {
             *mh = row_max(&h[c * p..(c + 1) * p]);
         }
-        rest[0] = if all_at_least(d, self.params.log_shift) {
+        flag[0] = if all_at_least(d, self.params.log_shift) {
             T::ONE
         } else {
             T::ZERO
         };
-        let (dt, d4) = rest[1..].split_at_mut(l * k);
         for (li, drow) in d.chunks_exact(k).enumerate() {
             for (c, v) in drow.iter().enumerate() {
                 dt[c * l + li] = *v;
             }
         }
-        if k <= 4 {
-            for (row, drow) in d4[..4 * l].chunks_exact_mut(4).zip(d.chunks_exact(k)) {
-                row.iter_mut().for_each(|v| *v = T::ZERO);
-                row[..k].copy_from_slice(drow);
-            }
+        for (row, drow) in d4.chunks_exact_mut(4).zip(d.chunks_exact(k)) {
+            row.iter_mut().for_each(|v| *v = T::ZERO);
+            row[..k].copy_from_slice(drow);
         }
         Ok(())
     }
@@ -264,7 +253,12 @@ impl<T: Float> Solver<'_, T> {
         let simplex_h = prm.simplex_h();
         let (data, den) = acc.split_at_mut(k);
         let den = &mut den[..k];
-        self.terms_from_data(sh.colsum_d, sh.max_h, h, px, data, |c, n, dn| {
+        let st = DStats {
+            d: sh.d,
+            colsum_d: sh.colsum_d,
+            max_h: sh.max_h,
+        };
+        self.terms_from_data(st, h, px, data, |c, n, dn| {
             o[c] = n;
             den[c] = dn;
         });
@@ -304,50 +298,7 @@ impl<T: Float> Solver<'_, T> {
         }
     }
 
-    /// D component-major (K×L) in a buffer filled by [`Solver::prepare`], for a host's own
-    /// lane kernels.
-    pub fn shared_d_cols<'s>(&self, shared: &'s [T]) -> Result<&'s [T], SolverError> {
-        Ok(self.split_shared(shared)?.dt)
-    }
-
-    /// D row-major with each row padded to 4 values (L×4) in a buffer filled by
-    /// [`Solver::prepare`], for a host's own lane kernels; empty when K > 4.
-    pub fn shared_d_rows4<'s>(&self, shared: &'s [T]) -> Result<&'s [T], SolverError> {
-        Ok(self.split_shared(shared)?.d4)
-    }
-
-    /// True when every entry of D in `shared` is at least ε (then max(D, ε) = D).
-    pub fn shared_d_clear(&self, shared: &[T]) -> Result<bool, SolverError> {
-        Ok(self.split_shared(shared)?.d_clear)
-    }
-
-    /// The new abundances of the pixels of `range` from their data terms Dᵀ(y⊘Dh) at the old H:
-    /// `io` holds the data terms on entry and the new H on return (pixel-major,
-    /// `range.len()×K`); `scratch` holds 2K values. This is the H part of
-    /// [`Solver::h_r_block`], for hosts that run their own kernels over the counts.
-    pub fn h_from_data_block(
-        &self,
-        shared: &[T],
-        h: &[T],
-        range: Range<usize>,
-        io: &mut [T],
-        scratch: &mut [T],
-    ) -> Result<(), SolverError> {
-        let k = self.k;
-        let sh = self.split_shared(shared)?;
-        self.check_block(
-            h,
-            &range,
-            &[
-                ("io", range.len() * k, io.len()),
-                ("scratch", 2 * k, scratch.len()),
-            ],
-        )?;
-        self.h_from_data(&sh, h, range, io, scratch);
-        Ok(())
-    }
-
-    /// [`Solver::h_from_data_block`] on checked buffers.
+    /// [`Pass::h_from_data_block`] on checked buffers.
     #[inline(always)]
     fn h_from_data(
         &self,
@@ -425,20 +376,6 @@ impl<T: Float> Solver<'_, T> {
         }
     }
 
-    /// The H part of a block's loss sums (see [`Solver::loss_data_block`]): 3K values into
-    /// `out` for the pixels of `range`.
-    pub fn loss_h_part(
-        &self,
-        h: &[T],
-        range: Range<usize>,
-        out: &mut [f64],
-    ) -> Result<(), SolverError> {
-        let k = self.k;
-        self.check_block(h, &range, &[("loss part", 3 * k, out.len())])?;
-        self.h_sums(h, range, &mut out[..3 * k]);
-        Ok(())
-    }
-
     /// Adds the share of R of pixel `px` with abundances `hp` (K values) to `r`.
     #[inline(always)]
     fn add_stats_at(
@@ -474,136 +411,10 @@ impl<T: Float> Solver<'_, T> {
         })
     }
 
-    /// One iteration's pass over the pixels in `range`: each pixel's new H (pixel-major into
-    /// `out`, `range.len()×K` values) from its data term Dᵀ(y⊘Dh) at the old H — taken from
-    /// `data` (pixel-major, as [`Solver::loss_data_block`] leaves it for the same `shared`
-    /// and H) or computed when `None` — then its share of R at the new H, added to `r` (L×K).
-    /// `acc` holds 2K values of scratch. The H written and the R added are those of the
-    /// serial iteration.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    pub fn h_r_block<C: PixelCounts<T>>(
-        &self,
-        y: &C,
-        shared: &[T],
-        h: &[T],
-        range: Range<usize>,
-        data: Option<&[T]>,
-        out: &mut [T],
-        r: &mut [T],
-        acc: &mut [T],
-    ) -> Result<(), SolverError> {
-        let (l, k) = (self.l, self.k);
-        let sh = self.split_shared(shared)?;
-        self.check_block_counts(y)?;
-        let n = range.len() * k;
-        self.check_block(
-            h,
-            &range,
-            &[
-                (
-                    "data",
-                    if data.is_some() { n } else { 0 },
-                    data.map_or(0, <[T]>::len),
-                ),
-                ("out", n, out.len()),
-                ("r", l * k, r.len()),
-                ("acc", 2 * k, acc.len()),
-            ],
-        )?;
-        match data {
-            Some(dt) => out[..n].copy_from_slice(&dt[..n]),
-            None => {
-                for (i, px) in range.clone().enumerate() {
-                    self.data_term_any(y, sh.d, h, px, acc);
-                    out[i * k..(i + 1) * k].copy_from_slice(&acc[..k]);
-                }
-            }
-        }
-        self.h_from_data(&sh, h, range.clone(), out, acc);
-        for (i, px) in range.enumerate() {
-            self.add_stats_at(y, &sh, &out[i * k..(i + 1) * k], px, r);
-        }
-        Ok(())
-    }
-
-    /// Length of the partial sums of the loss that [`Solver::loss_data_block`] writes per
+    /// Length of the partial sums of the loss that [`Pass::loss_data_block`] writes per
     /// block: 1 + 3K.
     pub fn loss_part_len(&self) -> usize {
         1 + 3 * self.k
-    }
-
-    /// The loss pass over the pixels in `range`, fused with the next H step's data terms:
-    /// writes each pixel's Dᵀ(y⊘max(DH, ε)) to `data` (pixel-major, `range.len()×K` values)
-    /// and the block's partial sums of the loss to `part` ([`Solver::loss_part_len`] values:
-    /// Σ y·ln(D̃H̃) over the non-zeros, with D̃ = max(D, ε) and H̃ = max(H, ε), then per
-    /// component Σ H̃, Σ ln(H + ε_reg) and Σ H·(HΔ)). `acc` holds K values of scratch. Add the
-    /// blocks' parts element-wise (in a fixed order) and finish with
-    /// [`Solver::loss_from_part_sums`].
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    pub fn loss_data_block<C: PixelCounts<T>>(
-        &self,
-        y: &C,
-        shared: &[T],
-        h: &[T],
-        range: Range<usize>,
-        data: &mut [T],
-        part: &mut [f64],
-        acc: &mut [T],
-    ) -> Result<(), SolverError> {
-        let (k, p) = (self.k, self.p);
-        let eps = self.params.log_shift;
-        let sh = self.split_shared(shared)?;
-        self.check_block_counts(y)?;
-        self.check_block(
-            h,
-            &range,
-            &[
-                ("data", range.len() * k, data.len()),
-                ("loss part", self.loss_part_len(), part.len()),
-                ("acc", k, acc.len()),
-            ],
-        )?;
-        let mut sum = LogSum::new();
-        with_k!(k, K => {
-            for (i, px) in range.clone().enumerate() {
-                let hp: [T; K] = core::array::from_fn(|c| h[c * p + px]);
-                let mut hc = [0.0f64; K];
-                let log = log_part_for(&mut sum, sh.d_clear, &hp, eps, &mut hc);
-                let a = data_term::<T, C, K>(y, px, sh.cols::<K>(), &hp, eps, log);
-                data[i * K..(i + 1) * K].copy_from_slice(&a);
-            }
-        }, _ => {
-            for (i, px) in range.clone().enumerate() {
-                self.data_term_any(y, sh.d, h, px, acc);
-                data[i * k..(i + 1) * k].copy_from_slice(&acc[..k]);
-                self.log_term_pixel(y, sh.d, h, px, &mut sum);
-            }
-        });
-        part[0] = sum.total();
-        self.h_sums(h, range, &mut part[1..1 + 3 * k]);
-        Ok(())
-    }
-
-    /// The loss terms from the element-wise sums of all blocks' parts (see
-    /// [`Solver::loss_data_block`]) and the data's KL constant (O(L·K)).
-    pub fn loss_from_part_sums(
-        &self,
-        shared: &[T],
-        sums: &[f64],
-        kl_constant: f64,
-    ) -> Result<LossTerms, SolverError> {
-        let sh = self.split_shared(shared)?;
-        let n = self.loss_part_len();
-        if sums.len() < n {
-            return Err(SolverError::DimensionMismatch {
-                buffer: "loss sums",
-                expected: n,
-                got: sums.len(),
-            });
-        }
-        Ok(self.loss_from_sums(sh.d, &sums[..n], kl_constant))
     }
 
     /// The W step from a complete R (L×K) and the row sums of H (K); `ws` holds `exec_len()`
@@ -642,6 +453,229 @@ impl<T: Float> Solver<'_, T> {
         work.rowsum_h.copy_from_slice(&rowsum_h[..k]);
         self.w_from_stats(g, w, &mut work);
         Ok(())
+    }
+}
+
+/// A shared buffer filled by [`Solver::prepare`] and the H it was filled at, checked once by
+/// [`Solver::pass`]: the block passes of one iteration, and the whole of what a host's own
+/// lane kernels read (D in the layouts they want, and the per-pixel finishing steps).
+///
+/// Every block function checks its pixel range, its buffers and the dimensions of the counts
+/// and returns an error instead of indexing outside them.
+///
+/// # Panics
+/// The block functions read the counts through [`PixelCounts::chunks`], which may panic on
+/// malformed storage: validate [`Counts`](super::Counts) first ([`Counts::validate`](super::Counts::validate)), as
+/// every executor does when it is made.
+///
+/// ```
+/// use edxs_core::{Counts, Solver, SolverParams};
+///
+/// # fn main() -> Result<(), edxs_core::SolverError> {
+/// let (l, m, k, p) = (3, 2, 1, 4);
+/// let y = [1.0f64, 0.0, 2.0, 0.0, 3.0, 1.0, 2.0, 2.0, 0.0, 1.0, 0.0, 4.0];
+/// let y = Counts::Dense { channels: l, pixels: p, data: &y };
+/// let (g, w, h) = ([1.0, 0.0, 0.5, 0.5, 0.0, 1.0], [0.5, 0.5], [1.0; 4]);
+/// let solver = Solver::new(SolverParams::new(k, &[0, 1]), l, m, p)?;
+/// let mut shared = vec![0.0; solver.shared_len()];
+/// solver.prepare(&g, &w, &h, &mut shared)?;
+/// let pass = solver.pass(&shared, &h)?;
+/// // Two blocks (on two threads in a host), their loss parts added in block order.
+/// let mut data = [0.0; 4];
+/// let mut sums = vec![0.0; solver.loss_part_len()];
+/// for range in [0..2, 2..4] {
+///     let mut part = vec![0.0; solver.loss_part_len()];
+///     let (mut acc, n) = ([0.0; 2], range.len());
+///     pass.loss_data_block(&y, range.clone(), &mut data[range.start..][..n], &mut part, &mut acc)?;
+///     sums.iter_mut().zip(&part).for_each(|(s, v)| *s += v);
+/// }
+/// let loss = pass.loss_from_part_sums(&sums, y.kl_constant())?;
+/// let serial = solver.loss(&y, &g, &w, &h, &mut vec![0.0; solver.exec_len()])?;
+/// assert!((loss.total() - serial.total()).abs() < 1e-12);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy)]
+pub struct Pass<'p, T> {
+    solver: &'p Solver<'p, T>,
+    sh: Shared<'p, T>,
+    h: &'p [T],
+}
+
+impl<'p, T: Float> Pass<'p, T> {
+    /// The planned solver.
+    pub fn solver(&self) -> &'p Solver<'p, T> {
+        self.solver
+    }
+
+    /// H (K×P) as the pass was prepared at.
+    pub fn h(&self) -> &'p [T] {
+        self.h
+    }
+
+    /// D component-major (K×L).
+    pub fn d_cols(&self) -> &'p [T] {
+        self.sh.dt
+    }
+
+    /// D row-major with each row padded to 4 values (L×4); empty when K > 4.
+    pub fn d_rows4(&self) -> &'p [T] {
+        self.sh.d4
+    }
+
+    /// True when every entry of D is at least ε (then max(D, ε) = D).
+    pub fn d_clear(&self) -> bool {
+        self.sh.d_clear
+    }
+
+    /// The new abundances of the pixels of `range` from their data terms Dᵀ(y⊘Dh) at the old H:
+    /// `io` holds the data terms on entry and the new H on return (pixel-major,
+    /// `range.len()×K`); `scratch` holds 2K values. This is the H part of
+    /// [`Pass::h_r_block`], for hosts that run their own kernels over the counts.
+    pub fn h_from_data_block(
+        &self,
+        range: Range<usize>,
+        io: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<(), SolverError> {
+        let s = self.solver;
+        let k = s.k;
+        s.check_block(
+            &range,
+            &[
+                ("io", range.len() * k, io.len()),
+                ("scratch", 2 * k, scratch.len()),
+            ],
+        )?;
+        s.h_from_data(&self.sh, self.h, range, io, scratch);
+        Ok(())
+    }
+
+    /// The H part of a block's loss sums (see [`Pass::loss_data_block`]): 3K values into
+    /// `out` for the pixels of `range`.
+    pub fn loss_h_part(&self, range: Range<usize>, out: &mut [f64]) -> Result<(), SolverError> {
+        let s = self.solver;
+        let k = s.k;
+        s.check_block(&range, &[("loss part", 3 * k, out.len())])?;
+        s.h_sums(self.h, range, &mut out[..3 * k]);
+        Ok(())
+    }
+
+    /// One iteration's pass over the pixels in `range`: each pixel's new H (pixel-major into
+    /// `out`, `range.len()×K` values) from its data term Dᵀ(y⊘Dh) at the old H — taken from
+    /// `data` (pixel-major, as [`Pass::loss_data_block`] leaves it for the same shared buffer
+    /// and H) or computed when `None` — then its share of R at the new H, added to `r` (L×K).
+    /// `acc` holds 2K values of scratch. The H written and the R added are those of the
+    /// serial iteration.
+    #[inline(always)]
+    pub fn h_r_block<C: PixelCounts<T>>(
+        &self,
+        y: &C,
+        range: Range<usize>,
+        data: Option<&[T]>,
+        out: &mut [T],
+        r: &mut [T],
+        acc: &mut [T],
+    ) -> Result<(), SolverError> {
+        let (s, sh, h) = (self.solver, &self.sh, self.h);
+        let (l, k) = (s.l, s.k);
+        s.check_block_counts(y)?;
+        let n = range.len() * k;
+        s.check_block(
+            &range,
+            &[
+                (
+                    "data",
+                    if data.is_some() { n } else { 0 },
+                    data.map_or(0, <[T]>::len),
+                ),
+                ("out", n, out.len()),
+                ("r", l * k, r.len()),
+                ("acc", 2 * k, acc.len()),
+            ],
+        )?;
+        match data {
+            Some(dt) => out[..n].copy_from_slice(&dt[..n]),
+            None => {
+                for (i, px) in range.clone().enumerate() {
+                    s.data_term_any(y, sh.d, h, px, acc);
+                    out[i * k..(i + 1) * k].copy_from_slice(&acc[..k]);
+                }
+            }
+        }
+        s.h_from_data(sh, h, range.clone(), out, acc);
+        for (i, px) in range.enumerate() {
+            s.add_stats_at(y, sh, &out[i * k..(i + 1) * k], px, r);
+        }
+        Ok(())
+    }
+
+    /// The loss pass over the pixels in `range`, fused with the next H step's data terms:
+    /// writes each pixel's Dᵀ(y⊘max(DH, ε)) to `data` (pixel-major, `range.len()×K` values)
+    /// and the block's partial sums of the loss to `part` ([`Solver::loss_part_len`] values:
+    /// Σ y·ln(D̃H̃) over the non-zeros, with D̃ = max(D, ε) and H̃ = max(H, ε), then per
+    /// component Σ H̃, Σ ln(H + ε_reg) and Σ H·(HΔ)). `acc` holds K values of scratch. Add the
+    /// blocks' parts element-wise (in a fixed order) and finish with
+    /// [`Pass::loss_from_part_sums`].
+    #[inline(always)]
+    pub fn loss_data_block<C: PixelCounts<T>>(
+        &self,
+        y: &C,
+        range: Range<usize>,
+        data: &mut [T],
+        part: &mut [f64],
+        acc: &mut [T],
+    ) -> Result<(), SolverError> {
+        let (s, sh, h) = (self.solver, &self.sh, self.h);
+        let (k, p) = (s.k, s.p);
+        let eps = s.params.log_shift;
+        s.check_block_counts(y)?;
+        s.check_block(
+            &range,
+            &[
+                ("data", range.len() * k, data.len()),
+                ("loss part", s.loss_part_len(), part.len()),
+                ("acc", k, acc.len()),
+            ],
+        )?;
+        let mut sum = LogSum::new();
+        with_k!(k, K => {
+            for (i, px) in range.clone().enumerate() {
+                let hp: [T; K] = core::array::from_fn(|c| h[c * p + px]);
+                let mut hc = [0.0f64; K];
+                let log = log_part_for(&mut sum, sh.d_clear, &hp, eps, &mut hc);
+                let a = data_term::<T, C, K>(y, px, sh.cols::<K>(), &hp, eps, log);
+                data[i * K..(i + 1) * K].copy_from_slice(&a);
+            }
+        }, _ => {
+            for (i, px) in range.clone().enumerate() {
+                s.data_term_any(y, sh.d, h, px, acc);
+                data[i * k..(i + 1) * k].copy_from_slice(&acc[..k]);
+                s.log_term_pixel(y, sh.d, h, px, &mut sum);
+            }
+        });
+        part[0] = sum.total();
+        s.h_sums(h, range, &mut part[1..1 + 3 * k]);
+        Ok(())
+    }
+
+    /// The loss terms from the element-wise sums of all blocks' parts (see
+    /// [`Pass::loss_data_block`]) and the data's KL constant (O(L·K)).
+    pub fn loss_from_part_sums(
+        &self,
+        sums: &[f64],
+        kl_constant: f64,
+    ) -> Result<LossTerms, SolverError> {
+        let s = self.solver;
+        let n = s.loss_part_len();
+        if sums.len() < n {
+            return Err(SolverError::DimensionMismatch {
+                buffer: "loss sums",
+                expected: n,
+                got: sums.len(),
+            });
+        }
+        Ok(s.loss_from_sums(self.sh.d, &sums[..n], kl_constant))
     }
 }
 
@@ -695,11 +729,11 @@ mod tests {
                     let mut b = [0.0; 36];
                     a[..n].copy_from_slice(&data[range.start * k..range.end * k]);
                     b[..n].copy_from_slice(&data[range.start * k..range.end * k]);
-                    plain
-                        .h_from_data_block(&shared, h, range.clone(), &mut a, &mut acc)
+                    let pass = plain.pass(&shared, h).unwrap();
+                    pass.h_from_data_block(range.clone(), &mut a, &mut acc)
                         .unwrap();
-                    general
-                        .h_from_data_block(&shared, h, range.clone(), &mut b, &mut acc)
+                    let pass = general.pass(&shared, h).unwrap();
+                    pass.h_from_data_block(range.clone(), &mut b, &mut acc)
                         .unwrap();
                     assert_eq!(a, b, "K = {k}, {lap:?}, range {range:?}");
                     assert!(a[..n].iter().all(|v| v.is_finite() && *v > 0.0));

@@ -46,6 +46,10 @@ pub trait PixelCounts<T: Float>: Sync {
     /// Number of pixels P.
     fn n_pixels(&self) -> usize;
     /// The chunks of pixel `px`.
+    ///
+    /// # Panics
+    /// May panic when `px` ≥ [`PixelCounts::n_pixels`] or the storage is malformed (for
+    /// [`Counts`]: one that [`Counts::validate`] refuses); the solver validates first.
     fn chunks(&self, px: usize) -> impl Iterator<Item = Chunk<T>> + '_;
 }
 
@@ -242,6 +246,9 @@ impl<'a, T: Float> Counts<'a, T> {
     }
 
     /// Calls `f(channel, count)` for every non-zero count of pixel `p`, channels increasing.
+    ///
+    /// # Panics
+    /// When `p` ≥ P, or the counts are malformed ([`Counts::validate`] refuses them).
     #[inline]
     pub fn for_each_nz(&self, p: usize, mut f: impl FnMut(usize, T)) {
         match *self {
@@ -271,6 +278,9 @@ impl<'a, T: Float> Counts<'a, T> {
 
     /// Σ y·ln(y) − Σ y over the non-zeros: the constant of the KL divergence (espm's
     /// `const_KL_`), accumulated in f64.
+    ///
+    /// # Panics
+    /// When the counts are malformed ([`Counts::validate`] refuses them).
     pub fn kl_constant(&self) -> f64 {
         let mut c = 0.0f64;
         for p in 0..self.pixels() {
@@ -283,6 +293,9 @@ impl<'a, T: Float> Counts<'a, T> {
     }
 
     /// Total of all counts (f64).
+    ///
+    /// # Panics
+    /// When the counts are malformed ([`Counts::validate`] refuses them).
     pub fn total(&self) -> f64 {
         let mut t = 0.0f64;
         for p in 0..self.pixels() {

@@ -133,6 +133,33 @@ impl<T: Float> Exec<T> for SerialExec<'_, '_, '_, T> {
     }
 }
 
+/// G (L×M), W (M×K) and H (K×P) of one problem, their lengths checked against a planned
+/// solver's dimensions by [`Solver::factors`] (faer's views that carry their dimensions): what
+/// [`Solver::run_with`] and [`Solver::drive`] update in place.
+#[derive(Debug)]
+pub struct Factors<'f, T> {
+    g: &'f mut [T],
+    w: &'f mut [T],
+    h: &'f mut [T],
+}
+
+impl<T> Factors<'_, T> {
+    /// G (empty, or anything, for an identity G).
+    pub fn g(&self) -> &[T] {
+        self.g
+    }
+
+    /// W, M×K row-major.
+    pub fn w(&self) -> &[T] {
+        self.w
+    }
+
+    /// H, K×P row-major.
+    pub fn h(&self) -> &[T] {
+        self.h
+    }
+}
+
 /// G as the loop sees it: fixed, or with the update that rewrites it.
 enum GBuf<'g, 'u, T> {
     Fixed(&'g [T]),
@@ -149,6 +176,17 @@ impl<T> GBuf<'_, '_, T> {
 }
 
 impl<'a, T: Float> Solver<'a, T> {
+    /// G, W and H viewed as the [`Factors`] of this solver's problem; checks their lengths.
+    pub fn factors<'f>(
+        &self,
+        g: &'f mut [T],
+        w: &'f mut [T],
+        h: &'f mut [T],
+    ) -> Result<Factors<'f, T>, SolverError> {
+        self.check_lens(g, w, h)?;
+        Ok(Factors { g, w, h })
+    }
+
     /// Runs iterations from the W, H given until the stopping rule fires, with G kept as
     /// given: the common case. [`Solver::run_with`] also updates G and reports every
     /// iteration.
@@ -169,17 +207,15 @@ impl<'a, T: Float> Solver<'a, T> {
     /// through `g_update` (espm's `NMF_update`:
     /// [`BremsstrahlungUpdate`](crate::physics::BremsstrahlungUpdate)); `on_iter` sees every
     /// iteration.
-    #[allow(clippy::too_many_arguments)]
     pub fn run_with(
         &self,
         y: &Counts<'_, T>,
-        g: &mut [T],
-        w: &mut [T],
-        h: &mut [T],
+        f: Factors<'_, T>,
         ws: &mut [T],
         g_update: &mut dyn GUpdate<T>,
         on_iter: &mut dyn FnMut(&IterReport),
     ) -> Result<RunSummary, SolverError> {
+        let Factors { g, w, h } = f;
         let (exec_ws, drv) = self.split_run_ws(y, g, w, h, ws)?;
         let mut exec = SerialExec::new(self, *y, exec_ws)?;
         self.drive_g(&mut exec, GBuf::Updated(g, g_update), w, h, drv, on_iter)
@@ -210,17 +246,15 @@ impl<'a, T: Float> Solver<'a, T> {
     /// The iteration loop over any [`Exec`]: stopping rules, G updates every
     /// [`GModel::Matrix`] `update_every` iterations, best-iterate bookkeeping; `drv` holds
     /// `driver_len()` values. Every error of `exec` ends the loop and is returned.
-    #[allow(clippy::too_many_arguments)]
     pub fn drive(
         &self,
         exec: &mut dyn Exec<T>,
-        g: &mut [T],
-        w: &mut [T],
-        h: &mut [T],
+        f: Factors<'_, T>,
         drv: &mut [T],
         g_update: &mut dyn GUpdate<T>,
         on_iter: &mut dyn FnMut(&IterReport),
     ) -> Result<RunSummary, SolverError> {
+        let Factors { g, w, h } = f;
         self.drive_g(exec, GBuf::Updated(g, g_update), w, h, drv, on_iter)
     }
 
@@ -234,19 +268,10 @@ impl<'a, T: Float> Solver<'a, T> {
         drv: &mut [T],
         on_iter: &mut dyn FnMut(&IterReport),
     ) -> Result<RunSummary, SolverError> {
-        let (m, k, p) = (self.m, self.k, self.p);
-        if drv.len() < self.driver_len() {
-            return Err(SolverError::DimensionMismatch {
-                buffer: "driver workspace",
-                expected: self.driver_len(),
-                got: drv.len(),
-            });
-        }
+        let k = self.k;
+        let [w_prev, h_prev, w_best, h_best] =
+            self.driver_layout().carve_mut("driver workspace", drv)?;
         self.check_lens(g.get(), w, h)?;
-        let (w_prev, rest) = drv.split_at_mut(m * k);
-        let (h_prev, rest) = rest.split_at_mut(k * p);
-        let (w_best, rest) = rest.split_at_mut(m * k);
-        let (h_best, _) = rest.split_at_mut(k * p);
         let prm = &self.params;
         let tol = prm.tol.to_f64();
         let c = exec.kl_constant();

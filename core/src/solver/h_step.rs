@@ -12,6 +12,7 @@ use super::params::{Laplacian, SimplexSolver};
 use super::simplex::Fix;
 use super::{laplacian, simplex, Solver, Work};
 use crate::float::Float;
+use crate::view::MatRef;
 
 /// Calls `$body` with `$K` bound to the number of components as a constant for K = 1…4 (the
 /// lane kernels), or evaluates `$other` for larger K.
@@ -92,6 +93,18 @@ impl<T: Float, const K: usize> DRows<T, K> for ColMajor<'_, T, K> {
         }
         g
     }
+}
+
+/// D = G·W (L×K) with its column sums Dᵀ1 (K) and the row maxima of H (K): what the H
+/// update of one pixel reads besides its counts and H.
+#[derive(Clone, Copy)]
+pub(crate) struct DStats<'a, T> {
+    /// D, L×K row-major.
+    pub d: &'a [T],
+    /// Dᵀ1.
+    pub colsum_d: &'a [T],
+    /// The row maxima of H.
+    pub max_h: &'a [T],
 }
 
 /// What the data pass over one pixel also adds to the loss's Σ y·ln(D̃H̃).
@@ -257,12 +270,10 @@ impl<T: Float> Solver<'_, T> {
 
     /// The multiplicative numerator and denominator of pixel `px` from its data term
     /// Dᵀ(y⊘Dh) in `acc` (K values), handed to `out(component, num, den)`.
-    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn terms_from_data(
         &self,
-        colsum_d: &[T],
-        max_h: &[T],
+        st: DStats<'_, T>,
         h: &[T],
         px: usize,
         acc: &[T],
@@ -279,9 +290,9 @@ impl<T: Float> Solver<'_, T> {
         for (c, &a) in acc[..self.k].iter().enumerate() {
             let hv = h[c * p + px];
             let mut num = a;
-            let mut den = colsum_d[c] + prm.mu_of(c) / (hv + prm.epsilon_reg);
+            let mut den = st.colsum_d[c] + prm.mu_of(c) / (hv + prm.epsilon_reg);
             if lambda != T::ZERO {
-                let reg = lambda * prm.sigma_l * max_h[c];
+                let reg = lambda * prm.sigma_l * st.max_h[c];
                 num += reg;
                 let row = &h[c * p..(c + 1) * p];
                 let lap = match grid {
@@ -296,21 +307,18 @@ impl<T: Float> Solver<'_, T> {
 
     /// The multiplicative numerator H⊙(Dᵀ(y⊘Dh) + λσm) and denominator of pixel `px`, handed
     /// to `out(component, num, den)`; `acc` holds K values of scratch.
-    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn pixel_terms<C: PixelCounts<T>>(
         &self,
         y: &C,
-        d: &[T],
-        colsum_d: &[T],
-        max_h: &[T],
+        st: DStats<'_, T>,
         h: &[T],
         px: usize,
         acc: &mut [T],
         out: impl FnMut(usize, T, T),
     ) {
-        self.data_term_any(y, d, h, px, acc);
-        self.terms_from_data(colsum_d, max_h, h, px, acc, out);
+        self.data_term_any(y, st.d, h, px, acc);
+        self.terms_from_data(st, h, px, acc, out);
     }
 
     pub(crate) fn h_step<C: PixelCounts<T>>(&self, y: &C, h: &mut [T], work: &mut Work<'_, T>) {
@@ -327,19 +335,15 @@ impl<T: Float> Solver<'_, T> {
         }
         for px in 0..p {
             let (h_new, h_den) = (&mut *work.h_new, &mut *work.h_den);
-            self.pixel_terms(
-                y,
-                work.d,
-                work.colsum_d,
-                work.max_h,
-                h,
-                px,
-                work.acc,
-                |c, num, den| {
-                    h_new[c * p + px] = num;
-                    h_den[c * p + px] = den;
-                },
-            );
+            let st = DStats {
+                d: work.d,
+                colsum_d: work.colsum_d,
+                max_h: work.max_h,
+            };
+            self.pixel_terms(y, st, h, px, work.acc, |c, num, den| {
+                h_new[c * p + px] = num;
+                h_den[c * p + px] = den;
+            });
         }
         if simplex_h {
             match prm.simplex_solver {
@@ -362,19 +366,13 @@ impl<T: Float> Solver<'_, T> {
                 }
                 SimplexSolver::EspmBisection => {
                     let (nu, rest) = work.bis.split_at_mut(p);
-                    let (a, rest) = rest.split_at_mut(p);
-                    let (b, f) = rest.split_at_mut(p);
                     simplex::espm_bisection(
-                        work.h_new,
-                        work.h_den,
-                        k,
-                        p,
+                        MatRef::of(work.h_new, k, p),
+                        MatRef::of(work.h_den, k, p),
                         eps,
                         T::from_f64(1e-5),
                         nu,
-                        a,
-                        b,
-                        &mut f[..p],
+                        rest,
                     );
                 }
             }

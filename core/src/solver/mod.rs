@@ -11,15 +11,21 @@ mod data;
 mod driver;
 mod h_step;
 mod laplacian;
+mod layout;
 mod loss;
 mod params;
 mod simplex;
 mod w_step;
 
+pub use blocks::Pass;
 pub use data::{Chunk, Counts, PixelCounts, LANES};
-pub use driver::{Exec, GUpdate, IterReport, NoGUpdate, RunSummary, SerialExec, StopReason};
+pub use driver::{
+    Exec, Factors, GUpdate, IterReport, NoGUpdate, RunSummary, SerialExec, StopReason,
+};
+pub(crate) use h_step::DStats;
 /// The smoothness stencil (H·Δ)_kp at one pixel, as the solver computes it.
 pub use laplacian::apply as laplacian_at;
+pub use layout::Layout;
 pub use loss::{LogSum, LossTerms};
 pub use params::{GModel, Laplacian, Simplex, SimplexSolver, SolverParams, Stopping};
 
@@ -73,18 +79,7 @@ pub struct Solver<'a, T> {
     p: usize,
 }
 
-/// The lengths of the regions of [`Work`], in its field order: the one place that both sizes
-/// ([`Solver::exec_len`]) and carves ([`Solver::work`]) the iteration workspace.
-struct WorkLayout([usize; 13]);
-
-impl WorkLayout {
-    /// Total length.
-    fn len(&self) -> usize {
-        self.0.iter().sum()
-    }
-}
-
-/// The workspace carved into its regions (see [`WorkLayout`]).
+/// The workspace carved into its regions (see [`Solver::layout`]).
 pub(crate) struct Work<'w, T> {
     pub d: &'w mut [T],
     pub r: &'w mut [T],
@@ -240,13 +235,21 @@ impl<'a, T: Float> Solver<'a, T> {
 
     /// Length of the loop's buffers (previous and best W and H) for [`Solver::drive`].
     pub fn driver_len(&self) -> usize {
-        2 * (self.m * self.k + self.k * self.p)
+        self.driver_layout().len()
     }
 
-    /// The regions of the iteration workspace for these dimensions.
-    fn layout(&self) -> WorkLayout {
+    /// The loop's buffers: the previous W and H, then the best W and H.
+    pub(crate) fn driver_layout(&self) -> Layout<4> {
+        let (mk, kp) = (self.m * self.k, self.k * self.p);
+        Layout([mk, kp, mk, kp])
+    }
+
+    /// The regions of the iteration workspace for these dimensions, in the field order of
+    /// [`Work`]: the one place that both sizes ([`Solver::exec_len`]) and carves
+    /// ([`Solver::work`]) it.
+    fn layout(&self) -> Layout<13> {
         let (l, m, k, p) = (self.l, self.m, self.k, self.p);
-        WorkLayout([
+        Layout([
             l * k,
             l * k,
             k,
@@ -263,23 +266,10 @@ impl<'a, T: Float> Solver<'a, T> {
         ])
     }
 
+    /// The workspace `ws` carved into its regions.
     pub(crate) fn work<'w>(&self, ws: &'w mut [T]) -> Result<Work<'w, T>, SolverError> {
-        let layout = self.layout();
-        let need = layout.len();
-        if ws.len() < need {
-            return Err(SolverError::DimensionMismatch {
-                buffer: "workspace",
-                expected: need,
-                got: ws.len(),
-            });
-        }
-        let mut rest = ws;
         let [d, r, colsum_d, colsum_g, rowsum_h, max_h, h_new, h_den, num_w, num_s, den_s, bis, acc] =
-            layout.0.map(|n| {
-                let (region, tail) = core::mem::take(&mut rest).split_at_mut(n);
-                rest = tail;
-                region
-            });
+            self.layout().carve_mut("workspace", ws)?;
         Ok(Work {
             d,
             r,

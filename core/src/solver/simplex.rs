@@ -7,6 +7,7 @@
 //! (joint bisection of all columns to a residual of 1e-5) for compat runs.
 
 use crate::float::Float;
+use crate::view::MatRef;
 
 /// espm's bracket for one column: (a, b) with f(a) > 0 > f(b) for a target sum `target`
 /// (espm: 1).
@@ -175,21 +176,21 @@ pub(crate) fn value<T: Float>(n: T, d: T, nu: T, eps: T, fix: Option<Fix<T>>) ->
 /// espm's `dichotomy_simplex`: all `cols` columns of the row-major `rows×cols` matrices `num`
 /// and `den` are bisected together until the largest residual is ≤ `tol` or 100 steps.
 ///
-/// `nu`, `a`, `b` and `f_mid` hold `cols` values each; columns without a positive numerator
-/// get ν = 0 (espm asserts instead).
-#[allow(clippy::too_many_arguments)]
+/// `nu` holds `cols` values and `scratch` 3·`cols` (the brackets and the mid residuals);
+/// columns without a positive numerator get ν = 0 (espm asserts instead).
 pub(crate) fn espm_bisection<T: Float>(
-    num: &[T],
-    den: &[T],
-    rows: usize,
-    cols: usize,
+    num: MatRef<'_, T>,
+    den: MatRef<'_, T>,
     eps: T,
     tol: T,
     nu: &mut [T],
-    a: &mut [T],
-    b: &mut [T],
-    f_mid: &mut [T],
+    scratch: &mut [T],
 ) {
+    let (rows, cols) = (num.rows(), num.cols());
+    let (num, den) = (num.as_slice(), den.as_slice());
+    let (a, rest) = scratch.split_at_mut(cols);
+    let (b, f_mid) = rest.split_at_mut(cols);
+    let f_mid = &mut f_mid[..cols];
     let col = |j: usize| (0..rows).map(move |i| (num[i * cols + j], den[i * cols + j]));
     let live = |j: usize| col(j).any(|(n, _)| n > T::ZERO);
     for j in 0..cols {

@@ -9,6 +9,7 @@ use edxs_core::init::{physics_w, physics_w_scratch_len, random_start};
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::rng::Rng;
 use edxs_core::solver::{IterReport, Laplacian, RunSummary, Stopping};
+use edxs_core::view::{MatMut, MatRef};
 use edxs_core::{
     Compat, Counts, EdxsModel, Element, EnergyAxis, ModelError, ModelParams, Solver, SolverError,
     SolverParams,
@@ -149,14 +150,11 @@ pub fn solve(
     let mean = total_counts(counts) / (CHANNELS * PIXELS) as f64;
     random_start(mean, &mut Rng::new(SEED), d, b.h, K);
     physics_w(
-        b.g,
-        d,
-        CHANNELS,
-        M,
-        K,
+        MatRef::new("g", b.g, CHANNELS, M)?,
+        MatRef::new("d", d, CHANNELS, K)?,
         &rows[..n_rows],
         params.log_shift,
-        b.w,
+        MatMut::new("w", b.w, M, K)?,
         scratch,
     )?;
 
@@ -165,7 +163,8 @@ pub fn solve(
         norm,
         scratch: b.g_scratch,
     };
-    solver.run_with(counts, b.g, b.w, b.h, b.workspace, &mut update, on_iter)
+    let f = solver.factors(b.g, b.w, b.h)?;
+    solver.run_with(counts, f, b.workspace, &mut update, on_iter)
 }
 
 /// Sum of all counts, in f64 (exact for any realistic total).

@@ -24,6 +24,7 @@ use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::rng::Rng;
 use edxs_core::solver::{GUpdate, Laplacian};
 use edxs_core::stream::{self, Frame, Stream, StreamLens};
+use edxs_core::view::{MatMut, MatRef};
 use edxs_core::{Compat, EdxsModel, EnergyAxis, ModelParams, SolverError, SolverParams};
 
 /// Scan rows of the streamed image (the batch image's 32 binned 2:1).
@@ -420,14 +421,11 @@ pub fn run(
     let mean = total as f64 / (CHANNELS * PIXELS) as f64;
     random_start(mean, &mut Rng::new(pipeline::SEED), d, h, K);
     physics_w(
-        g,
-        d,
-        CHANNELS,
-        M,
-        K,
+        MatRef::new("g", g, CHANNELS, M)?,
+        MatRef::new("d", d, CHANNELS, K)?,
         &rows[..n_rows],
         params.log_shift,
-        w,
+        MatMut::new("w", w, M, K)?,
         scratch,
     )?;
     stream.reset(state, touched)?;

@@ -29,7 +29,13 @@ pub fn physics_w_whole_columns(
 ) -> Result<Vec<f64>> {
     let mut w = vec![0.0; m * k];
     let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
-    edxs_core::init::physics_w(g, d, l, m, k, &[], 0.0, &mut w, &mut scratch)
+    use edxs_core::view::{MatMut, MatRef};
+    MatRef::new("g", g, l, m)
+        .and_then(|g| {
+            let d = MatRef::new("d", d, l, k)?;
+            let w = MatMut::new("w", &mut w, m, k)?;
+            edxs_core::init::physics_w(g, d, &[], 0.0, w, &mut scratch)
+        })
         .map_err(|e| anyhow!("initialisation: {e}"))?;
     let n = simplex_rows.len() as f64;
     for c in 0..k {

@@ -10,8 +10,9 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::compact::Compact;
+use edxs_core::solver::Pass;
 use edxs_core::solver::{LogSum, LANES};
-use edxs_core::{Solver, SolverError};
+use edxs_core::SolverError;
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -112,12 +113,25 @@ unsafe fn load_tail(idx: &[u16], val: &[f32], i: usize) -> ([usize; LANES], __m2
     (c, _mm256_loadu_pd(v.as_ptr()))
 }
 
-/// D as the kernels read it: component-major slices (K = 1) or rows padded to 4 (K ≥ 2).
+/// D as the kernels read it: component-major slices (K = 1) or rows padded to 4 (K ≥ 2), and
+/// the pass's ε.
 #[derive(Clone, Copy)]
 struct DView<const K: usize> {
     cols: [*const f64; K],
     rows4: *const f64,
+    eps: f64,
 }
+
+/// One pixel's abundances broadcast to every lane, with max(h, ε) (for the clipped log
+/// products) and ε.
+struct Lanes<const K: usize> {
+    h: [__m256d; K],
+    hc: [__m256d; K],
+    eps: __m256d,
+}
+
+/// A pixel's non-zeros: channels and counts.
+type Nz<'a> = (&'a [u16], &'a [f32]);
 
 /// D·h of a chunk and D's entries: the core's `dh = ((0 + d₀h₀) + d₁h₁) + …`. For K ≥ 2 each
 /// lane's row is one load and the four rows are transposed in registers.
@@ -168,18 +182,16 @@ unsafe fn quotient(y: __m256d, dh: __m256d, eps: __m256d) -> __m256d {
 /// clipped products, `hc` = max(h, ε)). Returns the log argument and the lanes that need the
 /// log fallback. (Telling clipped chunks apart costs a badly predicted branch: slower.)
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn data_chunk<const K: usize, const MODE: u8>(
     dt: &DView<K>,
     c: &[usize; LANES],
     y: __m256d,
-    hv: &[__m256d; K],
-    hc: &[__m256d; K],
-    epsv: __m256d,
+    px: &Lanes<K>,
     acc: &mut [__m256d; K],
     regs: &mut LogRegs,
 ) -> (__m256d, i32) {
-    let (dg, dh) = gather_dh::<K>(dt, c, hv);
+    let (hc, epsv) = (&px.hc, px.eps);
+    let (dg, dh) = gather_dh::<K>(dt, c, &px.h);
     let q = quotient(y, dh, epsv);
     for k in 0..K {
         acc[k] = _mm256_add_pd(acc[k], _mm256_mul_pd(dg[k], q));
@@ -204,24 +216,23 @@ unsafe fn data_chunk<const K: usize, const MODE: u8>(
 /// call would make the compiler keep the accumulators in memory); the rare log fallback runs
 /// between loop stretches.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn data_term<const K: usize, const MODE: u8>(
-    idx: &[u16],
-    val: &[f32],
+    (idx, val): Nz<'_>,
     dt: &DView<K>,
     h: &[f64; K],
     hc: &[f64; K],
-    eps: f64,
     regs: &mut LogRegs,
     sum: &mut LogSum,
 ) -> [f64; K] {
-    let mut hv = [_mm256_setzero_pd(); K];
-    let mut hcv = [_mm256_setzero_pd(); K];
+    let mut px = Lanes {
+        h: [_mm256_setzero_pd(); K],
+        hc: [_mm256_setzero_pd(); K],
+        eps: _mm256_set1_pd(dt.eps),
+    };
     for k in 0..K {
-        hv[k] = _mm256_set1_pd(h[k]);
-        hcv[k] = _mm256_set1_pd(hc[k]);
+        px.h[k] = _mm256_set1_pd(h[k]);
+        px.hc[k] = _mm256_set1_pd(hc[k]);
     }
-    let epsv = _mm256_set1_pd(eps);
     let mut acc = [_mm256_setzero_pd(); K];
     let len = idx.len();
     let full = len - len % LANES;
@@ -230,7 +241,7 @@ unsafe fn data_term<const K: usize, const MODE: u8>(
         let mut pending = None;
         while i < full {
             let (c, y) = load_full(idx, val, i);
-            let (x, bad) = data_chunk::<K, MODE>(dt, &c, y, &hv, &hcv, epsv, &mut acc, regs);
+            let (x, bad) = data_chunk::<K, MODE>(dt, &c, y, &px, &mut acc, regs);
             i += LANES;
             if bad != 0 {
                 pending = Some((bad, y, x));
@@ -244,7 +255,7 @@ unsafe fn data_term<const K: usize, const MODE: u8>(
     }
     if i < len {
         let (c, y) = load_tail(idx, val, i);
-        let (x, bad) = data_chunk::<K, MODE>(dt, &c, y, &hv, &hcv, epsv, &mut acc, regs);
+        let (x, bad) = data_chunk::<K, MODE>(dt, &c, y, &px, &mut acc, regs);
         if bad != 0 {
             fallback(sum, bad, y, x);
         }
@@ -262,22 +273,28 @@ unsafe fn data_term<const K: usize, const MODE: u8>(
     out
 }
 
+/// One pixel's abundances as the scatter of R reads them: broadcast to every lane, as
+/// numbers, the first two as one 128-bit pair, and ε.
+struct ScatterLanes<const K: usize> {
+    hv: [__m256d; K],
+    h: [f64; K],
+    h01: __m128d,
+    eps: __m256d,
+}
+
 /// Adds one chunk's share of R (`n` real lanes).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn scatter_chunk<const K: usize>(
     dt: &DView<K>,
     c: &[usize; LANES],
     y: __m256d,
     n: usize,
-    hv: &[__m256d; K],
-    h: &[f64; K],
-    h01: __m128d,
-    epsv: __m256d,
+    px: &ScatterLanes<K>,
     rp: *mut f64,
 ) {
-    let (_, dh) = gather_dh::<K>(dt, c, hv);
-    let q = quotient(y, dh, epsv);
+    let (h, h01) = (&px.h, px.h01);
+    let (_, dh) = gather_dh::<K>(dt, c, &px.hv);
+    let q = quotient(y, dh, px.eps);
     let mut qa = [0.0; LANES];
     _mm256_storeu_pd(qa.as_mut_ptr(), q);
     for j in 0..n {
@@ -299,22 +316,24 @@ unsafe fn scatter_chunk<const K: usize>(
 /// Adds one pixel's share of R (L×K, row-major) at abundances `h`.
 #[inline(always)]
 unsafe fn add_stats<const K: usize>(
-    idx: &[u16],
-    val: &[f32],
+    (idx, val): Nz<'_>,
     dt: &DView<K>,
     h: &[f64; K],
-    eps: f64,
     r: &mut [f64],
 ) {
     let mut hv = [_mm256_setzero_pd(); K];
     for k in 0..K {
         hv[k] = _mm256_set1_pd(h[k]);
     }
-    let epsv = _mm256_set1_pd(eps);
-    let h01 = if K >= 2 {
-        _mm_loadu_pd(h.as_ptr())
-    } else {
-        _mm_setzero_pd()
+    let px = ScatterLanes {
+        hv,
+        h: *h,
+        h01: if K >= 2 {
+            _mm_loadu_pd(h.as_ptr())
+        } else {
+            _mm_setzero_pd()
+        },
+        eps: _mm256_set1_pd(dt.eps),
     };
     let rp = r.as_mut_ptr();
     let len = idx.len();
@@ -322,37 +341,38 @@ unsafe fn add_stats<const K: usize>(
     let mut i = 0;
     while i < full {
         let (c, y) = load_full(idx, val, i);
-        scatter_chunk::<K>(dt, &c, y, LANES, &hv, h, h01, epsv, rp);
+        scatter_chunk::<K>(dt, &c, y, LANES, &px, rp);
         i += LANES;
     }
     if i < len {
         let (c, y) = load_tail(idx, val, i);
-        scatter_chunk::<K>(dt, &c, y, len - i, &hv, h, h01, epsv, rp);
+        scatter_chunk::<K>(dt, &c, y, len - i, &px, rp);
     }
 }
 
-/// The views of D in `shared` (checked by the core: K×L columns and, for K ≤ 4, L×4 rows).
-fn view<const K: usize>(solver: &Solver<'_, f64>, shared: &[f64]) -> Result<DView<K>, SolverError> {
-    let dt = solver.shared_d_cols(shared)?;
+/// The views of D in the pass (checked by the core: K×L columns and, for K ≤ 4, L×4 rows).
+fn view<const K: usize>(pass: &Pass<'_, f64>) -> DView<K> {
+    let dt = pass.d_cols();
     let l = dt.len() / K;
-    Ok(DView {
+    DView {
         cols: std::array::from_fn(|k| dt[k * l..].as_ptr()),
-        rows4: solver.shared_d_rows4(shared)?.as_ptr(),
-    })
+        rows4: pass.d_rows4().as_ptr(),
+        eps: pass.solver().params().log_shift,
+    }
 }
 
 /// Checks what the kernels read and write through raw pointers or unchecked loads: the
 /// counts are the solver's (channels < L index D), the range lies within the pixels, R holds
 /// L×K values, and `blk` (the block's pixel-major output) `range.len()`×K.
 fn check(
-    solver: &Solver<'_, f64>,
+    pass: &Pass<'_, f64>,
     y: &Compact,
-    h: &[f64],
     range: &Range<usize>,
     blk: usize,
     r: Option<usize>,
 ) -> Result<(), SolverError> {
-    let (l, _, k, p) = solver.dims();
+    let (l, _, k, p) = pass.solver().dims();
+    let h = pass.h();
     let mismatch = |buffer, expected, got| SolverError::DimensionMismatch {
         buffer,
         expected,
@@ -380,28 +400,26 @@ fn check(
     }
 }
 
-/// The loss pass of [`Solver::loss_data_block`] over `range`: these kernels for K ≤ 4, the
+/// The loss pass of [`Pass::loss_data_block`] over `range`: these kernels for K ≤ 4, the
 /// core's portable ones (compiled for AVX2) above.
 ///
 /// # Safety
 /// The CPU has AVX2.
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn loss_data(
-    solver: &Solver<'_, f64>,
+    pass: &Pass<'_, f64>,
     y: &Compact,
-    shared: &[f64],
-    h: &[f64],
     range: Range<usize>,
     data: &mut [f64],
     part: &mut [f64],
     acc: &mut [f64],
 ) -> Result<(), SolverError> {
+    let solver = pass.solver();
     let (_, _, k, p) = solver.dims();
     if k > 4 {
-        return solver.loss_data_block(y, shared, h, range, data, part, acc);
+        return pass.loss_data_block(y, range, data, part, acc);
     }
-    check(solver, y, h, &range, data.len(), None)?;
+    check(pass, y, &range, data.len(), None)?;
     if part.is_empty() {
         return Err(SolverError::DimensionMismatch {
             buffer: "loss part",
@@ -409,26 +427,24 @@ pub(super) unsafe fn loss_data(
             got: 0,
         });
     }
-    let eps = solver.params().log_shift;
-    let clear = solver.shared_d_clear(shared)?;
-    let args = (y, h, p, eps, clear, range.clone());
+    let args = (y, pass.h(), p, pass.d_clear(), range.clone());
     match k {
-        1 => loss_data_k::<1>(args, view(solver, shared)?, data, part),
-        2 => loss_data_k::<2>(args, view(solver, shared)?, data, part),
-        3 => loss_data_k::<3>(args, view(solver, shared)?, data, part),
-        _ => loss_data_k::<4>(args, view(solver, shared)?, data, part),
+        1 => loss_data_k::<1>(args, view(pass), data, part),
+        2 => loss_data_k::<2>(args, view(pass), data, part),
+        3 => loss_data_k::<3>(args, view(pass), data, part),
+        _ => loss_data_k::<4>(args, view(pass), data, part),
     }
-    solver.loss_h_part(h, range, &mut part[1..])
+    pass.loss_h_part(range, &mut part[1..])
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn loss_data_k<const K: usize>(
-    (y, h, p, eps, d_clear, range): (&Compact, &[f64], usize, f64, bool, Range<usize>),
+    (y, h, p, d_clear, range): (&Compact, &[f64], usize, bool, Range<usize>),
     cols: DView<K>,
     data: &mut [f64],
     part: &mut [f64],
 ) {
+    let eps = cols.eps;
     let mut sum = LogSum::new();
     let mut regs = LogRegs::load(&sum);
     for (i, px) in range.enumerate() {
@@ -437,11 +453,11 @@ unsafe fn loss_data_k<const K: usize>(
         // The core's choice (`log_part_for`): the products themselves when nothing is clipped.
         let hc: [f64; K] = std::array::from_fn(|c| if hp[c] >= eps { hp[c] } else { eps });
         let same = d_clear && hp.iter().all(|&v| v >= eps);
-        let (idx, val) = (&y.indices[s..e], &y.values[s..e]);
+        let nz = (&y.indices[s..e], &y.values[s..e]);
         let a = if same {
-            data_term::<K, 1>(idx, val, &cols, &hp, &hc, eps, &mut regs, &mut sum)
+            data_term::<K, 1>(nz, &cols, &hp, &hc, &mut regs, &mut sum)
         } else {
-            data_term::<K, 2>(idx, val, &cols, &hp, &hc, eps, &mut regs, &mut sum)
+            data_term::<K, 2>(nz, &cols, &hp, &hc, &mut regs, &mut sum)
         };
         data[i * K..(i + 1) * K].copy_from_slice(&a);
     }
@@ -449,33 +465,30 @@ unsafe fn loss_data_k<const K: usize>(
     part[0] = sum.total();
 }
 
-/// The iteration pass of [`Solver::h_r_block`] over `range`: these kernels for K ≤ 4, the
+/// The iteration pass of [`Pass::h_r_block`] over `range`: these kernels for K ≤ 4, the
 /// core's portable ones (compiled for AVX2) above.
 ///
 /// # Safety
 /// The CPU has AVX2.
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn h_r(
-    solver: &Solver<'_, f64>,
+    pass: &Pass<'_, f64>,
     y: &Compact,
-    shared: &[f64],
-    h: &[f64],
     range: Range<usize>,
     data: Option<&[f64]>,
     out: &mut [f64],
     r: &mut [f64],
     acc: &mut [f64],
 ) -> Result<(), SolverError> {
-    let k = solver.dims().2;
+    let k = pass.solver().dims().2;
     if k > 4 {
-        return solver.h_r_block(y, shared, h, range, data, out, r, acc);
+        return pass.h_r_block(y, range, data, out, r, acc);
     }
-    check(solver, y, h, &range, out.len(), Some(r.len()))?;
+    check(pass, y, &range, out.len(), Some(r.len()))?;
     if let Some(d) = data {
-        check(solver, y, h, &range, d.len(), None)?;
+        check(pass, y, &range, d.len(), None)?;
     }
-    let args = (solver, y, shared, h, range, data);
+    let args = (pass, y, range, data);
     match k {
         1 => h_r_k::<1>(args, out, r, acc),
         2 => h_r_k::<2>(args, out, r, acc),
@@ -485,24 +498,21 @@ pub(super) unsafe fn h_r(
 }
 
 type HrArgs<'a, 'b> = (
-    &'a Solver<'b, f64>,
+    &'a Pass<'b, f64>,
     &'a Compact,
-    &'a [f64],
-    &'a [f64],
     Range<usize>,
     Option<&'a [f64]>,
 );
 
 #[inline(always)]
 unsafe fn h_r_k<const K: usize>(
-    (solver, y, shared, h, range, data): HrArgs<'_, '_>,
+    (pass, y, range, data): HrArgs<'_, '_>,
     out: &mut [f64],
     r: &mut [f64],
     acc: &mut [f64],
 ) -> Result<(), SolverError> {
-    let p = solver.dims().3;
-    let eps = solver.params().log_shift;
-    let cols = view::<K>(solver, shared)?;
+    let (h, p) = (pass.h(), pass.solver().dims().3);
+    let cols = view::<K>(pass);
     let mut unused = LogSum::new();
     let mut regs = LogRegs::load(&unused);
     match data {
@@ -511,17 +521,17 @@ unsafe fn h_r_k<const K: usize>(
             for (i, px) in range.clone().enumerate() {
                 let (s, e) = (y.indptr[px], y.indptr[px + 1]);
                 let hp: [f64; K] = std::array::from_fn(|c| h[c * p + px]);
-                let (idx, val) = (&y.indices[s..e], &y.values[s..e]);
-                let a = data_term::<K, 0>(idx, val, &cols, &hp, &hp, eps, &mut regs, &mut unused);
+                let nz = (&y.indices[s..e], &y.values[s..e]);
+                let a = data_term::<K, 0>(nz, &cols, &hp, &hp, &mut regs, &mut unused);
                 out[i * K..(i + 1) * K].copy_from_slice(&a);
             }
         }
     }
-    solver.h_from_data_block(shared, h, range.clone(), out, acc)?;
+    pass.h_from_data_block(range.clone(), out, acc)?;
     for (i, px) in range.enumerate() {
         let (s, e) = (y.indptr[px], y.indptr[px + 1]);
         let hn: [f64; K] = std::array::from_fn(|c| out[i * K + c]);
-        add_stats::<K>(&y.indices[s..e], &y.values[s..e], &cols, &hn, eps, r);
+        add_stats::<K>((&y.indices[s..e], &y.values[s..e]), &cols, &hn, r);
     }
     Ok(())
 }

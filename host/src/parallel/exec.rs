@@ -3,7 +3,7 @@
 
 use super::kernels::{plan, BlockKernel, Kernels};
 use super::{BLOCK, GROUPS};
-use edxs_core::solver::{Exec, LossTerms};
+use edxs_core::solver::{Exec, Layout, LossTerms};
 use edxs_core::{Counts, Solver, SolverError};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -31,11 +31,10 @@ pub struct ParallelExec<'s, 'y> {
     /// New H, pixel-major (P×K) as the blocks write it and component-major (K×P).
     h_new: Vec<f64>,
     h_next: Vec<f64>,
-    /// Per group: W statistics (L×K), row sums of the new H (K), loss sums, scratch (2K).
-    r_parts: Vec<f64>,
-    rowsum_parts: Vec<f64>,
-    loss_parts: Vec<f64>,
-    scratch: Vec<f64>,
+    /// The regions of each group's share of `parts`: see [`ParallelExec::group_layout`].
+    group_layout: Layout<4>,
+    /// Per group, one after the other: its partial sums and scratch.
+    parts: Vec<f64>,
     r: Vec<f64>,
     rowsum: Vec<f64>,
     loss_sums: Vec<f64>,
@@ -106,6 +105,7 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
         let group = p.div_ceil(GROUPS).max(BLOCK);
         let groups = p.div_ceil(group);
         let part = solver.loss_part_len();
+        let group_layout = Self::group_layout(solver);
         let (kernel, kernels) = plan(y, kernels);
         Ok(ParallelExec {
             solver,
@@ -122,10 +122,8 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
             have_data: false,
             h_new: vec![0.0; k * p],
             h_next: vec![0.0; k * p],
-            r_parts: vec![0.0; groups * l * k],
-            rowsum_parts: vec![0.0; groups * k],
-            loss_parts: vec![0.0; groups * part],
-            scratch: vec![0.0; groups * 2 * k],
+            group_layout,
+            parts: vec![0.0; groups * group_layout.len()],
             r: vec![0.0; l * k],
             rowsum: vec![0.0; k],
             loss_sums: vec![0.0; part],
@@ -139,6 +137,14 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
         self.kernels
     }
 
+    /// The regions of one group's partial sums and scratch: the W statistics R (L×K), the row
+    /// sums of the new H (K), the loss sums ([`Solver::loss_part_len`]) and the blocks'
+    /// scratch (2K); the one place that sizes and carves them.
+    fn group_layout(solver: &Solver<'_, f64>) -> Layout<4> {
+        let (l, _, k, _) = solver.dims();
+        Layout([l * k, k, solver.loss_part_len(), 2 * k])
+    }
+
     /// Pixel range of group `g`.
     fn range(group: usize, p: usize, g: usize) -> Range<usize> {
         (g * group).min(p)..((g + 1) * group).min(p)
@@ -147,8 +153,7 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
     /// One iteration: the fused H and R pass over the groups, then the W step.
     fn step_groups(&mut self, g: &[f64], w: &mut [f64], h: &mut [f64]) -> Result<(), SolverError> {
         let solver = self.solver;
-        let (l, _, k, p) = solver.dims();
-        let lk = l * k;
+        let (_, _, k, p) = solver.dims();
         // Right after the loss at the same (G, W, H), D, Dᵀ1, max H and the data terms are
         // all at hand.
         let fresh =
@@ -157,26 +162,16 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
         if !fresh {
             solver.prepare(g, w, h, &mut self.shared)?;
         }
-        let (shared, group, kernel) = (&self.shared[..], self.group, &*self.kernel);
-        let h_old: &[f64] = h;
+        let pass = solver.pass(&self.shared, h)?;
+        let (group, kernel, layout) = (self.group, &*self.kernel, self.group_layout);
         let data = &self.data;
         let next = Scatter(self.h_next.as_mut_ptr());
-        let (h_new, parts, sums, scratch) = (
-            &mut self.h_new,
-            &mut self.r_parts,
-            &mut self.rowsum_parts,
-            &mut self.scratch,
-        );
-        let body = |gi: usize,
-                    out: &mut [f64],
-                    r: &mut [f64],
-                    rowsum: &mut [f64],
-                    acc: &mut [f64]|
-         -> Result<(), SolverError> {
+        let body = |gi: usize, out: &mut [f64], part: &mut [f64]| -> Result<(), SolverError> {
+            let [r, rowsum, _, acc] = layout.carve_mut("group part", part)?;
             let range = Self::range(group, p, gi);
             let dt = fresh.then(|| &data[range.start * k..range.end * k]);
             r.iter_mut().for_each(|v| *v = 0.0);
-            kernel.h_r(solver, shared, h_old, range.clone(), dt, out, r, acc)?;
+            kernel.h_r(&pass, range.clone(), dt, out, r, acc)?;
             rowsum.iter_mut().for_each(|v| *v = 0.0);
             for (i, px) in range.enumerate() {
                 for (c, s) in rowsum.iter_mut().enumerate() {
@@ -188,36 +183,32 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
             }
             Ok(())
         };
+        let (h_new, parts) = (&mut self.h_new, &mut self.parts);
         match &self.pool {
             Some(pool) => pool.install(|| {
                 h_new
                     .par_chunks_mut(group * k)
-                    .zip(parts.par_chunks_mut(lk))
-                    .zip(sums.par_chunks_mut(k))
-                    .zip(scratch.par_chunks_mut(2 * k))
+                    .zip(parts.par_chunks_mut(layout.len()))
                     .enumerate()
-                    .try_for_each(|(gi, (((out, r), rowsum), acc))| body(gi, out, r, rowsum, acc))
+                    .try_for_each(|(gi, (out, part))| body(gi, out, part))
             })?,
             None => h_new
                 .chunks_mut(group * k)
-                .zip(parts.chunks_mut(lk))
-                .zip(sums.chunks_mut(k))
-                .zip(scratch.chunks_mut(2 * k))
+                .zip(parts.chunks_mut(layout.len()))
                 .enumerate()
-                .try_for_each(|(gi, (((out, r), rowsum), acc))| body(gi, out, r, rowsum, acc))?,
+                .try_for_each(|(gi, (out, part))| body(gi, out, part))?,
         }
         h.copy_from_slice(&self.h_next);
         // The group sums are small (groups × L × K); added here rather than in another
         // parallel region, whose wake-up costs more than the additions.
         self.r.iter_mut().for_each(|v| *v = 0.0);
-        for part in self.r_parts.chunks_exact(lk) {
-            for (a, b) in self.r.iter_mut().zip(part) {
+        self.rowsum.iter_mut().for_each(|v| *v = 0.0);
+        for part in self.parts.chunks_exact(layout.len()) {
+            let [r, rowsum, _, _] = layout.carve("group part", part)?;
+            for (a, b) in self.r.iter_mut().zip(r) {
                 *a += *b;
             }
-        }
-        self.rowsum.iter_mut().for_each(|v| *v = 0.0);
-        for part in self.rowsum_parts.chunks_exact(k) {
-            for (a, b) in self.rowsum.iter_mut().zip(part) {
+            for (a, b) in self.rowsum.iter_mut().zip(rowsum) {
                 *a += *b;
             }
         }
@@ -230,35 +221,35 @@ impl<'s, 'y> ParallelExec<'s, 'y> {
         let (_, _, k, p) = solver.dims();
         self.have_data = false;
         solver.prepare(g, w, h, &mut self.shared)?;
-        let (shared, group, kernel) = (&self.shared[..], self.group, &*self.kernel);
-        let part = solver.loss_part_len();
-        let (data, parts, scratch) = (&mut self.data, &mut self.loss_parts, &mut self.scratch);
-        let body = |gi: usize, dt: &mut [f64], lp: &mut [f64], acc: &mut [f64]| {
+        let pass = solver.pass(&self.shared, h)?;
+        let (group, kernel, layout) = (self.group, &*self.kernel, self.group_layout);
+        let body = |gi: usize, dt: &mut [f64], part: &mut [f64]| {
+            let [_, _, lp, acc] = layout.carve_mut("group part", part)?;
             let range = Self::range(group, p, gi);
-            kernel.loss_data(solver, shared, h, range, dt, lp, acc)
+            kernel.loss_data(&pass, range, dt, lp, acc)
         };
+        let (data, parts) = (&mut self.data, &mut self.parts);
         match &self.pool {
             Some(pool) => pool.install(|| {
                 data.par_chunks_mut(group * k)
-                    .zip(parts.par_chunks_mut(part))
-                    .zip(scratch.par_chunks_mut(2 * k))
+                    .zip(parts.par_chunks_mut(layout.len()))
                     .enumerate()
-                    .try_for_each(|(gi, ((dt, lp), acc))| body(gi, dt, lp, acc))
+                    .try_for_each(|(gi, (dt, part))| body(gi, dt, part))
             })?,
             None => data
                 .chunks_mut(group * k)
-                .zip(parts.chunks_mut(part))
-                .zip(scratch.chunks_mut(2 * k))
+                .zip(parts.chunks_mut(layout.len()))
                 .enumerate()
-                .try_for_each(|(gi, ((dt, lp), acc))| body(gi, dt, lp, acc))?,
+                .try_for_each(|(gi, (dt, part))| body(gi, dt, part))?,
         }
         self.loss_sums.iter_mut().for_each(|v| *v = 0.0);
-        for lp in self.loss_parts.chunks_exact(part) {
+        for part in self.parts.chunks_exact(layout.len()) {
+            let [_, _, lp, _] = layout.carve("group part", part)?;
             for (a, b) in self.loss_sums.iter_mut().zip(lp) {
                 *a += *b;
             }
         }
-        let terms = solver.loss_from_part_sums(&self.shared, &self.loss_sums, self.c)?;
+        let terms = pass.loss_from_part_sums(&self.loss_sums, self.c)?;
         self.key_g.clear();
         self.key_g.extend_from_slice(g);
         self.key_w.copy_from_slice(w);
@@ -364,9 +355,7 @@ mod tests {
                 solver
                     .drive(
                         &mut exec,
-                        &mut g,
-                        &mut w,
-                        &mut h,
+                        solver.factors(&mut g, &mut w, &mut h).unwrap(),
                         &mut drv,
                         &mut NoGUpdate,
                         &mut |r| losses.push(r.loss.total()),

@@ -5,8 +5,8 @@
 //! multiply and an add), so the results do not depend on the choice or on the CPU.
 
 use super::compact::Compact;
-use edxs_core::solver::PixelCounts;
-use edxs_core::{Counts, Solver, SolverError};
+use edxs_core::solver::{Pass, PixelCounts};
+use edxs_core::{Counts, SolverError};
 use std::ops::Range;
 
 /// Which kernels a [`ParallelExec`](super::ParallelExec) may use. Every choice gives
@@ -30,13 +30,10 @@ impl Default for Kernels {
 
 /// The two passes over the non-zeros of a block of pixels, over storage the kernel owns.
 pub(super) trait BlockKernel: Sync {
-    /// [`Solver::h_r_block`] over `range`.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Pass::h_r_block`] over `range`.
     fn h_r(
         &self,
-        solver: &Solver<'_, f64>,
-        shared: &[f64],
-        h: &[f64],
+        pass: &Pass<'_, f64>,
         range: Range<usize>,
         data: Option<&[f64]>,
         out: &mut [f64],
@@ -44,13 +41,10 @@ pub(super) trait BlockKernel: Sync {
         acc: &mut [f64],
     ) -> Result<(), SolverError>;
 
-    /// [`Solver::loss_data_block`] over `range`.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Pass::loss_data_block`] over `range`.
     fn loss_data(
         &self,
-        solver: &Solver<'_, f64>,
-        shared: &[f64],
-        h: &[f64],
+        pass: &Pass<'_, f64>,
         range: Range<usize>,
         data: &mut [f64],
         part: &mut [f64],
@@ -64,29 +58,25 @@ struct Portable<C>(C);
 impl<C: PixelCounts<f64>> BlockKernel for Portable<C> {
     fn h_r(
         &self,
-        solver: &Solver<'_, f64>,
-        shared: &[f64],
-        h: &[f64],
+        pass: &Pass<'_, f64>,
         range: Range<usize>,
         data: Option<&[f64]>,
         out: &mut [f64],
         r: &mut [f64],
         acc: &mut [f64],
     ) -> Result<(), SolverError> {
-        solver.h_r_block(&self.0, shared, h, range, data, out, r, acc)
+        pass.h_r_block(&self.0, range, data, out, r, acc)
     }
 
     fn loss_data(
         &self,
-        solver: &Solver<'_, f64>,
-        shared: &[f64],
-        h: &[f64],
+        pass: &Pass<'_, f64>,
         range: Range<usize>,
         data: &mut [f64],
         part: &mut [f64],
         acc: &mut [f64],
     ) -> Result<(), SolverError> {
-        solver.loss_data_block(&self.0, shared, h, range, data, part, acc)
+        pass.loss_data_block(&self.0, range, data, part, acc)
     }
 }
 
@@ -98,9 +88,7 @@ struct PortableAvx2<C>(C);
 impl<C: PixelCounts<f64>> BlockKernel for PortableAvx2<C> {
     fn h_r(
         &self,
-        solver: &Solver<'_, f64>,
-        shared: &[f64],
-        h: &[f64],
+        pass: &Pass<'_, f64>,
         range: Range<usize>,
         data: Option<&[f64]>,
         out: &mut [f64],
@@ -108,55 +96,47 @@ impl<C: PixelCounts<f64>> BlockKernel for PortableAvx2<C> {
         acc: &mut [f64],
     ) -> Result<(), SolverError> {
         // SAFETY: `plan` builds this kernel only when the CPU reports AVX2.
-        unsafe { h_r_avx2(solver, &self.0, shared, h, range, data, out, r, acc) }
+        unsafe { h_r_avx2(pass, &self.0, range, data, out, r, acc) }
     }
 
     fn loss_data(
         &self,
-        solver: &Solver<'_, f64>,
-        shared: &[f64],
-        h: &[f64],
+        pass: &Pass<'_, f64>,
         range: Range<usize>,
         data: &mut [f64],
         part: &mut [f64],
         acc: &mut [f64],
     ) -> Result<(), SolverError> {
         // SAFETY: `plan` builds this kernel only when the CPU reports AVX2.
-        unsafe { loss_data_avx2(solver, &self.0, shared, h, range, data, part, acc) }
+        unsafe { loss_data_avx2(pass, &self.0, range, data, part, acc) }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 unsafe fn h_r_avx2<C: PixelCounts<f64>>(
-    solver: &Solver<'_, f64>,
+    pass: &Pass<'_, f64>,
     y: &C,
-    shared: &[f64],
-    h: &[f64],
     range: Range<usize>,
     data: Option<&[f64]>,
     out: &mut [f64],
     r: &mut [f64],
     acc: &mut [f64],
 ) -> Result<(), SolverError> {
-    solver.h_r_block(y, shared, h, range, data, out, r, acc)
+    pass.h_r_block(y, range, data, out, r, acc)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 unsafe fn loss_data_avx2<C: PixelCounts<f64>>(
-    solver: &Solver<'_, f64>,
+    pass: &Pass<'_, f64>,
     y: &C,
-    shared: &[f64],
-    h: &[f64],
     range: Range<usize>,
     data: &mut [f64],
     part: &mut [f64],
     acc: &mut [f64],
 ) -> Result<(), SolverError> {
-    solver.loss_data_block(y, shared, h, range, data, part, acc)
+    pass.loss_data_block(y, range, data, part, acc)
 }
 
 /// The AVX2 intrinsics over [`Compact`] counts; only built when the CPU has AVX2.
@@ -167,9 +147,7 @@ struct CompactAvx2(Compact);
 impl BlockKernel for CompactAvx2 {
     fn h_r(
         &self,
-        solver: &Solver<'_, f64>,
-        shared: &[f64],
-        h: &[f64],
+        pass: &Pass<'_, f64>,
         range: Range<usize>,
         data: Option<&[f64]>,
         out: &mut [f64],
@@ -178,21 +156,19 @@ impl BlockKernel for CompactAvx2 {
     ) -> Result<(), SolverError> {
         // SAFETY: `plan` builds this kernel only when the CPU reports AVX2, over the solver's
         // own counts.
-        unsafe { super::avx2::h_r(solver, &self.0, shared, h, range, data, out, r, acc) }
+        unsafe { super::avx2::h_r(pass, &self.0, range, data, out, r, acc) }
     }
 
     fn loss_data(
         &self,
-        solver: &Solver<'_, f64>,
-        shared: &[f64],
-        h: &[f64],
+        pass: &Pass<'_, f64>,
         range: Range<usize>,
         data: &mut [f64],
         part: &mut [f64],
         acc: &mut [f64],
     ) -> Result<(), SolverError> {
         // SAFETY: as in `h_r`.
-        unsafe { super::avx2::loss_data(solver, &self.0, shared, h, range, data, part, acc) }
+        unsafe { super::avx2::loss_data(pass, &self.0, range, data, part, acc) }
     }
 }
 

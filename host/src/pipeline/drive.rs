@@ -239,9 +239,7 @@ mod tests {
             let summary = solver
                 .drive(
                     &mut exec,
-                    &mut g,
-                    &mut w,
-                    &mut h,
+                    solver.factors(&mut g, &mut w, &mut h).unwrap(),
                     &mut drv,
                     &mut NoGUpdate,
                     &mut |_| {},

@@ -310,8 +310,11 @@ pub fn run_solver(
     let mut drv = vec![0.0; solver.driver_len()];
     let mut history = Vec::new();
     let summary = solver
-        .drive(exec.as_mut(), g, w, h, &mut drv, update, &mut |r| {
-            history.push(history_row(r))
+        .factors(g, w, h)
+        .and_then(|f| {
+            solver.drive(exec.as_mut(), f, &mut drv, update, &mut |r| {
+                history.push(history_row(r))
+            })
         })
         .map_err(|e| anyhow!("{e}"))?;
     Ok((summary, history))

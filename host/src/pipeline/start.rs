@@ -74,7 +74,13 @@ pub(super) fn initial(
         let rows: &[usize] = if recipe.simplex_h { &[] } else { &prep.rows };
         let mut w = vec![0.0; m * k];
         let mut scratch = vec![0.0; edxs_core::init::physics_w_scratch_len(l, m, k)];
-        edxs_core::init::physics_w(&prep.g, &d, l, m, k, rows, 1e-14, &mut w, &mut scratch)
+        use edxs_core::view::{MatMut, MatRef};
+        MatRef::new("g", &prep.g, l, m)
+            .and_then(|g| {
+                let d = MatRef::new("d", &d, l, k)?;
+                let w = MatMut::new("w", &mut w, m, k)?;
+                edxs_core::init::physics_w(g, d, rows, 1e-14, w, &mut scratch)
+            })
             .map_err(|e| anyhow!("initialisation: {e}"))?;
         w
     } else {
