@@ -220,19 +220,14 @@ pub(super) fn spectra_stage(
     let grid = super::score::scoring_pixels(img);
     let scored = grid.as_ref().unwrap_or(img);
     let mut best: Option<(f64, State)> = None;
-    for mut st in cands {
-        st.h = weighted_ls_maps(&d_of(&st.g, &st.w, img.channels, k), scored, k);
+    // The maps of held spectra, from a weighted least-squares start, on `on`'s pixels.
+    let maps_of = |mut st: State, on: &SpectrumImage| -> Result<State> {
+        st.h = weighted_ls_maps(&d_of(&st.g, &st.w, img.channels, k), on, k);
         let held = st.w.clone();
-        st = solve(
-            prep,
-            scored,
-            &sub,
-            &sub_reg,
-            st,
-            Some(&held),
-            set.max_iter,
-            set,
-        )?;
+        solve(prep, on, &sub, &sub_reg, st, Some(&held), set.max_iter, set)
+    };
+    for st in cands {
+        let st = maps_of(st, scored)?;
         iterations += st.iterations();
         let loss = st.summary.map_or(f64::INFINITY, |s| s.final_loss);
         let better = match &best {
@@ -245,18 +240,7 @@ pub(super) fn spectra_stage(
     }
     let (_, mut st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
     if grid.is_some() {
-        st.h = weighted_ls_maps(&d_of(&st.g, &st.w, img.channels, k), img, k);
-        let held = st.w.clone();
-        st = solve(
-            prep,
-            img,
-            &sub,
-            &sub_reg,
-            st,
-            Some(&held),
-            set.max_iter,
-            set,
-        )?;
+        st = maps_of(st, img)?;
         iterations += st.iterations();
     }
     Ok((st, iterations))
