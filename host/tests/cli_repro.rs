@@ -31,6 +31,24 @@ fn repro_fig1_small_run_reports_every_method() {
     for f in ["table.md", "results.csv", "results.json", "fig1.png"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // Every row has the header's 15 fields once quoted labels such as "ESpM(0,0,0)" are read
+    // as one field (RFC 4180).
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let fields = |line: &str| {
+        let (mut n, mut quoted) = (1, false);
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ',' if !quoted => n += 1,
+                _ => {}
+            }
+        }
+        n
+    };
+    assert!(csv.contains("\"ESpM(0,0,0)\""), "{csv}");
+    for line in csv.lines() {
+        assert_eq!(fields(line), 15, "{line}");
+    }
     let png = std::fs::read(out.join("fig1.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let w = u32::from_be_bytes(png[16..20].try_into().unwrap());

@@ -139,6 +139,16 @@ pub fn table(run: &Fig1Run<'_>) -> String {
     s
 }
 
+/// A CSV field, quoted (RFC 4180) when it holds a comma, a quote or a line break: method
+/// labels such as `ESpM(0,0,0)` do.
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
 /// results.csv: one row per method, dose and sampling.
 fn csv(outcomes: &[Outcome]) -> String {
     let mut s = String::from(
@@ -150,7 +160,7 @@ fn csv(outcomes: &[Outcome]) -> String {
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             o.dose,
             o.sampling_seed,
-            o.method,
+            csv_field(&o.method),
             o.mean_angle(),
             o.angles[0],
             o.angles[1],
