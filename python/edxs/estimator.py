@@ -74,8 +74,12 @@ class SmoothNMF:
     `G` may be None (identity), an array (L x M), an :class:`edxs.EDXSModel` (from
     :func:`edxs.build_G`) or an espm `EDXS` model (`s.model`), translated to an edxs model.
     Extra: `n_jobs` (solver threads, 0 = one per core; results do not depend on it),
-    `g_update` (False keeps G fixed) and `method` ("auto", "joint", "two-stage": as
-    `edxs decompose --method`; physics models only).
+    `g_update` (False keeps G fixed), `method` ("auto", "joint", "two-stage": as
+    `edxs decompose --method`; physics models only) and `refine_calibration` (True, the
+    default: with a physics model through edxs's pipeline, i.e. not with compat="espm",
+    fixed_H or no simplex, the detector's offset, channel width and peak widths are first
+    refined on the summed spectrum, as `edxs decompose` does, and `G_` is the refined model;
+    False keeps the model's calibration, as `--no-refine-calibration`).
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class SmoothNMF:
         g_update=True,
         n_jobs=0,
         method="auto",
+        refine_calibration=True,
     ):
         self.n_components = n_components
         self.G = G
@@ -145,6 +150,7 @@ class SmoothNMF:
         self.g_update = g_update
         self.n_jobs = n_jobs
         self.method = method
+        self.refine_calibration = refine_calibration
         self._chunks = []
         self._pending = False
         self._check_params()
@@ -219,7 +225,7 @@ class SmoothNMF:
                 f"method={self.method!r}: expected 'auto', 'joint' or 'two-stage'"
             )
         for name in ("simplex_W", "simplex_H", "hspy_comp", "no_stop_criterion",
-                     "debug", "g_update", "linesearch", "l2"):
+                     "debug", "g_update", "linesearch", "l2", "refine_calibration"):
             v = getattr(self, name)
             if not isinstance(v, (bool, np.bool_)):
                 raise TypeError(f"{name}: expected True or False, got {v!r}")
@@ -355,7 +361,7 @@ class SmoothNMF:
             None if g_arr is None else g_arr.tobytes(), M, k, p["mu"], p["lambda_L"],
             p["epsilon_reg"], bool(self.simplex_W), simplex_h, fixed_w, fixed_h, init, w0,
             h0, p["seed"], p["max_iter"], tol, self.compat == "espm", normalize,
-            bool(self.g_update), p["threads"], self.method,
+            bool(self.g_update), p["threads"], self.method, bool(self.refine_calibration),
         )
         self.W_ = np.frombuffer(res["W"], dtype=np.float64).reshape(M, k)
         self.H_ = np.frombuffer(res["H"], dtype=np.float64).reshape(k, P)

@@ -86,6 +86,9 @@ pub struct Request {
     pub normalize: Option<bool>,
     /// Update the bremsstrahlung columns every 3 iterations (physics models only).
     pub g_update: bool,
+    /// Refine the detector calibration on the summed spectrum first (physics models, not with
+    /// espm's solver), as `edxs decompose` does by default.
+    pub refine_calibration: bool,
     /// Worker threads (0 = one per core).
     pub threads: usize,
     /// `edxs decompose --method`: "auto", "joint" or "two-stage" (physics models only).
@@ -167,6 +170,7 @@ fn decompose_request(req: &Request, custom: bool) -> Result<DecomposeRequest> {
     r.compat_espm = req.espm;
     r.simplex_h = req.simplex_h && !req.simplex_w;
     r.g_update = req.g_update;
+    r.refine_calibration = req.refine_calibration;
     Ok(r)
 }
 

@@ -204,7 +204,8 @@ impl Model {
 #[pyfunction]
 #[pyo3(signature = (indptr, indices, values, channels, pixels, shape, g_kind, model, g_array,
     g_columns, k, mu, lambda_l, epsilon_reg, simplex_w, simplex_h, fixed_w, fixed_h, init,
-    w0, h0, seed, max_iter, tol, espm, normalize, g_update, threads, method))]
+    w0, h0, seed, max_iter, tol, espm, normalize, g_update, threads, method,
+    refine_calibration=true))]
 #[allow(clippy::too_many_arguments)]
 fn fit<'py>(
     py: Python<'py>,
@@ -237,6 +238,7 @@ fn fit<'py>(
     g_update: bool,
     threads: usize,
     method: String,
+    refine_calibration: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     if !indptr.chunks_exact(8).remainder().is_empty()
         || !indices.chunks_exact(4).remainder().is_empty()
@@ -306,6 +308,7 @@ fn fit<'py>(
         espm,
         normalize,
         g_update,
+        refine_calibration,
         threads,
         method,
     };

@@ -298,3 +298,31 @@ def test_simulate_matches_its_truth():
     np.testing.assert_array_equal(sim.counts, again.counts)
     with pytest.raises(ValueError, match="shape"):
         edxs.simulate(shape=(0, 3))
+
+
+def test_calibration_refined_by_default_and_kept_when_asked():
+    """With a model whose channel width is 1 % off the data's, the default fit refines the
+    calibration (G_ is not the given model's G, and is closer to the data's model), and
+    refine_calibration=False keeps the given G exactly, as `--no-refine-calibration`."""
+    from conftest import PAPER_ELEMENTS, PAPER_MODEL
+
+    sim = edxs.simulate(shape=(24, 24), counts_per_pixel=150.0, seed=5, radius=6.0,
+                        centers=[(6, 6), (16, 15)])
+    X = sim.counts.reshape(-1, sim.counts.shape[-1]).astype(np.float64)
+    true_G = np.asarray(edxs.build_G(PAPER_ELEMENTS, ignored_elements=[], **PAPER_MODEL).G)
+    off = edxs.build_G(PAPER_ELEMENTS, ignored_elements=[], **dict(PAPER_MODEL, e_scale=0.0101))
+    off_G = np.asarray(off.G)
+    kw = dict(n_components=3, G=off, shape_2d=(24, 24), hspy_comp=True, verbose=0,
+              max_iter=20, g_update=False)
+    kept = edxs.SmoothNMF(refine_calibration=False, **kw)
+    kept.fit_transform(X)
+    np.testing.assert_array_equal(kept.G_, off_G)
+    refined = edxs.SmoothNMF(**kw)
+    refined.fit_transform(X)
+    assert not np.array_equal(refined.G_, off_G)
+    # The element columns (the bremsstrahlung ones follow W) move towards the data's model.
+    cols = slice(0, true_G.shape[1] - 2)
+    err = lambda G: np.abs(G[:, cols] - true_G[:, cols]).sum()
+    assert err(refined.G_) < 0.5 * err(off_G), (err(refined.G_), err(off_G))
+    with pytest.raises(TypeError, match="refine_calibration"):
+        edxs.SmoothNMF(refine_calibration="no", **kw).fit_transform(X)
