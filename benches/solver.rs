@@ -12,7 +12,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use edxs::parallel::ParallelExec;
 use edxs_core::solver::{Exec, Laplacian, SerialExec};
-use edxs_core::{Counts, Solver, SolverParams};
+use edxs_core::{Solver, SolverParams};
 use edxs_suite::synthetic;
 use std::time::Duration;
 
@@ -41,18 +41,8 @@ fn bench_iteration(c: &mut Criterion) {
                 "{side}x{side}, {n} counts/pixel: nnz = {nnz} ({:.1} % of L·P)",
                 100.0 * nnz as f64 / (s.l * p) as f64
             );
-            let sparse = Counts::Sparse {
-                channels: s.l,
-                pixels: p,
-                indptr: &s.indptr,
-                indices: &s.indices,
-                values: &s.values,
-            };
-            let dense = Counts::Dense {
-                channels: s.l,
-                pixels: p,
-                data: &s.dense,
-            };
+            let sparse = s.sparse_counts();
+            let dense = s.dense_counts();
             let mut ws = vec![0.0; solver.exec_len()];
             for (name, counts, threads) in [
                 ("serial sparse", sparse, 0),

@@ -133,11 +133,7 @@ fn twenty_low_dose_frames_end_near_the_batch_solve() {
     let (mut wb, mut hb) = start(&s);
     let mut ws = vec![0.0; solver.workspace_len()];
     let g = s.g.clone();
-    let counts = Counts::Dense {
-        channels: s.l,
-        pixels: p,
-        data: &s.dense,
-    };
+    let counts = s.dense_counts();
     let batch = solver.run(&counts, &g, &mut wb, &mut hb, &mut ws).unwrap();
 
     // Streaming: 20 passes at 1/20 of the dose, statistics refreshed by every pass (ρ = 0).
@@ -233,11 +229,7 @@ fn exact_statistics_make_commit_a_batch_step() {
     let solver = Solver::new(params(&s), s.l, s.m, p).unwrap();
     let mut ws = vec![0.0; solver.workspace_len()];
     let (mut wb, mut hb) = start(&s);
-    let counts = Counts::Dense {
-        channels: s.l,
-        pixels: p,
-        data: &s.dense,
-    };
+    let counts = s.dense_counts();
     solver
         .iterate(&counts, &s.g, &mut wb, &mut hb, &mut ws)
         .unwrap();

@@ -3,7 +3,7 @@
 
 use edxs::parallel::{Kernels, ParallelExec};
 use edxs_core::solver::{GModel, Laplacian, NoGUpdate, SerialExec, Simplex};
-use edxs_core::{Counts, Solver, SolverParams};
+use edxs_core::{Solver, SolverParams};
 use edxs_suite::synthetic;
 
 #[test]
@@ -22,13 +22,7 @@ fn parallel_matches_serial_and_is_thread_count_independent() {
     prm.tol = 0.0;
     prm.g = GModel::Matrix { update_every: 0 };
     let solver = Solver::new(prm, s.l, s.m, p).unwrap();
-    let counts = Counts::Sparse {
-        channels: s.l,
-        pixels: p,
-        indptr: &s.indptr,
-        indices: &s.indices,
-        values: &s.values,
-    };
+    let counts = s.sparse_counts();
     let run_with = |threads: Option<usize>, kernels: Kernels| {
         let (mut w, mut h, mut g) = (vec![0.05; s.m * 3], vec![1.0; 3 * p], s.g.clone());
         let mut drv = vec![0.0; solver.driver_len()];
@@ -106,13 +100,7 @@ fn identity_g_runs_threaded_as_an_explicit_identity() {
     // Plain KL-NMF as the Figure 1 reproduction runs it: W is L×K and G is not stored.
     let s = synthetic(24, 24, 60.0, 5);
     let p = s.rows * s.cols;
-    let counts = Counts::Sparse {
-        channels: s.l,
-        pixels: p,
-        indptr: &s.indptr,
-        indices: &s.indices,
-        values: &s.values,
-    };
+    let counts = s.sparse_counts();
     let run = |identity: bool, threads: usize| {
         let mut prm = SolverParams::new(3, &[]);
         prm.simplex = Simplex::None;

@@ -374,6 +374,28 @@ pub struct Synthetic {
     pub h_true: Vec<f64>,
 }
 
+impl Synthetic {
+    /// The counts as the core's sparse view (P = rows × cols pixels).
+    pub fn sparse_counts(&self) -> edxs_core::solver::Counts<'_, f64> {
+        edxs_core::solver::Counts::Sparse {
+            channels: self.l,
+            pixels: self.rows * self.cols,
+            indptr: &self.indptr,
+            indices: &self.indices,
+            values: &self.values,
+        }
+    }
+
+    /// The counts as the core's dense view (pixel-major P×L).
+    pub fn dense_counts(&self) -> edxs_core::solver::Counts<'_, f64> {
+        edxs_core::solver::Counts::Dense {
+            channels: self.l,
+            pixels: self.rows * self.cols,
+            data: &self.dense,
+        }
+    }
+}
+
 /// Builds the paper-like [`Synthetic`] image of `rows`×`cols` pixels with a fixed seed.
 pub fn synthetic(rows: usize, cols: usize, counts_per_pixel: f64, seed: u64) -> Synthetic {
     // Brg, Fp, CaPv compositions (spec §3.7) on the element rows.

@@ -297,13 +297,7 @@ mod tests {
     fn kernels_agree_bit_for_bit() {
         let s = synthetic(23, 29, 150.0, 7);
         let p = s.rows * s.cols;
-        let counts = Counts::Sparse {
-            channels: s.l,
-            pixels: p,
-            indptr: &s.indptr,
-            indices: &s.indices,
-            values: &s.values,
-        };
+        let counts = s.sparse_counts();
         // (K, λ, μ, simplex on H, ε): ε = 1e-3 clips D and the zeros of the start clip H.
         for (k, lambda, mu, simplex_h, eps) in [
             (3, 1.0, 0.004, false, 1e-14),
@@ -394,13 +388,7 @@ mod tests {
     fn errors_are_returned() {
         let s = synthetic(9, 11, 50.0, 3);
         let p = s.rows * s.cols;
-        let counts = Counts::Sparse {
-            channels: s.l,
-            pixels: p,
-            indptr: &s.indptr,
-            indices: &s.indices,
-            values: &s.values,
-        };
+        let counts = s.sparse_counts();
         let solver = Solver::new(SolverParams::new(3, &s.simplex_rows), s.l, s.m, p).unwrap();
         for compact in [false, true] {
             for avx2 in [false, true] {
