@@ -320,7 +320,7 @@ impl DecomposeCmd {
             Some("previous") => SolverChoice::Previous,
             _ => SolverChoice::Default,
         };
-        let custom = (self.w0.is_some() || self.h0.is_some()).then(|| CustomStart::Files {
+        let custom = (self.w0.is_some() || self.h0.is_some()).then(|| CustomStart {
             w0: self.w0.clone(),
             h0: self.h0.clone(),
         });
@@ -348,11 +348,12 @@ impl DecomposeCmd {
             g_update: !self.no_g_update,
             method,
             solver,
-            units: self.units.map(|u| match u {
-                UnitsArg::Normalized => Units::Normalized,
-                UnitsArg::Raw => Units::Raw,
-            }),
-            normalize: self.normalize,
+            // `--normalize` is `--units normalized`; an explicit `--units` wins.
+            units: match (self.units, self.normalize) {
+                (Some(UnitsArg::Normalized), _) | (None, true) => Some(Units::Normalized),
+                (Some(UnitsArg::Raw), _) => Some(Units::Raw),
+                (None, false) => None,
+            },
             compat_espm: self.model.compat == Some(CompatArg::Espm),
             refine_calibration: !self.no_refine_calibration,
             bin: self.bin,

@@ -51,17 +51,14 @@ impl InitChoice {
     }
 }
 
-/// Where a custom start's W0 and H0 come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CustomStart {
-    /// `.npy` files (`--w0`, `--h0`), read once the shapes are known; a missing one is an
-    /// error only when the start is custom.
-    Files {
-        /// W0 (M×K).
-        w0: Option<PathBuf>,
-        /// H0 (K×P).
-        h0: Option<PathBuf>,
-    },
+/// The `.npy` files of a custom start's W0 and H0 (`--w0`, `--h0`), read once the shapes are
+/// known; a missing one is an error only when the start is custom.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CustomStart {
+    /// W0 (M×K).
+    pub w0: Option<PathBuf>,
+    /// H0 (K×P).
+    pub h0: Option<PathBuf>,
 }
 
 /// Units of μ, λ and ε_reg.
@@ -118,10 +115,8 @@ pub struct DecomposeRequest {
     pub method: MethodChoice,
     /// The pipeline's solver.
     pub solver: SolverChoice,
-    /// Units of μ, λ, ε_reg (None: normalised, raw with `compat_espm` unless `normalize`).
+    /// Units of μ, λ, ε_reg (None: normalised, raw with `compat_espm`).
     pub units: Option<Units>,
-    /// espm's `normalize=True` (same as `Units::Normalized`).
-    pub normalize: bool,
     /// espm 1.1.3's behaviour exactly.
     pub compat_espm: bool,
     /// Refine the detector calibration on the summed spectrum first ([`crate::calibrate`]).
@@ -151,7 +146,6 @@ impl DecomposeRequest {
             method: MethodChoice::Auto,
             solver: SolverChoice::Default,
             units: None,
-            normalize: false,
             compat_espm: false,
             refine_calibration: true,
             bin: 0,
@@ -236,7 +230,7 @@ impl DecomposeRequest {
             Some(Units::Normalized) => true,
             Some(Units::Raw) => false,
             // espm's SmoothNMF defaults to normalize=False, so its compat mode reads raw counts.
-            None => self.normalize || !self.compat_espm,
+            None => !self.compat_espm,
         }
     }
 
@@ -262,7 +256,7 @@ impl DecomposeRequest {
         }
         let init = self.init(method);
         let (w0, h0) = match &self.custom {
-            Some(CustomStart::Files { w0, h0 }) => (w0.as_deref(), h0.as_deref()),
+            Some(c) => (c.w0.as_deref(), c.h0.as_deref()),
             None => (None, None),
         };
         if method == Method::TwoStage {
