@@ -27,7 +27,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::data::{PixelCounts, LANES};
-use super::h_step::{data_term, log_part_for, with_k, ColMajor, DStats};
+use super::h_step::{data_term, finite_or, log_part_for, with_k, ColMajor, DStats};
 use super::laplacian;
 use super::layout::Layout;
 use super::loss::{all_at_least, LogSum, LossTerms};
@@ -287,7 +287,10 @@ impl<'a, T: Float> Solver<'a, T> {
             None
         };
         for c in 0..k {
-            let mut v = simplex::value(o[c], den[c], nu, eps, fix);
+            let mut v = finite_or(
+                simplex::value(o[c], den[c], nu, eps, fix),
+                h[c * self.p + px],
+            );
             if let Some(fh) = prm.fixed_h {
                 let f = fh[c * self.p + px];
                 if f >= T::ZERO {
@@ -364,7 +367,7 @@ impl<'a, T: Float> Solver<'a, T> {
                     den += reg[k] + lambda * lap;
                 }
                 // h_pixel's (num / (den + ν)).max(ε) with ν = 0 (den + 0 = den).
-                o[k] = ((hv * num) / den).max(eps);
+                o[k] = finite_or(((hv * num) / den).max(eps), hv);
             }
             if cols > 0 {
                 c += 1;

@@ -41,6 +41,21 @@ macro_rules! with_k {
 }
 pub(crate) use with_k;
 
+/// The updated entry `v`, or the entry's previous value when the update overflowed.
+///
+/// A G column (or a D column) whose entries are near the bottom of the float range asks for a
+/// W (or H) entry beyond its top (crash-f78a4f9f: a subnormal G entry under an H row at ε
+/// gave W ← ∞). Each multiplicative update majorizes the loss entry by entry, so keeping one
+/// entry's old value never increases the loss, and W and H stay finite.
+#[inline(always)]
+pub(crate) fn finite_or<T: Float>(v: T, old: T) -> T {
+    if v <= T::MAX {
+        v
+    } else {
+        old
+    }
+}
+
 /// max(v, ε) for a finite ε, as `Float::max` (a NaN v gives ε) in a form that compiles to a
 /// compare and a blend.
 #[inline(always)]
@@ -400,6 +415,7 @@ impl<T: Float> Solver<'_, T> {
                 } else {
                     (work.h_new[i] / (work.h_den[i] + T::ZERO)).max(eps)
                 };
+                v = finite_or(v, h[i]);
                 if let Some(fh) = prm.fixed_h {
                     if fh[i] >= T::ZERO {
                         v = fh[i];

@@ -7,7 +7,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::data::{PixelCounts, LANES};
-use super::h_step::{at_least, with_k, DRows, RowMajor};
+use super::h_step::{at_least, finite_or, with_k, DRows, RowMajor};
 use super::params::SimplexSolver;
 use super::simplex::Fix;
 use super::{simplex, Solver, Work};
@@ -232,6 +232,7 @@ impl<T: Float> Solver<'_, T> {
                 } else {
                     (work.num_w[i] / (den(j, c) + T::ZERO)).max(eps)
                 };
+                v = finite_or(v, w[i]);
                 if let Some(fw) = prm.fixed_w {
                     if fw[i] >= T::ZERO {
                         v = fw[i];
