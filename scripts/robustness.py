@@ -38,6 +38,7 @@ VENV/bin/pip install espm==1.1.3`); edxs is built by cargo (release).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -181,6 +182,8 @@ def main():
     ap.add_argument("--json", help="write every run's figures here")
     ap.add_argument("--extra", default="", help="more decompose options (to compare variants)")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--keep", help="write the generated data and the runs into this new "
+                    "directory instead of a temporary one (to rerun a case by hand)")
     ap.add_argument("--edxs", help="this edxs binary instead of building one (a long table "
                     "then survives rebuilds of the tree)")
     args = ap.parse_args()
@@ -189,7 +192,9 @@ def main():
     runs = []
     print(f"{'generator':<15} {'N':>4} {'seed':>4} {'mean°':>7} {'worst°':>7} "
           f"{'MSE':>8} {'worstMSE':>8} {'floor°':>7} {'s/run':>6}  methods")
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.keep:
+        os.makedirs(args.keep)
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()) as tmp:
         g_path = str(Path(tmp) / "G.npy")
         subprocess.run([exe, "model", *MODEL, "--channels", "1980", "--out", g_path],
                        check=True, capture_output=True)

@@ -4,7 +4,7 @@
 //!
 //! Two methods: one joint fit of W and H from a start (espm's way), or two stages: the phase
 //! spectra from the image binned to enough counts per pixel (several binnings, the one whose
-//! spectra give the full-resolution data the highest likelihood kept), then the
+//! spectra give held-out counts the highest likelihood kept: `score`), then the
 //! full-resolution maps with the spectra held.
 //!
 //! One file per idea: [`request`] (what a user asks, resolved into a recipe), [`recipe`] (what a
@@ -18,6 +18,7 @@ pub mod bin;
 mod drive;
 pub mod fit;
 mod fixed;
+pub mod held_out;
 mod maps_start;
 pub mod prepared;
 pub mod recipe;

@@ -6,6 +6,7 @@ use super::bin::bin;
 use super::fit::d_of;
 use super::fixed::fixed_w;
 use super::maps_start::weighted_ls_maps;
+use super::score::HeldOutBlocks;
 use super::recipe::{FixW, Recipe, RunSettings, Start, CANDIDATES};
 use super::solve::{raw_regularisation, solve, Reg};
 use super::start::{brems_anchor, initial};
@@ -207,41 +208,48 @@ pub(super) fn spectra_stage(
         iterations += it;
         cands.push(st);
     }
-    // Each candidate's spectra held, the full-resolution maps fitted to convergence with the
-    // binned fits' light log penalty: that objective at full resolution tells the candidates
-    // apart. The likelihood alone did not (a rotated solution whose wider cone of spectra fits
-    // the noise better won at one of the paper's samplings), nor did a short fit (300
-    // iterations from block maps). The maps start from a weighted least-squares fit, from
-    // which they converge in a few hundred iterations.
-    // On scans larger than 128² the candidates are scored on a grid of pixels (`score`), and
-    // the chosen one's maps are then fitted on every pixel as the candidates' are on smaller
-    // scans. The regularisation stays the whole image's.
+    // The candidates are told apart by held-out likelihood over blocks (`score`); each one's
+    // maps are fitted to the fit half with its spectra held, from a weighted least-squares
+    // start, from which they converge in a few hundred iterations.
     let sub_reg = raw_regularisation(img, &sub, k);
-    let grid = super::score::scoring_pixels(img);
-    let scored = grid.as_ref().unwrap_or(img);
-    let mut best: Option<(f64, State)> = None;
-    // The maps of held spectra, from a weighted least-squares start, on `on`'s pixels.
-    let maps_of = |mut st: State, on: &SpectrumImage| -> Result<State> {
+    // The maps of held spectra with the binned fits' light log penalty on `on`'s pixels.
+    let maps_of = |mut st: State, on: &SpectrumImage, reg: &Reg| -> Result<State> {
         st.h = weighted_ls_maps(&d_of(&st.g, &st.w, img.channels, k), on, k);
         let held = st.w.clone();
-        solve(prep, on, &sub, &sub_reg, st, Some(&held), set.max_iter, set)
+        solve(prep, on, &sub, reg, st, Some(&held), set.max_iter, set)
     };
-    for st in cands {
-        let st = maps_of(st, scored)?;
-        iterations += st.iterations();
-        let loss = st.summary.map_or(f64::INFINITY, |s| s.final_loss);
-        let better = match &best {
-            Some((l, _)) => loss < *l,
-            None => true,
-        };
-        if better {
-            best = Some((loss, st));
+    let mut best: Option<(f64, State)> = None;
+    let mut keep = |score: f64, st: State| {
+        if best.as_ref().is_none_or(|(b, _)| score > *b) {
+            best = Some((score, st));
+        }
+    };
+    match HeldOutBlocks::new(img, b0)? {
+        Some(ho) => {
+            let fit_reg = raw_regularisation(&ho.fit, &sub, k);
+            for st in cands {
+                let fitted = maps_of(st.clone(), &ho.fit, &fit_reg)?;
+                iterations += fitted.iterations();
+                let d = d_of(&st.g, &st.w, img.channels, k);
+                keep(ho.score(&d, &fitted.h, k), st);
+            }
+        }
+        None => {
+            // Non-integer counts: the full-resolution maps objective with the light penalty,
+            // on a grid of pixels on scans larger than 128² (the regularisation stays the
+            // whole image's).
+            let grid = super::score::scoring_pixels(img);
+            let scored = grid.as_ref().unwrap_or(img);
+            for st in cands {
+                let st = maps_of(st, scored, &sub_reg)?;
+                iterations += st.iterations();
+                keep(-st.summary.map_or(f64::INFINITY, |s| s.final_loss), st);
+            }
         }
     }
-    let (_, mut st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
-    if grid.is_some() {
-        st = maps_of(st, img)?;
-        iterations += st.iterations();
-    }
+    let (_, st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
+    // The chosen spectra's maps on every pixel: the start of the maps stage.
+    let st = maps_of(st, img, &sub_reg)?;
+    iterations += st.iterations();
     Ok((st, iterations))
 }
