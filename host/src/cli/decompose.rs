@@ -141,8 +141,8 @@ pub struct DecomposeCmd {
     /// The fit: `auto` (the default) runs the two-stage pipeline on 2-D scans that can be
     /// binned and says why when it falls back to the joint fit; `two-stage` is edxs's pipeline
     /// (the phase spectra from the image binned to about 250 counts per pixel or more, blocks
-    /// of --bin to --bin + 3 pixels a side, the spectra that explain the full-resolution data
-    /// best kept, then the maps at full resolution with the spectra held and this run's μ, λ,
+    /// of --bin to --bin + 3 pixels a side, the spectra that best predict held-out counts
+    /// kept, then the maps at full resolution with the spectra held and this run's μ, λ,
     /// ε_reg); `joint` is espm's single fit of W and H together.
     #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
     pub method: MethodArg,

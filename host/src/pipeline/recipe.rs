@@ -166,7 +166,7 @@ pub struct Recipe {
     pub anchor_iter: usize,
     /// Two stages when > 0: the spectra from lightly regularised ESpM on the image summed over
     /// blocks of `two_stage_bin` to `two_stage_bin + CANDIDATES − 1` pixels a side (the one
-    /// whose spectra explain the full-resolution data best kept), then the full-resolution maps
+    /// whose spectra best predict held-out counts kept), then the full-resolution maps
     /// with W held and this recipe's regularisation.
     pub two_stage_bin: usize,
     /// Update the bremsstrahlung columns of G from W every 3 iterations (espm's NMF_update).
