@@ -28,8 +28,8 @@
 //! 2.7–7.0 errors above K = 2 and 2.8–7.6 above K = 4; at 293 counts/pixel the gaps are wider.
 
 use crate::io::counts::SpectrumImage;
-use crate::pipeline::{self, Method, Prepared, SpectraCache};
 pub use crate::pipeline::held_out::{held_out_loglik, thin};
+use crate::pipeline::{self, Method, Prepared, SpectraCache};
 use anyhow::{bail, Result};
 use edxs_core::EdxsModel;
 use rayon::prelude::*;

@@ -24,8 +24,8 @@
 
 use super::bin::{auto_bin_for, bin};
 use super::held_out::{held_out_loglik, thin};
-use anyhow::Result;
 use crate::io::counts::SpectrumImage;
+use anyhow::Result;
 
 /// Seed of the thinning that splits the counts for the candidates' held-out scores.
 const THIN_SEED: u64 = 0x5c0e_b10c;
@@ -143,7 +143,9 @@ mod tests {
     fn held_out_halves_split_the_blocks_counts_the_same_way_every_time() {
         // 40x40 pixels with p + 1 counts: ~820 counts a pixel, blocks of 2 for the half.
         let img = image(40, 40);
-        let ho = HeldOutBlocks::new(&img, 4).unwrap().expect("integer counts on a binnable scan");
+        let ho = HeldOutBlocks::new(&img, 4)
+            .unwrap()
+            .expect("integer counts on a binnable scan");
         let (blocks, _, _) = bin(&img, 2).unwrap();
         assert_eq!(ho.fit.shape, blocks.shape);
         assert_eq!(ho.test.shape, blocks.shape);
