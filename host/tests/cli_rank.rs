@@ -57,10 +57,17 @@ fn picks_the_three_phases_at_both_doses_and_writes_the_curve() {
             .map(|p| p["test_loglik"].as_f64().unwrap())
             .collect();
         assert!(ll.iter().all(|v| v.is_finite()), "{ll:?}");
-        // The curve rises to 3 and falls after it.
+        // The curve rises to 3; a fourth phase gains nothing beyond the noise (at 293
+        // counts it came within 0.3 of K = 3 with a standard error of 9 once the spectra
+        // candidates were chosen by held-out likelihood; 3 is still chosen).
+        let se: Vec<f64> = curve
+            .iter()
+            .map(|p| p["std_error"].as_f64().unwrap())
+            .collect();
+        assert!(ll[0] < ll[1] && ll[1] < ll[2], "N = {n}: {ll:?}");
         assert!(
-            ll[0] < ll[1] && ll[1] < ll[2] && ll[3] < ll[2],
-            "N = {n}: {ll:?}"
+            ll[3] - ll[2] <= edxs::rank::MARGIN_SE * se[2].max(se[3]),
+            "N = {n}: {ll:?} (std errors {se:?})"
         );
         // Both halves together are the data.
         let total = rank["fit_counts"].as_f64().unwrap() + rank["test_counts"].as_f64().unwrap();
