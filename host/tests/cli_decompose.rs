@@ -680,6 +680,16 @@ density = 1.2
         let res = read_json(&out.join("results.json"));
         assert_eq!(res["parameters"]["method"], "two-stage");
         assert_eq!(res["parameters"]["units"], "normalized");
+        // The spectra came from the candidate with the highest held-out score, recorded.
+        let choice = &res["spectra_choice"];
+        assert_eq!(choice["by"], "held-out log-likelihood over blocks");
+        let cands = choice["candidates"].as_array().unwrap();
+        assert_eq!(cands.len(), 4);
+        let best = cands
+            .iter()
+            .max_by(|a, b| a[1].as_f64().unwrap().total_cmp(&b[1].as_f64().unwrap()))
+            .unwrap();
+        assert_eq!(choice["chosen_bin"], best[0], "{choice}");
         // The maps stage stops on first-order optimality, reported beside the loss.
         let kkt = res["kkt_residual"].as_f64().unwrap();
         assert!(

@@ -31,6 +31,9 @@ pub struct Fit {
     /// KKT residual ([`crate::fast::kkt_w`]) of the spectra W at the end of the fit that
     /// found them (the chosen binned fit in the pipeline; None where it was not measured).
     pub kkt_spectra: Option<f64>,
+    /// How the two-stage pipeline chose its spectra among the binned candidates (None for a
+    /// joint fit).
+    pub spectra_choice: Option<super::SpectraChoice>,
 }
 
 impl Fit {
@@ -98,5 +101,6 @@ pub fn fit(
         seconds: t0.elapsed().as_secs_f64(),
         kkt: st.kkt,
         kkt_spectra: st.kkt_w,
+        spectra_choice: st.choice,
     })
 }

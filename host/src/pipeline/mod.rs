@@ -36,5 +36,6 @@ pub use recipe::{
     STAGE_ANCHOR_ITER, STAGE_KKT_TOL, TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
 };
 pub use request::{CustomStart, DecomposeRequest, InitChoice, MethodChoice, SolverChoice, Units};
+pub use score::SpectraChoice;
 pub use solve::run_solver;
 pub use stages::SpectraCache;

@@ -30,8 +30,23 @@ use anyhow::Result;
 /// Seed of the thinning that splits the counts for the candidates' held-out scores.
 const THIN_SEED: u64 = 0x5c0e_b10c;
 
+/// How the spectra stage chose among its candidates (results.json's `spectra_choice`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SpectraChoice {
+    /// What the candidates were scored by (higher is better).
+    pub by: &'static str,
+    /// Block side of the held-out halves (1: scored on pixels).
+    pub score_bin: usize,
+    /// Each candidate's block side and score.
+    pub candidates: Vec<(usize, f64)>,
+    /// The chosen candidate's block side.
+    pub chosen_bin: usize,
+}
+
 /// A spectrum image summed over blocks and split by thinning into halves of the counts.
 pub(super) struct HeldOutBlocks {
+    /// Block side.
+    pub(super) bin: usize,
     /// The half the candidates' maps are fitted to.
     pub(super) fit: SpectrumImage,
     /// The half they are scored on.
@@ -47,16 +62,16 @@ impl HeldOutBlocks {
             return Ok(None);
         }
         let side = auto_bin_for(img.mean() * img.channels as f64 / 2.0, img.shape);
-        let Some(blocks) = [side, first]
+        let Some((blocks, b)) = [side, first]
             .into_iter()
-            .find_map(|b| bin(img, b).map(|(x, _, _)| x))
+            .find_map(|b| bin(img, b).map(|(x, _, _)| (x, b)))
         else {
             return Ok(None);
         };
         // Thinning the summed blocks gives the halves' block sums the same law as summing the
         // thinned pixels, with one draw per count either way.
         let (fit, test) = thin(&blocks, 0.5, THIN_SEED)?;
-        Ok(Some(HeldOutBlocks { fit, test }))
+        Ok(Some(HeldOutBlocks { bin: b, fit, test }))
     }
 
     /// The test half's log-likelihood (without Σ log y!) under spectra `d` (L×K) and maps `h`

@@ -117,6 +117,7 @@ pub(super) fn solve_held(
         mut g,
         mut w,
         mut h,
+        choice,
         ..
     } = st;
     let (l, k) = (img.channels, prep.k);
@@ -199,6 +200,7 @@ pub(super) fn solve_held(
             history,
             kkt: Some(kkt_h),
             kkt_w: Some(kkt_w),
+            choice,
         });
     }
     let (summary, history) = run_solver(
@@ -217,6 +219,7 @@ pub(super) fn solve_held(
         history,
         kkt: None,
         kkt_w: None,
+        choice,
     })
 }
 
@@ -253,6 +256,7 @@ fn solve_newton_joint(
         history: fit.history,
         kkt: Some(fit.kkt),
         kkt_w: None,
+        choice: st.choice,
     })
 }
 
@@ -286,6 +290,7 @@ pub(super) fn solve_newton_maps(
         history: fit.history,
         kkt: Some(fit.report.kkt),
         kkt_w: st.kkt_w,
+        choice: st.choice,
     })
 }
 

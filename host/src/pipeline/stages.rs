@@ -7,7 +7,7 @@ use super::fit::d_of;
 use super::fixed::fixed_w;
 use super::maps_start::weighted_ls_maps;
 use super::recipe::{FixW, Recipe, RunSettings, Start, CANDIDATES};
-use super::score::HeldOutBlocks;
+use super::score::{HeldOutBlocks, SpectraChoice};
 use super::solve::{raw_regularisation, solve, Reg};
 use super::start::{brems_anchor, initial};
 use super::Prepared;
@@ -28,6 +28,8 @@ pub(super) struct State {
     /// KKT residual of W ([`crate::fast::kkt_w`]) at the end of the fit that set it (the
     /// chosen binned fit in the pipeline).
     pub(super) kkt_w: Option<f64>,
+    /// How the spectra stage chose these spectra among its candidates.
+    pub(super) choice: Option<SpectraChoice>,
 }
 
 impl State {
@@ -80,6 +82,7 @@ pub(super) fn fit_state(
         history: Vec::new(),
         kkt: None,
         kkt_w: None,
+        choice: None,
     };
     let mut iterations = 0;
     let mut budget = set.max_iter;
@@ -219,12 +222,14 @@ pub(super) fn spectra_stage(
         solve(prep, on, &sub, reg, st, Some(&held), set.max_iter, set)
     };
     let mut best: Option<(f64, State)> = None;
+    let mut scores = Vec::with_capacity(cands.len());
     let mut keep = |score: f64, st: State| {
+        scores.push(score);
         if best.as_ref().is_none_or(|(b, _)| score > *b) {
             best = Some((score, st));
         }
     };
-    match HeldOutBlocks::new(img, b0)? {
+    let (by, score_bin) = match HeldOutBlocks::new(img, b0)? {
         Some(ho) => {
             let fit_reg = raw_regularisation(&ho.fit, &sub, k);
             for st in cands {
@@ -233,6 +238,7 @@ pub(super) fn spectra_stage(
                 let d = d_of(&st.g, &st.w, img.channels, k);
                 keep(ho.score(&d, &fitted.h, k), st);
             }
+            ("held-out log-likelihood over blocks", ho.bin)
         }
         None => {
             // Non-integer counts: the full-resolution maps objective with the light penalty,
@@ -245,9 +251,23 @@ pub(super) fn spectra_stage(
                 iterations += st.iterations();
                 keep(-st.summary.map_or(f64::INFINITY, |s| s.final_loss), st);
             }
+            (
+                "minus the full-resolution objective (non-integer counts)",
+                1,
+            )
         }
-    }
-    let (_, st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
+    };
+    let (_, mut st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
+    let chosen = scores
+        .iter()
+        .enumerate()
+        .fold(0, |c, (i, s)| if *s > scores[c] { i } else { c });
+    st.choice = Some(SpectraChoice {
+        by,
+        score_bin,
+        candidates: (b0..b0 + CANDIDATES).zip(scores.iter().copied()).collect(),
+        chosen_bin: b0 + chosen,
+    });
     // The chosen spectra's maps on every pixel: the start of the maps stage.
     let st = maps_of(st, img, &sub_reg)?;
     iterations += st.iterations();

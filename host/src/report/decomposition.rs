@@ -96,6 +96,7 @@ pub fn write_into(dir: &Path, out: &Outputs<'_>) -> Result<()> {
         "last_run_iterations": r.summary.iterations,
         "kkt_residual": r.kkt,
         "kkt_residual_spectra": r.kkt_spectra,
+        "spectra_choice": r.spectra_choice,
         "stop_reason": format!("{:?}", r.summary.reason),
         "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
         "seconds": r.seconds,
