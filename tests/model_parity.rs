@@ -69,6 +69,28 @@ fn check_fixture<T: Float>(dir: &Path, tol: f64) {
         model
             .update_bremsstrahlung(&norm, &w, k, &mut g_native, &mut s)
             .unwrap();
+        // With the efficiency and attenuation evaluated once: the same G bit for bit, and a
+        // cache one value short is refused.
+        let (_, _, mut g_cached) = build::<T>(&model);
+        let mut cache = vec![T::ZERO; model.brems_cache_len()];
+        model.fill_brems_cache(&mut cache, &mut s).unwrap();
+        model
+            .update_bremsstrahlung_cached(&norm, &w, k, &mut g_cached, &cache, &mut s)
+            .unwrap();
+        let differ = g_cached
+            .iter()
+            .zip(&g_native)
+            .filter(|(a, b)| a.to_f64().to_bits() != b.to_f64().to_bits())
+            .count();
+        assert_eq!(
+            differ, 0,
+            "{name}: the cached update differs in {differ} entries"
+        );
+        let short = &cache[..cache.len() - 1];
+        assert!(matches!(
+            model.update_bremsstrahlung_cached(&norm, &w, k, &mut g_cached, short, &mut s),
+            Err(edxs_core::ModelError::BufferTooSmall { .. })
+        ));
         let got: Vec<f64> = g_native.iter().map(|v| v.to_f64()).collect();
         let (_, want) = read_npy_f64(&dir.join("G_updated.npy"));
         let (err, at) = max_rel_err_per_column(&got, &want, m);

@@ -29,8 +29,53 @@ pub(crate) struct Source<'a, T, I> {
     pub absorption: Option<&'a Absorption>,
     /// `(Z, amount)` of the specimen.
     pub composition: I,
-    /// The detector efficiency.
-    pub detector: &'a Detector<'a, T>,
+    /// Where the per-channel efficiency and attenuation values come from.
+    pub tables: Tables<'a, T>,
+}
+
+/// Where [`write_columns`] reads the detector efficiency and each composition entry's mass
+/// attenuation at every channel: evaluated from their splines, or read from a cache that
+/// [`fill_cache`] filled from the same splines (the same values bit for bit, without the spline
+/// set-ups and evaluations that dominate an update).
+#[derive(Clone, Copy)]
+pub(crate) enum Tables<'a, T> {
+    /// The detector curve; each element's MAC table is set up in the scratch when needed.
+    Splines(&'a Detector<'a, T>),
+    /// L efficiencies, then L attenuations per composition entry (with absorption).
+    Cached(&'a [T]),
+}
+
+/// Fills `cache` with what [`Tables::Cached`] holds for `axis`: the efficiency at every
+/// channel, then, when `zs` is given, each element's mass attenuation at every channel.
+pub(crate) fn fill_cache<T: Float>(
+    axis: &EnergyAxis,
+    detector: &Detector<'_, T>,
+    zs: Option<impl Iterator<Item = u8>>,
+    scratch: BremsScratch<'_, T>,
+    cache: &mut [T],
+) -> Result<(), ModelError> {
+    let l = axis.channels;
+    let mut rows = cache.chunks_exact_mut(l);
+    let eff = rows.next().ok_or(ModelError::BufferTooSmall {
+        buffer: "bremsstrahlung cache",
+        needed: l,
+        got: 0,
+    })?;
+    for (i, v) in eff.iter_mut().enumerate() {
+        *v = detector.efficiency(T::from_f64(axis.energy(i)))?;
+    }
+    for z in zs.into_iter().flatten() {
+        let row = rows.next().ok_or(ModelError::BufferTooSmall {
+            buffer: "bremsstrahlung cache",
+            needed: l,
+            got: 0,
+        })?;
+        let mac = Mac::new(z, &mut *scratch.mac_m, &mut *scratch.work)?;
+        for (i, v) in row.iter_mut().enumerate() {
+            *v = mac.at(T::from_f64(axis.energy(i)))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes b0/(div0·s) and b1/(div1·s) into columns `stride−2` and `stride−1` of the row-major
@@ -59,9 +104,25 @@ where
         e0,
         absorption,
         composition,
-        detector,
+        tables,
     } = source;
     let l = axis.channels;
+    // A cache too short for the axis and the composition is the caller's error, named here
+    // rather than met as an index out of range.
+    if let Tables::Cached(c) = tables {
+        let rows = 1 + if absorption.is_some() {
+            composition.clone().count()
+        } else {
+            0
+        };
+        if c.len() < rows * l {
+            return Err(ModelError::BufferTooSmall {
+                buffer: "bremsstrahlung cache",
+                needed: rows * l,
+                got: c.len(),
+            });
+        }
+    }
     let mu = &mut scratch.mu[..l];
     let mut rho = T::ZERO;
     if let Some(abs) = absorption {
@@ -72,11 +133,21 @@ where
         if !(total > T::ZERO && total.is_finite()) {
             return Err(ModelError::InvalidComposition);
         }
-        for (z, c) in composition.clone() {
+        for (e, (z, c)) in composition.clone().enumerate() {
             let w = abs.weight(z, c);
-            let mac = Mac::new(z, &mut *scratch.mac_m, &mut *scratch.work)?;
-            for (i, m) in mu.iter_mut().enumerate() {
-                *m += w * mac.at(T::from_f64(axis.energy(i)))? / total;
+            match tables {
+                Tables::Splines(_) => {
+                    let mac = Mac::new(z, &mut *scratch.mac_m, &mut *scratch.work)?;
+                    for (i, m) in mu.iter_mut().enumerate() {
+                        *m += w * mac.at(T::from_f64(axis.energy(i)))? / total;
+                    }
+                }
+                Tables::Cached(cache) => {
+                    let row = &cache[(e + 1) * l..(e + 2) * l];
+                    for (m, &a) in mu.iter_mut().zip(row) {
+                        *m += w * a / total;
+                    }
+                }
             }
         }
         rho = abs.density_of(composition.map(|(z, c)| (z, abs.weight(z, c))));
@@ -105,7 +176,11 @@ where
     for (i, row) in g.chunks_exact_mut(stride).take(l).enumerate() {
         let x = T::from_f64(axis.energy(i));
         let a = T::from_f64(factor(i) / scale);
-        let ad = a * detector.efficiency(x)?;
+        let eff = match tables {
+            Tables::Splines(detector) => detector.efficiency(x)?,
+            Tables::Cached(cache) => cache[i],
+        };
+        let ad = a * eff;
         let d0 = e0 - x;
         let b0 = ad * (d0 / (e0 * x) * (T::ONE - d0 / e0));
         let b1 = ad * (d0 * d0 / (e0 * e0 * x));

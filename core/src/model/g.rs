@@ -172,7 +172,7 @@ impl<'a> EdxsModel<'a> {
                 e0: T::from_f64(p.e0),
                 absorption: p.absorption.as_ref(),
                 composition: uniform,
-                detector: &det,
+                tables: bremsstrahlung::Tables::Splines(&det),
             };
             norm.brems_scale =
                 bremsstrahlung::write_columns(g, m, source, scratch, (T::ONE, T::ONE), None)?;
@@ -269,6 +269,79 @@ impl<'a> EdxsModel<'a> {
         g: &mut [T],
         scratch: &mut [T],
     ) -> Result<(), ModelError> {
+        self.update_bremsstrahlung_with(norm, w, k, g, scratch, None)
+    }
+
+    /// Length of the cache [`fill_brems_cache`](Self::fill_brems_cache) fills: the detector
+    /// efficiency at every channel and, with absorption, each simplex row's element's mass
+    /// attenuation at every channel.
+    pub fn brems_cache_len(&self) -> usize {
+        let rows = match self.params.absorption {
+            Some(_) => self.simplex_rows().count(),
+            None => 0,
+        };
+        (1 + rows) * self.n_channels()
+    }
+
+    /// Evaluates once what every [`update_bremsstrahlung_cached`](Self::update_bremsstrahlung_cached)
+    /// reads (`cache`: [`brems_cache_len`](Self::brems_cache_len) elements; `scratch`:
+    /// [`scratch_len`](Self::scratch_len)).
+    pub fn fill_brems_cache<T: Float>(
+        &self,
+        cache: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<(), ModelError> {
+        let p = &self.params;
+        if !p.bremsstrahlung {
+            return Err(ModelError::NoBremsstrahlung);
+        }
+        let needed = self.brems_cache_len();
+        if cache.len() < needed {
+            return Err(ModelError::BufferTooSmall {
+                buffer: "bremsstrahlung cache",
+                needed,
+                got: cache.len(),
+            });
+        }
+        let r = self.regions(scratch)?;
+        let det = Detector::new(r.sdd_m, &mut *r.work);
+        let zs = p.absorption.as_ref().map(|_| {
+            self.simplex_rows()
+                .map(|j| self.column(j).and_then(|c| c.element).map_or(0, |e| e.z()))
+        });
+        let scratch = BremsScratch {
+            mu: r.mu,
+            mac_m: r.mac_m,
+            work: r.work,
+        };
+        bremsstrahlung::fill_cache(&p.axis, &det, zs, scratch, &mut cache[..needed])
+    }
+
+    /// [`update_bremsstrahlung`](Self::update_bremsstrahlung) with the efficiency and
+    /// attenuation read from a cache filled by [`fill_brems_cache`](Self::fill_brems_cache)
+    /// for this model: the same G bit for bit, without setting up and evaluating the splines
+    /// at every update (the larger part of an update's cost).
+    pub fn update_bremsstrahlung_cached<T: Float>(
+        &self,
+        norm: &Normalisation<T>,
+        w: &[T],
+        k: usize,
+        g: &mut [T],
+        cache: &[T],
+        scratch: &mut [T],
+    ) -> Result<(), ModelError> {
+        self.update_bremsstrahlung_with(norm, w, k, g, scratch, Some(cache))
+    }
+
+    fn update_bremsstrahlung_with<T: Float>(
+        &self,
+        norm: &Normalisation<T>,
+        w: &[T],
+        k: usize,
+        g: &mut [T],
+        scratch: &mut [T],
+        cache: Option<&[T]>,
+    ) -> Result<(), ModelError> {
         let p = &self.params;
         if !p.bremsstrahlung {
             return Err(ModelError::NoBremsstrahlung);
@@ -303,7 +376,14 @@ impl<'a> EdxsModel<'a> {
             let z = self.column(j).and_then(|c| c.element).map_or(0, |e| e.z());
             (z, row_mean(j) / total)
         });
-        let det = Detector::new(r.sdd_m, &mut *r.work);
+        let det;
+        let tables = match cache {
+            Some(c) => bremsstrahlung::Tables::Cached(c),
+            None => {
+                det = Detector::new(r.sdd_m, &mut *r.work);
+                bremsstrahlung::Tables::Splines(&det)
+            }
+        };
         let scratch = BremsScratch {
             mu: r.mu,
             mac_m: r.mac_m,
@@ -314,7 +394,7 @@ impl<'a> EdxsModel<'a> {
             e0: T::from_f64(p.e0),
             absorption: p.absorption.as_ref(),
             composition,
-            detector: &det,
+            tables,
         };
         bremsstrahlung::write_columns(
             &mut g[..self.g_len()],

@@ -9,7 +9,7 @@ use super::Prepared;
 use crate::io::counts::SpectrumImage;
 use crate::parallel::ParallelExec;
 use anyhow::{anyhow, bail, Result};
-use edxs_core::physics::BremsstrahlungUpdate;
+use edxs_core::physics::CachedBremsstrahlungUpdate;
 use edxs_core::solver::{
     Counts, Exec, GModel, GUpdate, Laplacian, NoGUpdate, RunSummary, SerialExec, Simplex,
     SimplexSolver, Stopping,
@@ -157,12 +157,19 @@ pub(super) fn solve_held(
         SimplexSolver::Newton
     };
     let mut scratch = vec![0.0; prep.model.scratch_len()];
+    let mut cache = vec![
+        0.0;
+        if g_update {
+            prep.model.brems_cache_len()
+        } else {
+            0
+        }
+    ];
     let mut update: Box<dyn GUpdate<f64>> = if g_update {
-        Box::new(BremsstrahlungUpdate {
-            model: prep.model,
-            norm: prep.norm,
-            scratch: &mut scratch,
-        })
+        Box::new(
+            CachedBremsstrahlungUpdate::new(prep.model, prep.norm, &mut scratch, &mut cache)
+                .map_err(|e| anyhow!("{e}"))?,
+        )
     } else {
         Box::new(NoGUpdate)
     };
