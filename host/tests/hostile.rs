@@ -1103,12 +1103,25 @@ fn signals_leave_the_previous_output_intact() {
     let w = work("signals");
     let d = &w.dir;
     let log = std::env::temp_dir().join(format!("edxs-hostile-log-{}", std::process::id()));
+    // A 48x48 map for the runs signalled while they iterate: on the 8x8 one a fit with no
+    // tolerance still ends (loss change exactly 0) after about 2 s, too near the 1.5 s mark
+    // on a loaded machine; this one takes ~36 times as long per iteration.
+    let o = run_in(d, &words("simulate --shape 48x48 --seed 3 --out big"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let snap = || snapshot(d);
     let before = snap();
 
     // While it iterates: no output exists yet, the default action ends the run.
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        let mut ch = spawn(&w, "--max-iter 1000000 --tol 0", &[], &log);
+        let mut args = words("decompose big/counts.npy -k 2 --max-iter 1000000 --tol 0 --out prev");
+        args.extend(w.model.clone());
+        let mut ch = bin()
+            .args(args)
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(1500));
         assert!(
             ch.try_wait().unwrap().is_none(),
