@@ -1089,7 +1089,24 @@ fn spawn(w: &Work, extra: &str, env: &[(&str, &str)], log: &Path) -> std::proces
     for (k, v) in env {
         cmd.env(k, v);
     }
+    default_signals(&mut cmd);
     cmd.spawn().unwrap()
+}
+
+/// Gives the child the default actions of SIGINT and SIGTERM whatever this test inherited: a
+/// test run started in the background of a non-interactive shell (`cmd &`, nohup) ignores
+/// SIGINT, and its children would too, so a run signalled while it iterates (before edxs
+/// installs its own handler) would finish instead of ending.
+fn default_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
 }
 
 fn signal(child: &std::process::Child, sig: i32) {
@@ -1115,13 +1132,13 @@ fn signals_leave_the_previous_output_intact() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let mut args = words("decompose big/counts.npy -k 2 --max-iter 1000000 --tol 0 --out prev");
         args.extend(w.model.clone());
-        let mut ch = bin()
-            .args(args)
+        let mut cmd = bin();
+        cmd.args(args)
             .current_dir(d)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .stderr(std::fs::File::create(&log).unwrap());
+        default_signals(&mut cmd);
+        let mut ch = cmd.spawn().unwrap();
         std::thread::sleep(Duration::from_millis(1500));
         assert!(
             ch.try_wait().unwrap().is_none(),
