@@ -11,8 +11,10 @@
 //! fit does and its defaults), [`prepared`] (G built
 //! once), [`fit`](mod@fit) (the entry point and its result), `stages` (the order of the
 //! solver runs), [`bin`](mod@bin) (blocks of pixels), `start` and `maps_start` (where runs
-//! start), `fixed` (imposed W entries), `solve` (one solver run) and `drive` (the binned fits'
-//! multiplicative updates with a sparse stopping test).
+//! start), `fixed` (imposed W entries), `solve` (one solver run), `drive` (the binned fits'
+//! multiplicative updates with a sparse stopping test), `score` (how the spectra candidates
+//! are told apart) and [`held_out`] (binomial thinning and held-out likelihood, shared with
+//! `rank`).
 
 pub mod bin;
 mod drive;
