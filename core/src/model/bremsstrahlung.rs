@@ -41,12 +41,14 @@ pub(crate) struct Source<'a, T, I> {
 pub(crate) enum Tables<'a, T> {
     /// The detector curve; each element's MAC table is set up in the scratch when needed.
     Splines(&'a Detector<'a, T>),
-    /// L efficiencies, then L attenuations per composition entry (with absorption).
+    /// L efficiencies, then L attenuations per composition entry (with absorption); its length
+    /// is checked where it enters the model (`EdxsModel::check_brems_cache`).
     Cached(&'a [T]),
 }
 
 /// Fills `cache` with what [`Tables::Cached`] holds for `axis`: the efficiency at every
-/// channel, then, when `zs` is given, each element's mass attenuation at every channel.
+/// channel, then, when `zs` is given, each element's mass attenuation at every channel. The
+/// caller sizes `cache` to those rows ([`EdxsModel::brems_cache_len`](super::EdxsModel::brems_cache_len)).
 pub(crate) fn fill_cache<T: Float>(
     axis: &EnergyAxis,
     detector: &Detector<'_, T>,
@@ -56,20 +58,10 @@ pub(crate) fn fill_cache<T: Float>(
 ) -> Result<(), ModelError> {
     let l = axis.channels;
     let mut rows = cache.chunks_exact_mut(l);
-    let eff = rows.next().ok_or(ModelError::BufferTooSmall {
-        buffer: "bremsstrahlung cache",
-        needed: l,
-        got: 0,
-    })?;
-    for (i, v) in eff.iter_mut().enumerate() {
+    for (i, v) in rows.next().into_iter().flatten().enumerate() {
         *v = detector.efficiency(T::from_f64(axis.energy(i)))?;
     }
-    for z in zs.into_iter().flatten() {
-        let row = rows.next().ok_or(ModelError::BufferTooSmall {
-            buffer: "bremsstrahlung cache",
-            needed: l,
-            got: 0,
-        })?;
+    for (z, row) in zs.into_iter().flatten().zip(rows) {
         let mac = Mac::new(z, &mut *scratch.mac_m, &mut *scratch.work)?;
         for (i, v) in row.iter_mut().enumerate() {
             *v = mac.at(T::from_f64(axis.energy(i)))?;
@@ -107,22 +99,6 @@ where
         tables,
     } = source;
     let l = axis.channels;
-    // A cache too short for the axis and the composition is the caller's error, named here
-    // rather than met as an index out of range.
-    if let Tables::Cached(c) = tables {
-        let rows = 1 + if absorption.is_some() {
-            composition.clone().count()
-        } else {
-            0
-        };
-        if c.len() < rows * l {
-            return Err(ModelError::BufferTooSmall {
-                buffer: "bremsstrahlung cache",
-                needed: rows * l,
-                got: c.len(),
-            });
-        }
-    }
     let mu = &mut scratch.mu[..l];
     let mut rho = T::ZERO;
     if let Some(abs) = absorption {

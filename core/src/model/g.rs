@@ -295,14 +295,7 @@ impl<'a> EdxsModel<'a> {
         if !p.bremsstrahlung {
             return Err(ModelError::NoBremsstrahlung);
         }
-        let needed = self.brems_cache_len();
-        if cache.len() < needed {
-            return Err(ModelError::BufferTooSmall {
-                buffer: "bremsstrahlung cache",
-                needed,
-                got: cache.len(),
-            });
-        }
+        let needed = self.check_brems_cache(cache.len())?;
         let r = self.regions(scratch)?;
         let det = Detector::new(r.sdd_m, &mut *r.work);
         let zs = p.absorption.as_ref().map(|_| {
@@ -330,7 +323,22 @@ impl<'a> EdxsModel<'a> {
         cache: &[T],
         scratch: &mut [T],
     ) -> Result<(), ModelError> {
+        self.check_brems_cache(cache.len())?;
         self.update_bremsstrahlung_with(norm, w, k, g, scratch, Some(cache))
+    }
+
+    /// [`brems_cache_len`](Self::brems_cache_len), or the error naming a cache of `len` values
+    /// too short for it: both cache entry points check here, so the tables read in range.
+    fn check_brems_cache(&self, len: usize) -> Result<usize, ModelError> {
+        let needed = self.brems_cache_len();
+        if len < needed {
+            return Err(ModelError::BufferTooSmall {
+                buffer: "bremsstrahlung cache",
+                needed,
+                got: len,
+            });
+        }
+        Ok(needed)
     }
 
     fn update_bremsstrahlung_with<T: Float>(
