@@ -221,15 +221,17 @@ pub(super) fn spectra_stage(
         let held = st.w.clone();
         solve(prep, on, &sub, reg, st, Some(&held), set.max_iter, set)
     };
-    let mut best: Option<(f64, State)> = None;
+    // The best score, its candidate's index and state.
+    let mut best: Option<(f64, usize, State)> = None;
     let mut scores = Vec::with_capacity(cands.len());
     let mut keep = |score: f64, st: State| {
-        scores.push(score);
-        if best.as_ref().is_none_or(|(b, _)| score > *b) {
-            best = Some((score, st));
+        if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
+            best = Some((score, scores.len(), st));
         }
+        scores.push(score);
     };
-    let (by, score_bin) = match HeldOutBlocks::new(img, b0)? {
+    // Whether the kept state already holds the chosen spectra's maps on every pixel.
+    let (by, score_bin, full_maps) = match HeldOutBlocks::new(img, b0)? {
         Some(ho) => {
             let fit_reg = raw_regularisation(&ho.fit, &sub, k);
             for st in cands {
@@ -238,7 +240,7 @@ pub(super) fn spectra_stage(
                 let d = d_of(&st.g, &st.w, img.channels, k);
                 keep(ho.score(&d, &fitted.h, k), st);
             }
-            ("held-out log-likelihood over blocks", ho.bin)
+            ("held-out log-likelihood over blocks", ho.bin, false)
         }
         None => {
             // Non-integer counts: the full-resolution maps objective with the light penalty,
@@ -254,14 +256,11 @@ pub(super) fn spectra_stage(
             (
                 "minus the full-resolution objective (non-integer counts)",
                 1,
+                grid.is_none(),
             )
         }
     };
-    let (_, mut st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
-    let chosen = scores
-        .iter()
-        .enumerate()
-        .fold(0, |c, (i, s)| if *s > scores[c] { i } else { c });
+    let (_, chosen, mut st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
     st.choice = Some(SpectraChoice {
         by,
         score_bin,
@@ -269,7 +268,9 @@ pub(super) fn spectra_stage(
         chosen_bin: b0 + chosen,
     });
     // The chosen spectra's maps on every pixel: the start of the maps stage.
-    let st = maps_of(st, img, &sub_reg)?;
-    iterations += st.iterations();
+    if !full_maps {
+        st = maps_of(st, img, &sub_reg)?;
+        iterations += st.iterations();
+    }
     Ok((st, iterations))
 }
