@@ -1081,8 +1081,18 @@ fn wait_for(path: &Path, what: &str, secs: f64) -> bool {
 
 /// Starts a decomposition into `prev` with test hooks, stderr into `log`.
 fn spawn(w: &Work, extra: &str, env: &[(&str, &str)], log: &Path) -> std::process::Child {
+    spawn_args(w, decompose_args(w, "prev", extra), env, log)
+}
+
+/// Starts edxs with `args` in the work folder, test hooks in `env`, stderr into `log`.
+fn spawn_args(
+    w: &Work,
+    args: Vec<String>,
+    env: &[(&str, &str)],
+    log: &Path,
+) -> std::process::Child {
     let mut cmd = bin();
-    cmd.args(decompose_args(w, "prev", extra))
+    cmd.args(args)
         .current_dir(&w.dir)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
@@ -1132,13 +1142,7 @@ fn signals_leave_the_previous_output_intact() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let mut args = words("decompose big/counts.npy -k 2 --max-iter 1000000 --tol 0 --out prev");
         args.extend(w.model.clone());
-        let mut cmd = bin();
-        cmd.args(args)
-            .current_dir(d)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        default_signals(&mut cmd);
-        let mut ch = cmd.spawn().unwrap();
+        let mut ch = spawn_args(&w, args, &[], &log);
         std::thread::sleep(Duration::from_millis(1500));
         assert!(
             ch.try_wait().unwrap().is_none(),
