@@ -3,6 +3,7 @@
 //! held (two-stage), with the spectra stages cached per image.
 
 use super::bin::bin;
+use super::chan_groups::{grouped_fit, ChannelGroups};
 use super::fit::d_of;
 use super::fixed::fixed_w;
 use super::maps_start::weighted_ls_maps;
@@ -187,15 +188,38 @@ pub(super) fn spectra_stage(
         true => (RunSettings { threads: 1, ..*set }, set.threads),
         false => (*set, 1),
     };
+    // Prototype (issue #14): the binned fits on channels summed in groups.
+    let grouped = ChannelGroups::from_env(prep)?.map(|gr| prep.grouped(gr));
     let fits: Vec<Result<(State, usize)>> = crate::fast::pool(side)?.install(|| {
         (b0..b0 + CANDIDATES)
             .into_par_iter()
             .map(|b| {
                 // The binned fits are not shared between images: each gets its own cache.
                 let mut none = SpectraCache::default();
-                let (st, it, _) = match bin(img, b) {
-                    Some((coarse, _, _)) => fit_state(prep, &coarse, &sub, &one, &mut none)?,
-                    None => fit_state(prep, img, &sub, &one, &mut none)?,
+                let coarse = bin(img, b).map(|c| c.0);
+                let coarse = coarse.as_ref().unwrap_or(img);
+                let (st, it) = match &grouped {
+                    None => {
+                        let (st, it, _) = fit_state(prep, coarse, &sub, &one, &mut none)?;
+                        (st, it)
+                    }
+                    Some(gp) => {
+                        let groups = &gp.groups.as_ref().ok_or_else(|| anyhow!("no groups"))?.0;
+                        let agg = groups.image(coarse)?;
+                        let t0 = std::time::Instant::now();
+                        let (st, it) = grouped_fit((prep, gp), (coarse, &agg), &sub, &one)?;
+                        eprintln!(
+                            "edxs: channel groups: b={b} channels {} -> {}, non-zeros {} -> {}, \
+                             {it} iterations, {:.2} s, grouped objective {:.6e}",
+                            coarse.channels,
+                            agg.channels,
+                            coarse.values.len(),
+                            agg.values.len(),
+                            t0.elapsed().as_secs_f64(),
+                            st.summary.map_or(f64::NAN, |s| s.final_loss),
+                        );
+                        (st, it)
+                    }
                 };
                 Ok((st, it))
             })
