@@ -24,6 +24,23 @@ use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::solver::GUpdate;
 use edxs_core::ModelError;
 
+/// CPU seconds (user + system) of this process so far, printed with `what` when
+/// `EDXS_CHANNEL_GROUPS` is set (the prototype's per-stage measurement; Linux only).
+pub(super) fn cpu_mark(what: &str) {
+    if std::env::var_os("EDXS_CHANNEL_GROUPS").is_none() {
+        return;
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends at the last ')'), from the state: utime and
+    // stime are the 12th and 13th (clock ticks, 100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+    if let (Some(u), Some(s)) = (tick(11), tick(12)) {
+        eprintln!("edxs: cpu {:.2} s at {what}", (u + s) / 100.0);
+    }
+}
+
 /// Channel groups: group `i` is channels `bounds[i]..bounds[i + 1]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelGroups {
@@ -50,7 +67,9 @@ impl ChannelGroups {
         anyhow::ensure!(flat >= 1 && peak >= 1, "{}", bad());
         let m = prep.model.n_columns();
         let l = prep.g.len() / m;
-        Ok(Some(Self::from_g(&prep.g, l, m, &prep.rows, flat, peak, tau)))
+        Ok(Some(Self::from_g(
+            &prep.g, l, m, &prep.rows, flat, peak, tau,
+        )))
     }
 
     /// Groups of at most `flat` channels where every column `rows` of G (L×M) is at most
@@ -224,7 +243,16 @@ pub(super) fn grouped_fit(
         budget -= n;
     }
     if budget > 0 {
-        st = solve(grouped, agg, recipe, &reg, st, fixed.as_deref(), budget, set)?;
+        st = solve(
+            grouped,
+            agg,
+            recipe,
+            &reg,
+            st,
+            fixed.as_deref(),
+            budget,
+            set,
+        )?;
         iterations += st.summary.map_or(0, |s| s.iterations);
     }
     st.g = full_g(prep, &st.w, recipe.g_update)?;
@@ -251,7 +279,11 @@ mod tests {
         let prep = Prepared::new(&model, 3).unwrap();
         let groups = groups_of(&prep);
         let m = model.n_columns();
-        assert!(groups.len() < prep.g.len() / m / 4, "{} groups", groups.len());
+        assert!(
+            groups.len() < prep.g.len() / m / 4,
+            "{} groups",
+            groups.len()
+        );
         let gp = prep.grouped(groups.clone());
         let w: Vec<f64> = (0..m * 3).map(|i| 0.01 + (i % 7) as f64 * 0.02).collect();
         let mut scratch = vec![0.0; model.scratch_len()];
@@ -308,7 +340,9 @@ mod tests {
         // Each true spectrum's angle to its nearest estimate, grouped and at full resolution.
         let nearest = |d: &[f64], t: usize| {
             (0..k)
-                .map(|o| crate::metrics::spectral_angle(&data.spectra[t * l..(t + 1) * l], &col(d, o)))
+                .map(|o| {
+                    crate::metrics::spectral_angle(&data.spectra[t * l..(t + 1) * l], &col(d, o))
+                })
                 .fold(f64::INFINITY, f64::min)
         };
         for t in 0..k {

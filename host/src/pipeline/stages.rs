@@ -3,12 +3,12 @@
 //! held (two-stage), with the spectra stages cached per image.
 
 use super::bin::bin;
-use super::chan_groups::{grouped_fit, ChannelGroups};
+use super::chan_groups::{cpu_mark, grouped_fit, ChannelGroups};
 use super::fit::d_of;
 use super::fixed::fixed_w;
 use super::maps_start::weighted_ls_maps;
-use super::score::HeldOutBlocks;
 use super::recipe::{FixW, Recipe, RunSettings, Start, CANDIDATES};
+use super::score::HeldOutBlocks;
 use super::solve::{raw_regularisation, solve, Reg};
 use super::start::{brems_anchor, initial};
 use super::Prepared;
@@ -154,6 +154,7 @@ pub(super) fn two_stage(
     let held = st.w.clone();
     st = solve(prep, img, recipe, reg, st, Some(&held), set.max_iter, set)?;
     iterations += st.iterations();
+    cpu_mark("the maps stage's end");
     // Not done: the spectra again from every pixel with these maps held, then the maps
     // again. The regularised maps are biased (the log term shrinks the particles), and W
     // followed them: 15–18° instead of 3–5° on espm-simulated 64² maps at 18 counts/pixel.
@@ -188,6 +189,7 @@ pub(super) fn spectra_stage(
         true => (RunSettings { threads: 1, ..*set }, set.threads),
         false => (*set, 1),
     };
+    cpu_mark("the binned fits' start");
     // Prototype (issue #14): the binned fits on channels summed in groups.
     let grouped = ChannelGroups::from_env(prep)?.map(|gr| prep.grouped(gr));
     let fits: Vec<Result<(State, usize)>> = crate::fast::pool(side)?.install(|| {
@@ -225,6 +227,7 @@ pub(super) fn spectra_stage(
             })
             .collect()
     });
+    cpu_mark("the binned fits' end");
     let mut cands = Vec::new();
     let mut iterations = 0;
     for fit in fits {
@@ -271,9 +274,11 @@ pub(super) fn spectra_stage(
             }
         }
     }
+    cpu_mark("the candidates' scoring end");
     let (_, st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
     // The chosen spectra's maps on every pixel: the start of the maps stage.
     let st = maps_of(st, img, &sub_reg)?;
     iterations += st.iterations();
+    cpu_mark("the maps start's end");
     Ok((st, iterations))
 }
