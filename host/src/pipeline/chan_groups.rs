@@ -112,11 +112,6 @@ impl ChannelGroups {
         self.bounds.len() - 1
     }
 
-    /// Whether there are no groups.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Group of every channel.
     fn group_of(&self) -> Vec<u32> {
         let mut of = vec![0u32; *self.bounds.last().unwrap_or(&0)];

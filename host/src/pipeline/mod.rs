@@ -15,7 +15,7 @@
 //! multiplicative updates with a sparse stopping test).
 
 pub mod bin;
-pub mod chan_groups;
+mod chan_groups;
 mod drive;
 pub mod fit;
 mod fixed;
