@@ -17,6 +17,7 @@
 //! `rank`).
 
 pub mod bin;
+mod chan_groups;
 mod drive;
 pub mod fit;
 mod fixed;

@@ -12,6 +12,9 @@ pub struct Prepared<'m> {
     pub(super) rows: Vec<usize>,
     pub(super) brems_rows: Vec<usize>,
     pub(super) k: usize,
+    /// Channel groups of a grouped copy (prototype, [`super::chan_groups`]): `g` is then the
+    /// grouped G and this holds the full-resolution G the bremsstrahlung update rewrites.
+    pub(super) groups: Option<(super::chan_groups::ChannelGroups, Vec<f64>)>,
 }
 
 impl<'m> Prepared<'m> {
@@ -39,7 +42,22 @@ impl<'m> Prepared<'m> {
                 .map(|(j, _)| j)
                 .collect(),
             k,
+            groups: None,
         })
+    }
+
+    /// A copy whose G is summed over `groups` of channels, for fits on grouped images.
+    pub(super) fn grouped(&self, groups: super::chan_groups::ChannelGroups) -> Self {
+        let m = self.model.n_columns();
+        Prepared {
+            model: self.model,
+            g: groups.g(&self.g, m),
+            norm: self.norm,
+            rows: self.rows.clone(),
+            brems_rows: self.brems_rows.clone(),
+            k: self.k,
+            groups: Some((groups, self.g.clone())),
+        }
     }
 
     /// The simplex row of an element column (None when the model has no such element).

@@ -51,7 +51,9 @@ pub(super) fn solve(
     set: &RunSettings,
 ) -> Result<State> {
     let whole = fixed.is_some_and(|f| f.iter().all(|v| *v >= 0.0));
-    let fast = !recipe.plain && !recipe.compat_espm && !recipe.simplex_h;
+    // A channel-grouped fit (prototype) runs on the multiplicative path only: it alone knows
+    // how to update the grouped G.
+    let fast = !recipe.plain && !recipe.compat_espm && !recipe.simplex_h && prep.groups.is_none();
     let newton = matches!(
         recipe.held_solver,
         HeldSolver::Newton | HeldSolver::NewtonJoint
@@ -166,10 +168,17 @@ pub(super) fn solve_held(
         }
     ];
     let mut update: Box<dyn GUpdate<f64>> = if g_update {
-        Box::new(
-            CachedBremsstrahlungUpdate::new(prep.model, prep.norm, &mut scratch, &mut cache)
-                .map_err(|e| anyhow!("{e}"))?,
-        )
+        let inner = CachedBremsstrahlungUpdate::new(prep.model, prep.norm, &mut scratch, &mut cache)
+            .map_err(|e| anyhow!("{e}"))?;
+        match &prep.groups {
+            // A grouped fit: G rewritten at full resolution, then summed over the groups.
+            Some((groups, full)) => Box::new(super::chan_groups::GroupedUpdate {
+                inner,
+                full: full.clone(),
+                groups,
+            }),
+            None => Box::new(inner),
+        }
     } else {
         Box::new(NoGUpdate)
     };
