@@ -155,8 +155,9 @@ pub struct DecomposeCmd {
     /// slower and no better, docs/speed/joint_newton.md), `multiplicative` (everything by the
     /// multiplicative updates), `previous` (the default before the spectra stage's sparse
     /// stopping test and side-by-side candidates: the loss after every iteration, one binned
-    /// fit at a time).
-    #[arg(long, hide = true, value_parser = ["newton", "newton-joint", "multiplicative", "previous"])]
+    /// fit at a time, every channel), `full-channels` (the binned fits on every channel
+    /// instead of channel groups).
+    #[arg(long, hide = true, value_parser = ["newton", "newton-joint", "multiplicative", "previous", "full-channels"])]
     pub solver: Option<String>,
     /// Units of μ, λ and ε_reg: `normalized` (the default; espm's `normalize=True` units,
     /// counts scaled so that the mean pixel total is K, the units of the paper's values) or
@@ -318,6 +319,7 @@ impl DecomposeCmd {
             Some("newton-joint") => SolverChoice::NewtonJoint,
             Some("multiplicative") => SolverChoice::Multiplicative,
             Some("previous") => SolverChoice::Previous,
+            Some("full-channels") => SolverChoice::FullChannels,
             _ => SolverChoice::Default,
         };
         let custom = (self.w0.is_some() || self.h0.is_some()).then(|| CustomStart {

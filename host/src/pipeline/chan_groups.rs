@@ -1,16 +1,17 @@
-//! Prototype (issue #14, hidden behind `EDXS_CHANNEL_GROUPS`): the spectra stage's binned fits
-//! on energy channels summed in groups.
+//! The spectra stage's binned fits on energy channels summed in groups.
 //!
 //! Summing Poisson counts over adjacent channels is an exact aggregation of the model: with A
 //! the L'×L 0/1 group matrix, A·Y ~ Poisson(A·G·W·H), so the same W and H are fitted with
-//! A·Y and A·G. Groups are wide where every element column of G is ~0 (only the smooth
-//! bremsstrahlung lives there) and narrow across the peaks. The bremsstrahlung update
-//! rewrites G at full resolution from W and is aggregated after ([`GroupedUpdate`]); the
-//! chosen W leaves the stage with the full-resolution G recomputed from it.
+//! A·Y and A·G. Groups are wide where every line column of G is ~0 (only the smooth
+//! bremsstrahlung lives there) and narrow across the peaks, in keV and in units of the
+//! detector's peak width so that they follow the axis and the calibration
+//! ([`GroupWidths`]). The bremsstrahlung update rewrites G at full resolution from W and is
+//! aggregated after ([`GroupedUpdate`]); the start and the continuum anchor come from the
+//! full-resolution binned image; the chosen W leaves the stage with the full-resolution G
+//! recomputed from it, so the scoring and the maps stage are unchanged.
 //!
-//! `EDXS_CHANNEL_GROUPS=FLAT[,PEAK[,TAU]]`: at most FLAT channels per group off the peaks,
-//! PEAK on them (default 1), a channel being on a peak when some element column of G is above
-//! TAU (default 1e-3) times its largest value.
+//! On the paper's 128² maps the binned image keeps 1980 → ~130 channels and a fifth to a
+//! third of its non-zeros (README "Speed", `docs/speed/channel_groups.md`).
 
 use super::fixed::fixed_w;
 use super::recipe::{Recipe, RunSettings};
@@ -24,21 +25,40 @@ use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::solver::GUpdate;
 use edxs_core::ModelError;
 
-/// CPU seconds (user + system) of this process so far, printed with `what` when
-/// `EDXS_CHANNEL_GROUPS` is set (the prototype's per-stage measurement; Linux only).
-pub(super) fn cpu_mark(what: &str) {
-    if std::env::var_os("EDXS_CHANNEL_GROUPS").is_none() {
-        return;
-    }
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which ends at the last ')'), from the state: utime and
-    // stime are the 12th and 13th (clock ticks, 100 per second on Linux).
-    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
-    if let (Some(u), Some(s)) = (tick(11), tick(12)) {
-        eprintln!("edxs: cpu {:.2} s at {what}", (u + s) / 100.0);
-    }
+/// How wide the channel groups are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupWidths {
+    /// Widest group off the peaks (keV).
+    pub flat_kev: f64,
+    /// Widest group on a peak, in FWHMs of the detector at the group's energy.
+    pub peak_fwhm: f64,
+    /// A channel is on a peak when some line column of G exceeds this fraction of its
+    /// largest value there.
+    pub tau: f64,
+}
+
+impl GroupWidths {
+    /// The default: 0.64 keV off the peaks, half a FWHM on them, peaks down to 1 % of their
+    /// top. Measured on espm-simulated 128² maps: 64 channels off and 8 on the peaks (this
+    /// axis' 10 eV) took the same angles as no groups (`docs/speed/channel_groups.md`); half a
+    /// FWHM is 4 channels at 1.5 keV and 8 at 10 keV.
+    pub const DEFAULT: GroupWidths = GroupWidths {
+        flat_kev: 0.64,
+        peak_fwhm: 0.5,
+        tau: 1e-2,
+    };
+}
+
+/// A grouped copy's groups, the full-resolution G the bremsstrahlung update rewrites, and
+/// the full-resolution loss scale its stopping rule measures changes against.
+#[derive(Debug, Clone)]
+pub struct Grouping {
+    /// The groups.
+    pub groups: ChannelGroups,
+    /// The full-resolution G (L×M).
+    pub full: Vec<f64>,
+    /// The full-resolution divergence minus the grouped one at the fit's start.
+    pub kl_offset: f64,
 }
 
 /// Channel groups: group `i` is channels `bounds[i]..bounds[i + 1]`.
@@ -48,39 +68,38 @@ pub struct ChannelGroups {
 }
 
 impl ChannelGroups {
-    /// The groups asked for by `EDXS_CHANNEL_GROUPS` for `prep`'s G (None when unset).
-    pub(super) fn from_env(prep: &Prepared<'_>) -> Result<Option<Self>> {
-        let Ok(spec) = std::env::var("EDXS_CHANNEL_GROUPS") else {
-            return Ok(None);
+    /// The groups of `widths` for `prep`'s G and axis: line columns are every column but
+    /// the bremsstrahlung ones (the ignored elements' lines too).
+    pub(super) fn for_model(prep: &Prepared<'_>, widths: &GroupWidths) -> Self {
+        let model = prep.model;
+        let (l, m) = (model.n_channels(), model.n_columns());
+        let lines: Vec<usize> = (0..m).filter(|j| !prep.brems_rows.contains(j)).collect();
+        let p = model.params();
+        let step = |c: usize| {
+            if c + 1 < l {
+                model.energy(c + 1) - model.energy(c)
+            } else {
+                model.energy(c) - model.energy(c.saturating_sub(1))
+            }
         };
-        let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
-        let bad = || anyhow!("EDXS_CHANNEL_GROUPS={spec}: expected FLAT[,PEAK[,TAU]]");
-        let flat: usize = parts[0].parse().map_err(|_| bad())?;
-        let peak: usize = match parts.get(1) {
-            Some(p) => p.parse().map_err(|_| bad())?,
-            None => 1,
+        let flat = |c: usize| widths.flat_kev / step(c);
+        let peak = |c: usize| {
+            let e = model.energy(c);
+            widths.peak_fwhm * (p.width_slope * e + p.width_intercept) / step(c)
         };
-        let tau: f64 = match parts.get(2) {
-            Some(t) => t.parse().map_err(|_| bad())?,
-            None => 1e-3,
-        };
-        anyhow::ensure!(flat >= 1 && peak >= 1, "{}", bad());
-        let m = prep.model.n_columns();
-        let l = prep.g.len() / m;
-        Ok(Some(Self::from_g(
-            &prep.g, l, m, &prep.rows, flat, peak, tau,
-        )))
+        Self::from_g(&prep.g, l, m, &lines, flat, peak, widths.tau)
     }
 
-    /// Groups of at most `flat` channels where every column `rows` of G (L×M) is at most
-    /// `tau` times its largest entry, at most `peak` channels elsewhere.
+    /// Groups of at most `flat(c)` channels where every column `rows` of G (L×M) is at most
+    /// `tau` times its largest entry, at most `peak(c)` channels elsewhere (c: the group's
+    /// first channel; widths below one channel count as one).
     pub fn from_g(
         g: &[f64],
         l: usize,
         m: usize,
         rows: &[usize],
-        flat: usize,
-        peak: usize,
+        flat: impl Fn(usize) -> f64,
+        peak: impl Fn(usize) -> f64,
         tau: f64,
     ) -> Self {
         let top: Vec<f64> = rows
@@ -97,8 +116,8 @@ impl ChannelGroups {
         let mut kind = on_peak(0);
         for c in 1..=l {
             let here = c < l && on_peak(c);
-            let width = if kind { peak } else { flat };
-            if c == l || here != kind || c - start >= width {
+            let width = if kind { peak(start) } else { flat(start) };
+            if c == l || here != kind || (c - start) as f64 >= width.floor().max(1.0) {
                 bounds.push(c);
                 start = c;
                 kind = here;
@@ -194,6 +213,23 @@ pub(super) fn full_g(prep: &Prepared<'_>, w: &[f64], g_update: bool) -> Result<V
     Ok(g)
 }
 
+/// The generalised KL divergence of `img` from G·W·H with `prep`'s G.
+fn kl_of(prep: &Prepared<'_>, img: &SpectrumImage, w: &[f64], h: &[f64]) -> f64 {
+    let (k, m) = (prep.k, prep.model.n_columns());
+    let d = crate::fast::gw(&prep.g, w, img.channels, m, k);
+    let pb = crate::fast::MapsProblem {
+        y: img.as_ref(),
+        d: &d,
+        k,
+        mu: &[],
+        epsilon_reg: 1.0,
+        lambda: 0.0,
+        laplacian: edxs_core::solver::Laplacian::Identity,
+        eps: 1e-14,
+    };
+    crate::fast::objective::objective(&pb, h).kl
+}
+
 /// One binned fit (`stages::fit_state`'s joint fit: the continuum anchor, then free) on the
 /// channel-grouped copy `agg` of `coarse`, with `grouped` (from [`Prepared::grouped`]). The
 /// start and the anchor values come from the full-resolution `coarse` and `prep`, as without
@@ -223,6 +259,13 @@ pub(super) fn grouped_fit(
     };
     let mut iterations = 0;
     let mut budget = set.max_iter;
+    // The stopping rule's scale: this candidate's full-resolution divergence at the start.
+    let offset = kl_of(prep, coarse, &st.w, &st.h) - kl_of(grouped, agg, &st.w, &st.h);
+    let mut grouped = grouped.clone();
+    if let Some(gr) = grouped.groups.as_mut() {
+        gr.kl_offset = offset;
+    }
+    let grouped = &grouped;
     if recipe.anchor_iter > 0 {
         let n = recipe.anchor_iter.min(budget);
         let mut held = fixed.clone().unwrap_or_else(|| vec![-1.0; m * k]);
@@ -264,8 +307,69 @@ mod tests {
     use crate::repro;
 
     fn groups_of(prep: &Prepared<'_>) -> ChannelGroups {
-        let m = prep.model.n_columns();
-        ChannelGroups::from_g(&prep.g, prep.g.len() / m, m, &prep.rows, 64, 8, 1e-2)
+        ChannelGroups::for_model(prep, &GroupWidths::DEFAULT)
+    }
+
+    #[test]
+    fn default_groups_cover_the_axis_and_follow_the_peak_width() {
+        let spec = repro::paper_model_spec();
+        let model = spec.model().unwrap();
+        let prep = Prepared::new(&model, 3).unwrap();
+        let groups = groups_of(&prep);
+        let (l, m) = (model.n_channels(), model.n_columns());
+        let b = &groups.bounds;
+        assert_eq!((b[0], *b.last().unwrap()), (0, l));
+        assert!(b.windows(2).all(|w| w[0] < w[1]), "{b:?}");
+        assert!(
+            groups.len() < l / 8,
+            "{} groups of {l} channels",
+            groups.len()
+        );
+        let p = model.params();
+        let line_max: Vec<f64> = (0..m)
+            .map(|j| (0..l).map(|c| prep.g[c * m + j]).fold(0.0, f64::max))
+            .collect();
+        let lines: Vec<usize> = (0..m).filter(|j| !prep.brems_rows.contains(j)).collect();
+        let mut peak_groups = 0;
+        for w in b.windows(2) {
+            let on_peak = (w[0]..w[1]).any(|c| {
+                lines
+                    .iter()
+                    .any(|&j| prep.g[c * m + j] > GroupWidths::DEFAULT.tau * line_max[j])
+            });
+            let (e, step) = (model.energy(w[0]), model.energy(1) - model.energy(0));
+            let fwhm = p.width_slope * e + p.width_intercept;
+            let most = if on_peak {
+                peak_groups += 1;
+                (0.5 * fwhm / step).floor().max(1.0)
+            } else {
+                (0.64 / step).floor()
+            };
+            assert!(
+                (w[1] - w[0]) as f64 <= most,
+                "group {w:?} at {e} keV: at most {most}"
+            );
+        }
+        // Every line has its peak channels in narrow groups: Fe Kα (6.40 keV) is split.
+        let fe = ((6.40 - model.energy(0)) / (model.energy(1) - model.energy(0))) as usize;
+        let around = b.iter().filter(|&&x| x + 20 > fe && x < fe + 20).count();
+        assert!(
+            peak_groups > 20 && around >= 4,
+            "{peak_groups} peak groups, {around} near Fe Kα"
+        );
+        // Wider detector peaks, wider groups: fewer of them.
+        let mut wide = spec.clone();
+        wide.width_slope *= 2.0;
+        wide.width_intercept *= 2.0;
+        let wide_model = wide.model().unwrap();
+        let wide_prep = Prepared::new(&wide_model, 3).unwrap();
+        let wide_groups = groups_of(&wide_prep);
+        assert!(
+            wide_groups.len() < groups.len(),
+            "{} vs {}",
+            wide_groups.len(),
+            groups.len()
+        );
     }
 
     #[test]
@@ -283,7 +387,7 @@ mod tests {
         let gp = prep.grouped(groups.clone());
         let w: Vec<f64> = (0..m * 3).map(|i| 0.01 + (i % 7) as f64 * 0.02).collect();
         let mut scratch = vec![0.0; model.scratch_len()];
-        let (_, full) = gp.groups.as_ref().unwrap();
+        let full = &gp.groups.as_ref().unwrap().full;
         let mut up = GroupedUpdate {
             inner: BremsstrahlungUpdate {
                 model: &model,
@@ -307,11 +411,11 @@ mod tests {
         let model = spec.model().unwrap();
         let prep = Prepared::new(&model, 3).unwrap();
         let gp = prep.grouped(groups_of(&prep));
-        let (_, full) = gp.groups.as_ref().unwrap();
+        let full = &gp.groups.as_ref().unwrap().full;
         assert_eq!(full, &prep.g);
         let data = repro::paper_dataset(32, 293.0, 42).unwrap();
         let img = &data.image;
-        let agg = gp.groups.as_ref().unwrap().0.image(img).unwrap();
+        let agg = gp.groups.as_ref().unwrap().groups.image(img).unwrap();
         let total = |v: &[f64]| v.iter().sum::<f64>();
         assert_eq!(total(&agg.values), total(&img.values));
         let mut sub = Recipe::espm(0.001, 0.0, 0.01, Start::Nndsvdar, 300);
@@ -322,13 +426,20 @@ mod tests {
             threads: 1,
             seed: 0,
         };
-        let (st, _) = grouped_fit((&prep, &gp), (img, &agg), &sub, &set).unwrap();
+        let (st, grouped_iter) = grouped_fit((&prep, &gp), (img, &agg), &sub, &set).unwrap();
         // The checked losses of the last run never rise.
         for pair in st.history.windows(2) {
             assert!(pair[1][0] <= pair[0][0], "{pair:?}");
         }
-        let (full_st, _, _) =
+        let (full_st, full_iter, _) =
             fit_state(&prep, img, &sub, &set, &mut SpectraCache::default()).unwrap();
+        // The stopping rule measures the grouped fit's loss changes on the full-resolution
+        // scale: without it, the same tolerance took it 1.3–2.3× the iterations.
+        eprintln!("iterations: grouped {grouped_iter}, full resolution {full_iter}");
+        assert!(
+            (grouped_iter as f64) < 1.2 * full_iter as f64,
+            "grouped {grouped_iter}, full resolution {full_iter}"
+        );
         let (l, k) = (img.channels, 3);
         let d = crate::pipeline::d_of(&st.g, &st.w, l, k);
         let e = crate::pipeline::d_of(&full_st.g, &full_st.w, l, k);

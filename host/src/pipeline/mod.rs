@@ -17,7 +17,7 @@
 //! `rank`).
 
 pub mod bin;
-mod chan_groups;
+pub mod chan_groups;
 mod drive;
 pub mod fit;
 mod fixed;
@@ -32,6 +32,7 @@ mod stages;
 mod start;
 
 pub use bin::{auto_bin, auto_bin_for, bin, cannot_bin, MAX_BINNED_SIDE};
+pub use chan_groups::{ChannelGroups, GroupWidths};
 pub use fit::{d_of, fit, history_row, Fit};
 pub use prepared::Prepared;
 pub use recipe::{

@@ -4,6 +4,7 @@ use anyhow::{anyhow, Result};
 use edxs_core::EdxsModel;
 
 /// A model with its G, ready for fits of `k` components.
+#[derive(Clone)]
 pub struct Prepared<'m> {
     /// The model.
     pub model: &'m EdxsModel<'m>,
@@ -14,7 +15,7 @@ pub struct Prepared<'m> {
     pub(super) k: usize,
     /// Channel groups of a grouped copy (prototype, [`super::chan_groups`]): `g` is then the
     /// grouped G and this holds the full-resolution G the bremsstrahlung update rewrites.
-    pub(super) groups: Option<(super::chan_groups::ChannelGroups, Vec<f64>)>,
+    pub(super) groups: Option<super::chan_groups::Grouping>,
 }
 
 impl<'m> Prepared<'m> {
@@ -56,7 +57,11 @@ impl<'m> Prepared<'m> {
             rows: self.rows.clone(),
             brems_rows: self.brems_rows.clone(),
             k: self.k,
-            groups: Some((groups, self.g.clone())),
+            groups: Some(super::chan_groups::Grouping {
+                groups,
+                full: self.g.clone(),
+                kl_offset: 0.0,
+            }),
         }
     }
 

@@ -188,6 +188,9 @@ pub struct Recipe {
     /// The spectra stage's binned fits run side by side, one thread each, instead of one
     /// after the other on every thread.
     pub candidates_side_by_side: bool,
+    /// The spectra stage's binned fits run on channels summed in groups of these widths
+    /// ([`super::GroupWidths`]) instead of every channel.
+    pub channel_groups: Option<super::chan_groups::GroupWidths>,
 }
 
 /// The solver of the runs with the whole W held.
@@ -222,6 +225,7 @@ impl Recipe {
             loss_every: 1,
             kkt_tol: 0.0,
             candidates_side_by_side: false,
+            channel_groups: None,
         }
     }
 
@@ -233,6 +237,7 @@ impl Recipe {
         r.loss_every = LOSS_EVERY;
         r.kkt_tol = STAGE_KKT_TOL;
         r.candidates_side_by_side = true;
+        r.channel_groups = Some(super::chan_groups::GroupWidths::DEFAULT);
         r
     }
 }

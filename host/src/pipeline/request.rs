@@ -82,6 +82,8 @@ pub enum SolverChoice {
     Multiplicative,
     /// The spectra stage as before its sparse stopping test and side-by-side candidates.
     Previous,
+    /// The spectra stage's binned fits on every channel (as before channel groups).
+    FullChannels,
 }
 
 /// A decomposition as asked: every `None` takes the resolved method's default.
@@ -321,7 +323,9 @@ impl DecomposeRequest {
                 recipe.loss_every = 1;
                 recipe.kkt_tol = 0.0;
                 recipe.candidates_side_by_side = false;
+                recipe.channel_groups = None;
             }
+            SolverChoice::FullChannels => recipe.channel_groups = None,
             SolverChoice::Default => {}
         }
         if let Some(f) = parse_fixes(&self.fix, model, k)? {

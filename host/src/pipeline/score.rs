@@ -41,6 +41,8 @@ pub struct SpectraChoice {
     pub candidates: Vec<(usize, f64)>,
     /// The chosen candidate's block side.
     pub chosen_bin: usize,
+    /// Channel groups the binned fits ran on (None: every channel).
+    pub channel_groups: Option<usize>,
 }
 
 /// A spectrum image summed over blocks and split by thinning into halves of the counts.

@@ -168,14 +168,15 @@ pub(super) fn solve_held(
         }
     ];
     let mut update: Box<dyn GUpdate<f64>> = if g_update {
-        let inner = CachedBremsstrahlungUpdate::new(prep.model, prep.norm, &mut scratch, &mut cache)
-            .map_err(|e| anyhow!("{e}"))?;
+        let inner =
+            CachedBremsstrahlungUpdate::new(prep.model, prep.norm, &mut scratch, &mut cache)
+                .map_err(|e| anyhow!("{e}"))?;
         match &prep.groups {
             // A grouped fit: G rewritten at full resolution, then summed over the groups.
-            Some((groups, full)) => Box::new(super::chan_groups::GroupedUpdate {
+            Some(gr) => Box::new(super::chan_groups::GroupedUpdate {
                 inner,
-                full: full.clone(),
-                groups,
+                full: gr.full.clone(),
+                groups: &gr.groups,
             }),
             None => Box::new(inner),
         }
@@ -189,6 +190,7 @@ pub(super) fn solve_held(
             every: recipe.loss_every,
             tol: set.tol,
             kkt_tol: recipe.kkt_tol,
+            loss_offset: prep.groups.as_ref().map_or(0.0, |gr| gr.kl_offset),
             kkt: KktData {
                 img,
                 simplex_rows: &prep.rows,

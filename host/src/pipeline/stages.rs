@@ -3,7 +3,7 @@
 //! held (two-stage), with the spectra stages cached per image.
 
 use super::bin::bin;
-use super::chan_groups::{cpu_mark, grouped_fit, ChannelGroups};
+use super::chan_groups::{grouped_fit, ChannelGroups};
 use super::fit::d_of;
 use super::fixed::fixed_w;
 use super::maps_start::weighted_ls_maps;
@@ -157,7 +157,6 @@ pub(super) fn two_stage(
     let held = st.w.clone();
     st = solve(prep, img, recipe, reg, st, Some(&held), set.max_iter, set)?;
     iterations += st.iterations();
-    cpu_mark("the maps stage's end");
     // Not done: the spectra again from every pixel with these maps held, then the maps
     // again. The regularised maps are biased (the log term shrinks the particles), and W
     // followed them: 15–18° instead of 3–5° on espm-simulated 64² maps at 18 counts/pixel.
@@ -192,45 +191,39 @@ pub(super) fn spectra_stage(
         true => (RunSettings { threads: 1, ..*set }, set.threads),
         false => (*set, 1),
     };
-    cpu_mark("the binned fits' start");
-    // Prototype (issue #14): the binned fits on channels summed in groups.
-    let grouped = ChannelGroups::from_env(prep)?.map(|gr| prep.grouped(gr));
+    // The binned fits on channels summed in groups (`chan_groups`), when that drops any.
+    let grouped = recipe
+        .channel_groups
+        .map(|w| prep.grouped(ChannelGroups::for_model(prep, &w)))
+        .filter(|gp| gp.g.len() < prep.g.len());
+    let n_groups = grouped
+        .as_ref()
+        .map(|gp| gp.g.len() / prep.model.n_columns());
     let fits: Vec<Result<(State, usize)>> = crate::fast::pool(side)?.install(|| {
         (b0..b0 + CANDIDATES)
             .into_par_iter()
             .map(|b| {
-                // The binned fits are not shared between images: each gets its own cache.
-                let mut none = SpectraCache::default();
                 let coarse = bin(img, b).map(|c| c.0);
                 let coarse = coarse.as_ref().unwrap_or(img);
-                let (st, it) = match &grouped {
+                match grouped
+                    .as_ref()
+                    .and_then(|gp| Some((gp, gp.groups.as_ref()?)))
+                {
+                    Some((gp, gr)) => {
+                        let agg = gr.groups.image(coarse)?;
+                        grouped_fit((prep, gp), (coarse, &agg), &sub, &one)
+                    }
                     None => {
+                        // The binned fits are not shared between images: each gets its own
+                        // cache.
+                        let mut none = SpectraCache::default();
                         let (st, it, _) = fit_state(prep, coarse, &sub, &one, &mut none)?;
-                        (st, it)
+                        Ok((st, it))
                     }
-                    Some(gp) => {
-                        let groups = &gp.groups.as_ref().ok_or_else(|| anyhow!("no groups"))?.0;
-                        let agg = groups.image(coarse)?;
-                        let t0 = std::time::Instant::now();
-                        let (st, it) = grouped_fit((prep, gp), (coarse, &agg), &sub, &one)?;
-                        eprintln!(
-                            "edxs: channel groups: b={b} channels {} -> {}, non-zeros {} -> {}, \
-                             {it} iterations, {:.2} s, grouped objective {:.6e}",
-                            coarse.channels,
-                            agg.channels,
-                            coarse.values.len(),
-                            agg.values.len(),
-                            t0.elapsed().as_secs_f64(),
-                            st.summary.map_or(f64::NAN, |s| s.final_loss),
-                        );
-                        (st, it)
-                    }
-                };
-                Ok((st, it))
+                }
             })
             .collect()
     });
-    cpu_mark("the binned fits' end");
     let mut cands = Vec::new();
     let mut iterations = 0;
     for fit in fits {
@@ -287,19 +280,18 @@ pub(super) fn spectra_stage(
             )
         }
     };
-    cpu_mark("the candidates' scoring end");
     let (_, chosen, mut st) = best.ok_or_else(|| anyhow!("no spectra candidate"))?;
     st.choice = Some(SpectraChoice {
         by,
         score_bin,
         candidates: (b0..b0 + CANDIDATES).zip(scores.iter().copied()).collect(),
         chosen_bin: b0 + chosen,
+        channel_groups: n_groups,
     });
     // The chosen spectra's maps on every pixel: the start of the maps stage.
     if !full_maps {
         st = maps_of(st, img, &sub_reg)?;
         iterations += st.iterations();
     }
-    cpu_mark("the maps start's end");
     Ok((st, iterations))
 }
