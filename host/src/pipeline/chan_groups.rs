@@ -359,8 +359,8 @@ mod tests {
         );
         // Wider detector peaks, wider groups: fewer of them.
         let mut wide = spec.clone();
-        wide.width_slope *= 2.0;
-        wide.width_intercept *= 2.0;
+        wide.base.width_slope *= 2.0;
+        wide.base.width_intercept *= 2.0;
         let wide_model = wide.model().unwrap();
         let wide_prep = Prepared::new(&wide_model, 3).unwrap();
         let wide_groups = groups_of(&wide_prep);
@@ -413,8 +413,10 @@ mod tests {
         let gp = prep.grouped(groups_of(&prep));
         let full = &gp.groups.as_ref().unwrap().full;
         assert_eq!(full, &prep.g);
-        let data = repro::paper_dataset(32, 293.0, 42).unwrap();
-        let img = &data.image;
+        // As the spectra stage fits it: a 64² map summed over 2×2 blocks.
+        let data = repro::paper_dataset(64, 293.0, 42).unwrap();
+        let binned = crate::pipeline::bin(&data.image, 2).unwrap().0;
+        let img = &binned;
         let agg = gp.groups.as_ref().unwrap().groups.image(img).unwrap();
         let total = |v: &[f64]| v.iter().sum::<f64>();
         assert_eq!(total(&agg.values), total(&img.values));
@@ -434,10 +436,11 @@ mod tests {
         let (full_st, full_iter, _) =
             fit_state(&prep, img, &sub, &set, &mut SpectraCache::default()).unwrap();
         // The stopping rule measures the grouped fit's loss changes on the full-resolution
-        // scale: without it, the same tolerance took it 1.3–2.3× the iterations.
+        // scale. Measured: 730 iterations against 1010 at full resolution; on the grouped
+        // divergence's own scale the same tolerance took 1080.
         eprintln!("iterations: grouped {grouped_iter}, full resolution {full_iter}");
         assert!(
-            (grouped_iter as f64) < 1.2 * full_iter as f64,
+            (grouped_iter as f64) < 0.9 * full_iter as f64,
             "grouped {grouped_iter}, full resolution {full_iter}"
         );
         let (l, k) = (img.channels, 3);
