@@ -49,16 +49,13 @@ impl GroupWidths {
     };
 }
 
-/// A grouped copy's groups, the full-resolution G the bremsstrahlung update rewrites, and
-/// the full-resolution loss scale its stopping rule measures changes against.
+/// A grouped copy's groups and the full-resolution G the bremsstrahlung update rewrites.
 #[derive(Debug, Clone)]
 pub struct Grouping {
     /// The groups.
     pub groups: ChannelGroups,
     /// The full-resolution G (L×M).
     pub full: Vec<f64>,
-    /// The full-resolution divergence minus the grouped one at the fit's start.
-    pub kl_offset: f64,
 }
 
 /// Channel groups: group `i` is channels `bounds[i]..bounds[i + 1]`.
@@ -213,23 +210,6 @@ pub(super) fn full_g(prep: &Prepared<'_>, w: &[f64], g_update: bool) -> Result<V
     Ok(g)
 }
 
-/// The generalised KL divergence of `img` from G·W·H with `prep`'s G.
-fn kl_of(prep: &Prepared<'_>, img: &SpectrumImage, w: &[f64], h: &[f64]) -> f64 {
-    let (k, m) = (prep.k, prep.model.n_columns());
-    let d = crate::fast::gw(&prep.g, w, img.channels, m, k);
-    let pb = crate::fast::MapsProblem {
-        y: img.as_ref(),
-        d: &d,
-        k,
-        mu: &[],
-        epsilon_reg: 1.0,
-        lambda: 0.0,
-        laplacian: edxs_core::solver::Laplacian::Identity,
-        eps: 1e-14,
-    };
-    crate::fast::objective::objective(&pb, h).kl
-}
-
 /// One binned fit (`stages::fit_state`'s joint fit: the continuum anchor, then free) on the
 /// channel-grouped copy `agg` of `coarse`, with `grouped` (from [`Prepared::grouped`]). The
 /// start and the anchor values come from the full-resolution `coarse` and `prep`, as without
@@ -259,13 +239,6 @@ pub(super) fn grouped_fit(
     };
     let mut iterations = 0;
     let mut budget = set.max_iter;
-    // The stopping rule's scale: this candidate's full-resolution divergence at the start.
-    let offset = kl_of(prep, coarse, &st.w, &st.h) - kl_of(grouped, agg, &st.w, &st.h);
-    let mut grouped = grouped.clone();
-    if let Some(gr) = grouped.groups.as_mut() {
-        gr.kl_offset = offset;
-    }
-    let grouped = &grouped;
     if recipe.anchor_iter > 0 {
         let n = recipe.anchor_iter.min(budget);
         let mut held = fixed.clone().unwrap_or_else(|| vec![-1.0; m * k]);
@@ -305,6 +278,30 @@ mod tests {
     use crate::pipeline::stages::fit_state;
     use crate::pipeline::SpectraCache;
     use crate::repro;
+
+    /// The generalised KL divergence of `img` from G·W·H with `prep`'s G.
+    fn kl_of(prep: &Prepared<'_>, img: &SpectrumImage, w: &[f64], h: &[f64]) -> f64 {
+        let (k, m) = (prep.k, prep.model.n_columns());
+        let d = crate::fast::gw(&prep.g, w, img.channels, m, k);
+        let pb = crate::fast::MapsProblem {
+            y: img.as_ref(),
+            d: &d,
+            k,
+            mu: &[],
+            epsilon_reg: 1.0,
+            lambda: 0.0,
+            laplacian: edxs_core::solver::Laplacian::Identity,
+            eps: 1e-14,
+        };
+        crate::fast::objective::objective(&pb, h).kl
+    }
+
+    /// `prep` with its G replaced (the fits' G, whose bremsstrahlung columns follow W).
+    fn prep_with<'m>(prep: &Prepared<'m>, g: &[f64]) -> Prepared<'m> {
+        let mut p = prep.clone();
+        p.g = g.to_vec();
+        p
+    }
 
     fn groups_of(prep: &Prepared<'_>) -> ChannelGroups {
         ChannelGroups::for_model(prep, &GroupWidths::DEFAULT)
@@ -435,13 +432,19 @@ mod tests {
         }
         let (full_st, full_iter, _) =
             fit_state(&prep, img, &sub, &set, &mut SpectraCache::default()).unwrap();
-        // The stopping rule measures the grouped fit's loss changes on the full-resolution
-        // scale. Measured: 730 iterations against 1010 at full resolution; on the grouped
-        // divergence's own scale the same tolerance took 1080.
-        eprintln!("iterations: grouped {grouped_iter}, full resolution {full_iter}");
+        // Nearly as good a fit of the full-resolution counts: with the grouped fit's W and
+        // maps, the full-resolution divergence is within 1e-4 of the full-resolution fit's,
+        // which minimises it (measured: 1.6e-5 higher).
+        let (kl_g, kl_f) = (
+            kl_of(&prep_with(&prep, &st.g), img, &st.w, &st.h),
+            kl_of(&prep_with(&prep, &full_st.g), img, &full_st.w, &full_st.h),
+        );
+        eprintln!(
+            "iterations: grouped {grouped_iter}, full {full_iter}; divergence {kl_g} vs {kl_f}"
+        );
         assert!(
-            (grouped_iter as f64) < 0.9 * full_iter as f64,
-            "grouped {grouped_iter}, full resolution {full_iter}"
+            kl_g <= kl_f * (1.0 + 1e-4),
+            "grouped {kl_g}, full resolution {kl_f}"
         );
         let (l, k) = (img.channels, 3);
         let d = crate::pipeline::d_of(&st.g, &st.w, l, k);

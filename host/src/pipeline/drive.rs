@@ -29,11 +29,6 @@ pub(super) struct SparseStop<'a> {
     pub tol: f64,
     /// KKT residual (W and H both) at which the run stops (0: never on it).
     pub kkt_tol: f64,
-    /// Added to the loss in the relative change's denominator: a channel-grouped fit's
-    /// divergence is far smaller than the full-resolution one's (summing counts removes most
-    /// of the noise deviance) while its decrease per iteration is about the same, so without
-    /// the full-resolution scale it ran 1.3–2.3× more iterations to the same tolerance.
-    pub loss_offset: f64,
     /// The problem's data and constants for the KKT residuals.
     pub kkt: KktData<'a>,
 }
@@ -139,7 +134,7 @@ pub(super) fn drive_sparse(
             if it >= max_iter {
                 break;
             }
-            let change = (last_check - f).abs() / (every as f64 * (f + stop.loss_offset).abs());
+            let change = (last_check - f).abs() / (every as f64 * f.abs());
             if change <= stop.tol {
                 reason = StopReason::LossConverged;
                 break;
@@ -226,7 +221,6 @@ mod tests {
         let mut g = s.g.clone();
         let mut exec = ParallelExec::new(&solver, img.counts(), threads).unwrap();
         let stop = SparseStop {
-            loss_offset: 0.0,
             every,
             tol,
             kkt_tol: 0.0,

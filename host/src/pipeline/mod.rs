@@ -12,7 +12,8 @@
 //! once), [`fit`](mod@fit) (the entry point and its result), `stages` (the order of the
 //! solver runs), [`bin`](mod@bin) (blocks of pixels), `start` and `maps_start` (where runs
 //! start), `fixed` (imposed W entries), `solve` (one solver run), `drive` (the binned fits'
-//! multiplicative updates with a sparse stopping test), `score` (how the spectra candidates
+//! multiplicative updates with a sparse stopping test), [`chan_groups`] (the binned fits on
+//! energy channels summed in groups), `score` (how the spectra candidates
 //! are told apart) and [`held_out`] (binomial thinning and held-out likelihood, shared with
 //! `rank`).
 

@@ -60,7 +60,6 @@ impl<'m> Prepared<'m> {
             groups: Some(super::chan_groups::Grouping {
                 groups,
                 full: self.g.clone(),
-                kl_offset: 0.0,
             }),
         }
     }

@@ -190,7 +190,6 @@ pub(super) fn solve_held(
             every: recipe.loss_every,
             tol: set.tol,
             kkt_tol: recipe.kkt_tol,
-            loss_offset: prep.groups.as_ref().map_or(0.0, |gr| gr.kl_offset),
             kkt: KktData {
                 img,
                 simplex_rows: &prep.rows,
