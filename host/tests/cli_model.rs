@@ -54,7 +54,6 @@ fn model_writes_g_matching_espm_for_every_fixture() {
             .collect();
         assert!(leftovers.is_empty());
     }
-    std::fs::remove_dir_all(&out).ok();
 }
 
 #[test]

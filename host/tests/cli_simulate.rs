@@ -275,7 +275,6 @@ fn paper_counts_have_the_expected_mean_and_valid_truth() {
         std::fs::read(out.join("maps.npy")).unwrap(),
         std::fs::read(other.join("maps.npy")).unwrap()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Writes constant abundances as a rows×cols×K .npy (espm's layout).
@@ -354,7 +353,6 @@ fn counts_are_poisson_on_a_uniform_map() {
     );
     let (_, _, lam) = expected(&high);
     assert!(lam.iter().fold(0.0f64, |m, v| m.max(*v)) > 50.0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // --------------------------------------------------------------------- other map inputs
@@ -413,7 +411,6 @@ fn maps_from_npy_and_png() {
     }
     let sim = json(&out.join("sim.json"));
     assert_eq!(sim["shape"], serde_json::json!([rows, cols]));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -460,7 +457,6 @@ fn bad_inputs_are_reported() {
     npy::write_f64(&f, &[4, 4, 2], &[0.7; 32]).unwrap();
     let e = fails(&["simulate", "--maps", s(&f), "--out", s(&o)]);
     assert!(e.contains("sum to"), "{e}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ------------------------------------------------------- simulate → decompose → evaluate
@@ -568,7 +564,6 @@ fn decompose_and_evaluate_a_simulation() {
     ]);
     let e = fails(&["evaluate", s(&res), "--truth", s(&other)]);
     assert!(e.contains("pixels"), "{e}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -648,5 +643,4 @@ fn evaluate_recovers_a_permuted_rescaled_truth() {
         let mg = &ev["components"][0]["at_percent"]["Mg"];
         assert_eq!(mg["estimated"].as_f64().unwrap(), 0.0);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

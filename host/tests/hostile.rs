@@ -4,7 +4,7 @@
 //! (inputs, the previous output, no `.edxs-tmp`/`.edxs-old`/`.tmp-` left). Signal tests stop
 //! runs while they iterate, while they write and between the renames of the swap.
 
-use edxs_suite::{npy_shape, npy_v1};
+use edxs_suite::{npy_shape, npy_v1, tempdir, TempDir};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -88,16 +88,14 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
     edxs::io::npy::read_f64(path).unwrap()
 }
 
-/// The work folder shared by the table: built once per test function.
+/// The work folder shared by the table: built once per test function, removed when it drops.
 struct Work {
-    dir: PathBuf,
+    dir: TempDir,
     model: Vec<String>,
 }
 
 fn work(name: &str) -> Work {
-    let dir = std::env::temp_dir().join(format!("edxs-hostile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir(&format!("hostile-{name}"));
     let o = run_in(&dir, &words("simulate --shape 8x8 --seed 3 --out sim"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let sim: serde_json::Value =
@@ -972,7 +970,6 @@ fn every_hostile_case_fails_in_one_line_and_changes_nothing() {
         CASES.len(),
         failures.join("\n")
     );
-    let _ = std::fs::remove_dir_all(&w.dir);
 }
 
 /// A config value that looks like a flag stays a value: `init = "--help"` is an invalid
@@ -993,7 +990,6 @@ fn config_values_cannot_inject_flags() {
     );
     assert!(!String::from_utf8_lossy(&o.stdout).contains("Usage"));
     assert_same(&before, &snapshot(&w.dir), "inject");
-    let _ = std::fs::remove_dir_all(&w.dir);
 }
 
 fn decompose_args(w: &Work, out: &str, extra: &str) -> Vec<String> {
@@ -1064,7 +1060,6 @@ fn previous_outputs_are_replaced_whole_and_empty_folders_are_used() {
     let o = run_in(d, &decompose_args(&w, "t", "--max-iter 2 --threads 10000"));
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--threads 10000 capped"));
-    let _ = std::fs::remove_dir_all(d);
 }
 
 /// Waits until `path` (a run's stderr) contains `what`.
@@ -1129,7 +1124,9 @@ fn signals_leave_the_previous_output_intact() {
     use std::os::unix::process::ExitStatusExt;
     let w = work("signals");
     let d = &w.dir;
-    let log = std::env::temp_dir().join(format!("edxs-hostile-log-{}", std::process::id()));
+    // The runs' stderr goes beside the work folder, whose snapshots it would change.
+    let logs = tempdir("hostile-signals-log");
+    let log = logs.join("stderr");
     // A 48x48 map for the runs signalled while they iterate: on the 8x8 one a fit with no
     // tolerance still ends (loss change exactly 0) after about 2 s, too near the 1.5 s mark
     // on a loaded machine; this one takes ~36 times as long per iteration.
@@ -1243,8 +1240,6 @@ fn signals_leave_the_previous_output_intact() {
     let o = run_in(d, &decompose_args(&w, "prev", "--fix garbage"));
     assert_eq!(o.status.code(), Some(1));
     assert_same(&before, &snap(), "SIGKILL before the swap, then a new run");
-    let _ = std::fs::remove_file(&log);
-    let _ = std::fs::remove_dir_all(d);
 }
 
 /// Two runs on one --out at the same time: both finish, the result is one of them, whole.
@@ -1252,12 +1247,9 @@ fn signals_leave_the_previous_output_intact() {
 fn concurrent_runs_do_not_interleave() {
     let w = work("concurrent");
     let d = &w.dir;
-    let log1 = d
-        .join("..")
-        .join(format!("edxs-hostile-c1-{}", std::process::id()));
-    let log2 = d
-        .join("..")
-        .join(format!("edxs-hostile-c2-{}", std::process::id()));
+    let logs = tempdir("hostile-concurrent-log");
+    let log1 = logs.join("c1");
+    let log2 = logs.join("c2");
     let mut a = spawn(
         &w,
         "--max-iter 2 --seed 21",
@@ -1284,7 +1276,4 @@ fn concurrent_runs_do_not_interleave() {
     );
     assert!(again.status.success());
     assert_eq!(read_npy(&d.join("check/H.npy")).1, h);
-    let _ = std::fs::remove_file(&log1);
-    let _ = std::fs::remove_file(&log2);
-    let _ = std::fs::remove_dir_all(d);
 }

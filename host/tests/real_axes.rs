@@ -143,7 +143,6 @@ fn bruker_like_axes_decompose_with_defaults_from_ripple_and_npy() {
         &truth,
         &dir.join("out-npy"),
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -237,5 +236,4 @@ fn bad_energy_ranges_give_one_line_naming_the_value() {
     let r = &res["model"]["energy_range_kev"];
     assert!((r[0].as_f64().unwrap() - 0.5).abs() < 1e-9, "{r}");
     assert!((r[1].as_f64().unwrap() - 1.0).abs() < 1e-9, "{r}");
-    std::fs::remove_dir_all(&dir).ok();
 }

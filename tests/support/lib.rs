@@ -1,6 +1,9 @@
 //! Helpers shared by the tests and benches of the workspace (the root suite and `edxs`'s own):
 //! fixture loading, tolerant comparison, running the `edxs` program in a fresh folder, and the
 //! visible skip of a test whose shared data are missing.
+//!
+//! A test's folder ([`tempdir`]) is removed when the test ends, passed or failed; run with
+//! `EDXS_KEEP_TEST_DIRS=1` to keep the folders for debugging (a failing test prints its own).
 
 #![warn(missing_docs)]
 
@@ -58,13 +61,67 @@ pub fn edxs_fails(args: &[&str], want: &str) -> Output {
     o
 }
 
+/// Environment variable that keeps the tests' folders (any value but empty or `0`), for
+/// looking at a failed test's files; each kept folder is printed when its test panics.
+pub const KEEP_TEST_DIRS: &str = "EDXS_KEEP_TEST_DIRS";
+
+/// A test's own folder, removed with everything in it when the guard drops, which also
+/// happens while a failing test unwinds, so that test runs do not fill the temporary
+/// folder (gigabytes of simulated maps and decompositions). Set [`KEEP_TEST_DIRS`] to keep
+/// them. Derefs to [`Path`], so `dir.join(..)`, `dir.display()` and `&dir` work as on a path.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// The folder's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let keep = std::env::var_os(KEEP_TEST_DIRS).is_some_and(|v| !v.is_empty() && v != "0");
+        if keep {
+            if std::thread::panicking() {
+                // The harness captures println!; stderr written directly is shown.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{KEEP_TEST_DIRS} is set: kept {}",
+                    self.path.display()
+                );
+            }
+            return;
+        }
+        // An error here (a child process still writing, say) must not turn a passing test
+        // into a failure, nor a panic during unwinding into an abort.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 /// A fresh, empty folder for one test: `<tmp>/edxs-test-<name>-<pid>` (one process per test
-/// file, so `name` needs to be unique within the file only).
-pub fn tempdir(name: &str) -> PathBuf {
+/// file, so `name` needs to be unique within the file only), removed when the returned guard
+/// drops unless [`KEEP_TEST_DIRS`] is set.
+pub fn tempdir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("edxs-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("creating {}: {e}", d.display()));
-    d
+    TempDir { path: d }
 }
 
 /// Largest error of `got` against `want`, each entry relative to itself (floored at 1e-12 of

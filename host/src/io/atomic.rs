@@ -73,17 +73,11 @@ fn replace(path: &Path, tmp: PathBuf, write: impl FnOnce(&Path) -> Result<()>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("edxs-atomic-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
+    use edxs_suite::tempdir;
 
     #[test]
     fn write_at_keeps_the_extension_and_leaves_the_old_file_on_failure() {
-        let dir = scratch("write-at");
+        let dir = tempdir("atomic-write-at");
         let png = dir.join("fig.png");
         std::fs::write(&png, b"old").unwrap();
         write_at(&png, |tmp| {
@@ -105,6 +99,5 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("fig.png")]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
