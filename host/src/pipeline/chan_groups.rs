@@ -6,7 +6,7 @@
 //! bremsstrahlung lives there) and narrow across the peaks, in keV and in units of the
 //! detector's peak width so that they follow the axis and the calibration
 //! ([`GroupWidths`]). The bremsstrahlung update rewrites G at full resolution from W and is
-//! aggregated after ([`GroupedUpdate`]); the start and the continuum anchor come from the
+//! aggregated after (`GroupedUpdate`); the start and the continuum anchor come from the
 //! full-resolution binned image; the chosen W leaves the stage with the full-resolution G
 //! recomputed from it, so the scoring and the maps stage are unchanged.
 //!
@@ -124,7 +124,7 @@ impl ChannelGroups {
     }
 
     /// Number of groups L'.
-    pub fn len(&self) -> usize {
+    pub fn n_groups(&self) -> usize {
         self.bounds.len() - 1
     }
 
@@ -140,7 +140,7 @@ impl ChannelGroups {
     /// A·Y: the image with its channels summed in groups.
     pub fn image(&self, img: &SpectrumImage) -> Result<SpectrumImage> {
         let of = self.group_of();
-        let lg = self.len();
+        let lg = self.n_groups();
         let mut dense = vec![0.0; lg];
         SpectrumImage::from_rows("channel-grouped image", img.pixels, lg, img.shape, |push| {
             for px in 0..img.pixels {
@@ -169,7 +169,7 @@ impl ChannelGroups {
 
     /// A·G (L'×M) from `g` (L×M).
     pub fn g(&self, g: &[f64], m: usize) -> Vec<f64> {
-        let mut out = vec![0.0; self.len() * m];
+        let mut out = vec![0.0; self.n_groups() * m];
         self.g_into(g, m, &mut out);
         out
     }
@@ -318,9 +318,9 @@ mod tests {
         assert_eq!((b[0], *b.last().unwrap()), (0, l));
         assert!(b.windows(2).all(|w| w[0] < w[1]), "{b:?}");
         assert!(
-            groups.len() < l / 8,
+            groups.n_groups() < l / 8,
             "{} groups of {l} channels",
-            groups.len()
+            groups.n_groups()
         );
         let p = model.params();
         let line_max: Vec<f64> = (0..m)
@@ -362,10 +362,10 @@ mod tests {
         let wide_prep = Prepared::new(&wide_model, 3).unwrap();
         let wide_groups = groups_of(&wide_prep);
         assert!(
-            wide_groups.len() < groups.len(),
+            wide_groups.n_groups() < groups.n_groups(),
             "{} vs {}",
-            wide_groups.len(),
-            groups.len()
+            wide_groups.n_groups(),
+            groups.n_groups()
         );
     }
 
@@ -377,9 +377,9 @@ mod tests {
         let groups = groups_of(&prep);
         let m = model.n_columns();
         assert!(
-            groups.len() < prep.g.len() / m / 4,
+            groups.n_groups() < prep.g.len() / m / 4,
             "{} groups",
-            groups.len()
+            groups.n_groups()
         );
         let gp = prep.grouped(groups.clone());
         let w: Vec<f64> = (0..m * 3).map(|i| 0.01 + (i % 7) as f64 * 0.02).collect();
