@@ -68,6 +68,7 @@ impl Model {
     #[pyo3(signature = (elements, e0, offset, scale, channels, width_slope, width_intercept,
         thickness, density, toa, atomic_fraction, ignored, split, bremsstrahlung,
         drop_missing))]
+    // Allowed: one argument per Python keyword argument (the espm/scikit-learn API).
     #[allow(clippy::too_many_arguments)]
     fn new(
         elements: Vec<String>,
@@ -206,6 +207,7 @@ impl Model {
     g_columns, k, mu, lambda_l, epsilon_reg, simplex_w, simplex_h, fixed_w, fixed_h, init,
     w0, h0, seed, max_iter, tol, espm, normalize, g_update, threads, method,
     refine_calibration=true))]
+// Allowed: one argument per Python keyword argument (the espm/scikit-learn API).
 #[allow(clippy::too_many_arguments)]
 fn fit<'py>(
     py: Python<'py>,
@@ -336,6 +338,7 @@ fn fit<'py>(
 /// spectrum (float64 bytes), which is all the noise-peak check needs.
 #[pyfunction]
 #[pyo3(signature = (summed, offset, scale, elements, e0, width_slope, width_intercept, lo, hi))]
+// Allowed: one argument per Python keyword argument (the espm/scikit-learn API).
 #[allow(clippy::too_many_arguments)]
 fn energy_window(
     py: Python<'_>,
