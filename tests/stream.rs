@@ -5,7 +5,7 @@ use edxs_core::rng::Rng;
 use edxs_core::solver::{GModel, Laplacian};
 use edxs_core::stream::{Frame, Stream};
 use edxs_core::{Counts, Solver, SolverParams};
-use edxs_suite::{synthetic, synthetic_from, Maps, Synthetic};
+use edxs_suite::{synthetic, synthetic_from, Maps, Sample, Synthetic};
 
 /// A frame in the stream's layout, owning its buffers.
 struct OwnedFrame {
@@ -119,10 +119,12 @@ fn twenty_low_dose_frames_end_near_the_batch_solve() {
         24,
         293.0,
         11,
-        &["O", "Mg", "Si", "Fe", "Ca"],
-        &[],
-        &comps,
-        Maps::Bands,
+        &Sample {
+            elements: &["O", "Mg", "Si", "Fe", "Ca"],
+            ignored: &[],
+            comps: &comps,
+            maps: Maps::Bands,
+        },
     );
     let p = s.rows * s.cols;
     // Batch on the summed counts, to convergence.

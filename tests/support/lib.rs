@@ -473,10 +473,12 @@ pub fn synthetic(rows: usize, cols: usize, counts_per_pixel: f64, seed: u64) -> 
         cols,
         counts_per_pixel,
         seed,
-        &elements,
-        &["Cu"],
-        &comps,
-        Maps::Particles,
+        &Sample {
+            elements: &elements,
+            ignored: &["Cu"],
+            comps: &comps,
+            maps: Maps::Particles,
+        },
     )
 }
 
@@ -490,20 +492,35 @@ pub enum Maps {
     Bands,
 }
 
-/// A [`Synthetic`] image for these elements (paper axis and absorption), ignored elements
-/// modelled line by line at 0.005 in every phase, and one composition per phase (K = 3).
-#[allow(clippy::too_many_arguments)]
+/// What a [`Synthetic`] image is made of, apart from its scan and dose: the same sample can
+/// then be drawn at several sizes, doses and seeds.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// Elements with a column of their own in G.
+    pub elements: &'a [&'a str],
+    /// Elements modelled line by line at 0.005 in every phase (espm's `ignored_elements`).
+    pub ignored: &'a [&'a str],
+    /// One composition per phase over `elements` (K = 3).
+    pub comps: &'a [Vec<f64>; 3],
+    /// The abundance maps.
+    pub maps: Maps,
+}
+
+/// A [`Synthetic`] image of `sample` (paper axis and absorption) on a `rows`×`cols` scan.
 pub fn synthetic_from(
     rows: usize,
     cols: usize,
     counts_per_pixel: f64,
     seed: u64,
-    elements: &[&str],
-    ignored: &[&str],
-    comps: &[Vec<f64>; 3],
-    maps: Maps,
+    sample: &Sample<'_>,
 ) -> Synthetic {
     use edxs_core::{Absorption, EdxsModel, Element, ModelParams};
+    let Sample {
+        elements,
+        ignored,
+        comps,
+        maps,
+    } = *sample;
     let el = |s: &[&str]| {
         s.iter()
             .map(|x| Element::parse(x).unwrap())
