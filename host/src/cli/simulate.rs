@@ -94,6 +94,15 @@ impl From<DtypeArg> for CountsDtype {
     }
 }
 
+/// How the abundance maps were made, kept together because sim.json records both so that a
+/// run can be repeated: the seed of the particle centres and the `maps` entry.
+struct MapOrigin {
+    /// Seed of the particle centres (--map-seed, else --seed).
+    seed: u64,
+    /// Kind, radius and centres of particle maps, or the files read.
+    info: serde_json::Map<String, serde_json::Value>,
+}
+
 impl SimulateCmd {
     /// The files this run reads, which `--out` must not hold.
     fn inputs(&self) -> Vec<&Path> {
@@ -248,34 +257,36 @@ impl SimulateCmd {
             channels: l,
             shape: (rows, cols),
         };
+        let origin = MapOrigin {
+            seed: map_seed,
+            info: map_info,
+        };
         let mut rng = Rng::new(self.seed);
         let (stats, json) = simulation::write(
             &self.out,
             &self.inputs(),
             &truth,
             self.dtype.into(),
-            |px, lam, stats| {
-                self.fill_pixel(px, &set.spectra, &densities, &h, lam, &mut rng, stats)
-            },
-            |stats| self.sim_json(&cfg, &set, &h, (rows, cols), map_seed, map_info, stats),
+            |px, lam, stats| self.fill_pixel(px, &truth, &densities, lam, &mut rng, stats),
+            |stats| self.sim_json(&cfg, &set, &truth, origin, stats),
         )?;
         print!("{}", self.report(&cfg, &set, (rows, cols), &stats, &json));
         Ok(())
     }
 
-    /// Expected counts of pixel `px` into `lam`, then Poisson draws unless noiseless.
-    #[allow(clippy::too_many_arguments)]
+    /// Expected counts of pixel `px` (the truth's phases mixed by its maps, each phase's
+    /// counts scaled by its density) into `lam`, then Poisson draws unless noiseless.
     fn fill_pixel(
         &self,
         px: usize,
-        spectra: &[f64],
+        truth: &Truth<'_>,
         densities: &[f64],
-        h: &[f64],
         lam: &mut [f64],
         rng: &mut Rng,
         stats: &mut CountStats,
     ) -> Result<()> {
-        sim::expected_pixel(spectra, densities, h, self.counts_per_pixel, px, lam);
+        let n = self.counts_per_pixel;
+        sim::expected_pixel(truth.phases, densities, truth.maps, n, px, lam);
         stats.expected += lam.iter().sum::<f64>();
         if let Some(v) = lam
             .iter()
@@ -291,17 +302,15 @@ impl SimulateCmd {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn sim_json(
         &self,
         cfg: &presets::SimConfig,
         set: &phases::PhaseSet,
-        h: &[f64],
-        (rows, cols): (usize, usize),
-        map_seed: u64,
-        map_info: serde_json::Map<String, serde_json::Value>,
+        truth: &Truth<'_>,
+        origin: MapOrigin,
         stats: &CountStats,
     ) -> serde_json::Value {
+        let (h, (rows, cols)) = (truth.maps, truth.shape);
         let m = &cfg.model;
         let p = rows * cols;
         let abs = m.absorption.map(|a| {
@@ -350,10 +359,10 @@ impl SimulateCmd {
             "counts_per_pixel": self.counts_per_pixel,
             "densities": cfg.phases.iter().map(|ph| ph.density).collect::<Vec<_>>(),
             "seed": self.seed,
-            "map_seed": map_seed,
+            "map_seed": origin.seed,
             "noiseless": self.noiseless,
             "dtype": format!("{:?}", self.dtype).to_lowercase(),
-            "maps": map_info,
+            "maps": origin.info,
             "model": {
                 "e0": m.e0, "offset": m.axis.offset, "scale": m.axis.scale,
                 "channels": m.axis.channels, "width_slope": m.width_slope,
