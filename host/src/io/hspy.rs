@@ -261,22 +261,55 @@ mod imp {
     /// bounded whatever the image size.
     const SLAB: usize = 1 << 23;
 
-    /// The counts of `data` (dimensions `dims`, signal axis `s`, navigation axes `nav`) into
-    /// the sparse form, read in slabs along the first navigation axis and converted to f64 by
-    /// HDF5 slab by slab: a whole f64 copy of the array never exists. The declared shape is
-    /// checked against the memory plan first, since a compressed (or never written) dataset
-    /// can declare far more values than its file holds.
-    #[allow(clippy::too_many_arguments)]
+    /// How a `data` array is laid out, worked out once where the shape is read (the pixel
+    /// count checked for overflow there) so that the slab reader takes it as one description:
+    /// which axis holds the channels, which the pixels, and how many pixels they make.
+    struct DataLayout {
+        /// Dimensions, in array order.
+        dims: Vec<usize>,
+        /// The signal (energy) axis.
+        signal: usize,
+        /// The navigation (pixel) axes, in array order.
+        nav: Vec<usize>,
+        /// Product of the navigation dimensions.
+        pixels: usize,
+    }
+
+    impl DataLayout {
+        /// The layout of an array of dimensions `dims` whose signal axis is `signal` (an index
+        /// into `dims`); None when the pixel count overflows.
+        fn new(dims: &[usize], signal: usize) -> Option<Self> {
+            let nav: Vec<usize> = (0..dims.len()).filter(|&i| i != signal).collect();
+            let pixels = nav
+                .iter()
+                .try_fold(1usize, |a, &i| a.checked_mul(dims[i]))?;
+            Some(DataLayout {
+                dims: dims.to_vec(),
+                signal,
+                nav,
+                pixels,
+            })
+        }
+    }
+
+    /// The counts of `data` (laid out as `layout` says) into the sparse form, read in slabs
+    /// along the first navigation axis and converted to f64 by HDF5 slab by slab: a whole f64
+    /// copy of the array never exists. The declared shape is checked against the memory plan
+    /// first, since a compressed (or never written) dataset can declare far more values than
+    /// its file holds.
     fn read_counts(
         data: &h5::Dataset,
-        dims: &[usize],
-        s: usize,
-        nav: &[usize],
-        pixels: usize,
+        layout: &DataLayout,
         shape: Option<(usize, usize)>,
         what: &str,
         base: &str,
     ) -> Result<SpectrumImage> {
+        let (dims, s, nav, pixels) = (
+            &layout.dims[..],
+            layout.signal,
+            &layout.nav[..],
+            layout.pixels,
+        );
         let channels = dims[s];
         let outer = dims[nav[0]];
         // Values per index of the outer axis (pixels·channels / outer; outer ≥ 1 here).
@@ -431,10 +464,10 @@ mod imp {
         let offset_kev = f.and_then(|f| e_axis.offset.map(|o| o * f));
         let scale_kev = f.and_then(|f| e_axis.scale.map(|x| x * f));
 
-        let nav: Vec<usize> = (0..ndim).filter(|&i| i != s).collect();
-        let Some(pixels) = nav.iter().try_fold(1usize, |a, &i| a.checked_mul(dims[i])) else {
+        let Some(layout) = DataLayout::new(&dims, s) else {
             bail!("{what}: {base}/data declares shape {dims:?}, whose pixel count overflows");
         };
+        let (nav, pixels) = (&layout.nav, layout.pixels);
         let file_shape = (nav.len() == 2).then(|| (dims[nav[0]], dims[nav[1]]));
         let shape = match (file_shape, shape) {
             (Some(f), Some(g)) if f != g => bail!(
@@ -451,7 +484,7 @@ mod imp {
             ),
             (None, g) => g,
         };
-        let image = read_counts(&data, &dims, s, &nav, pixels, shape, &what, &base)?;
+        let image = read_counts(&data, &layout, shape, &what, &base)?;
 
         // Metadata.
         let mut loaded = Loaded::bare(image);
