@@ -9,6 +9,7 @@ use crate::pipeline::Fit;
 use crate::quant;
 use crate::rank::RankReport;
 use anyhow::{Context, Result};
+use edxs_core::view::MatRef;
 use edxs_core::EdxsModel;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -132,8 +133,7 @@ pub fn write_into(dir: &Path, out: &Outputs<'_>) -> Result<()> {
     plots::spectra_png(
         &path("spectra.png"),
         &energy,
-        &d,
-        k,
+        MatRef::new("D", &d, l, k)?,
         &names,
         &markers,
         &data.sum_spectrum(),

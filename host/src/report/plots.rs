@@ -1,6 +1,7 @@
 //! PNG figures of a decomposition: abundance maps and phase spectra.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
+use edxs_core::view::MatRef;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 use std::path::Path;
@@ -118,21 +119,30 @@ pub fn maps_png(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-/// Phase spectra (L×K columns, each scaled to unit maximum) with element line markers, and the
-/// summed data against the summed model.
+/// Phase spectra (the K columns of `d`, L×K, each scaled to unit maximum) over the L channel
+/// energies with element line markers, and the summed data against the summed model (L each);
+/// lengths that disagree are an error naming them rather than a panic mid-figure.
 pub fn spectra_png(
     path: &Path,
     energy: &[f64],
-    d: &[f64],
-    k: usize,
+    d: MatRef<'_, f64>,
     names: &[String],
     markers: &[(String, f64)],
     sum_data: &[f64],
     sum_model: &[f64],
 ) -> Result<()> {
-    font();
     let l = energy.len();
+    if l == 0 || d.rows() != l || sum_data.len() != l || sum_model.len() != l {
+        bail!(
+            "drawing spectra: {l} energies for {} channels of D, {} of the summed data and {} \
+             of the summed model",
+            d.rows(),
+            sum_data.len(),
+            sum_model.len()
+        );
+    }
+    let (d, k) = (d.as_slice(), d.cols());
+    font();
     let root = BitMapBackend::new(path, (1100, 760)).into_drawing_area();
     root.fill(&WHITE).map_err(err("spectra"))?;
     let (top, bottom) = root.split_vertically(400);
