@@ -257,3 +257,24 @@ pub fn spectra_png(
     root.present().map_err(err("spectra"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spectra_with_lengths_that_disagree_are_an_error_naming_them() {
+        let (energy, d) = ([0.5, 1.0, 1.5], [1.0; 6]);
+        let d = MatRef::new("D", &d, 3, 2).unwrap();
+        let path = Path::new("never-written-spectra.png");
+        let e = spectra_png(path, &energy, d, &[], &[], &[1.0; 3], &[1.0; 2]).unwrap_err();
+        assert!(e.to_string().contains("2 of the summed model"), "{e}");
+        assert!(!path.exists());
+        let short = MatRef::new("D", &[1.0; 4], 2, 2).unwrap();
+        let e = spectra_png(path, &energy, short, &[], &[], &[1.0; 3], &[1.0; 3]).unwrap_err();
+        assert!(
+            e.to_string().contains("3 energies for 2 channels of D"),
+            "{e}"
+        );
+    }
+}
