@@ -192,7 +192,8 @@ fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result
     let (method, _why) = request.method(data);
     let (mut recipe, set) = request.recipe(&model, data, method)?;
     let (m, k, p) = (model.n_columns(), req.k, data.pixels);
-    // The pipeline scales the regularisation by the same factor (`Recipe::normalized`).
+    // W and H returned in espm's normalised units only when normalize=True was asked (the
+    // pipeline scales its regularisation by the same factor, following `Recipe::normalized`).
     let norm_f = Normalize::of(data, k, req.normalize == Some(true));
     let f = norm_f.f;
     if let Some(Init::Custom { w, h }) = &req.init {
