@@ -126,3 +126,78 @@ impl Normalize {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2x2 pixels, 3 channels, 24 counts: the mean pixel total is 6.
+    fn img() -> SpectrumImage {
+        let dense = [1.0, 2.0, 3.0, 0.0, 6.0, 0.0, 4.0, 1.0, 1.0, 2.0, 2.0, 2.0];
+        SpectrumImage::from_dense("t", &dense, 4, 3, Some((2, 2))).unwrap()
+    }
+
+    #[test]
+    fn normalize_makes_the_mean_pixel_total_k_and_unscales_back() {
+        let n = Normalize::of(&img(), 3, true);
+        assert_eq!(n.f, 0.5);
+        let (mu, lambda, eps) = n.regularisation(&[0.1, 0.2], 4.0, 1.0);
+        assert_eq!((mu, lambda, eps), (vec![0.2, 0.4], 2.0, 2.0));
+        let (mut w, mut h) = (vec![1.0, 3.0], vec![2.0, 8.0]);
+        n.unscale(&mut w, &mut h);
+        assert_eq!((w, h), (vec![2.0, 6.0], vec![1.0, 4.0]));
+        // Off, or no counts to scale by: the raw units, untouched.
+        assert_eq!(Normalize::of(&img(), 3, false).f, 1.0);
+        let empty = SpectrumImage::from_dense("t", &[0.0; 6], 2, 3, None).unwrap();
+        assert_eq!(Normalize::of(&empty, 3, true).f, 1.0);
+    }
+
+    #[test]
+    fn params_follow_the_spec() {
+        let rows = [0, 1];
+        let spec = SolverSpec {
+            k: 2,
+            mu: &[0.3],
+            lambda_l: 2.0,
+            epsilon_reg: 0.5,
+            shape: Some((4, 5)),
+            simplex: Simplex::W { rows: &rows },
+            identity_g: false,
+            g_update: true,
+            fixed_w: None,
+            fixed_h: None,
+            tol: 1e-6,
+            max_iter: 7,
+            espm: true,
+        };
+        let p = spec.params();
+        assert_eq!((p.n_components, p.mu, p.max_iter), (2, &[0.3][..], 7));
+        assert_eq!((p.lambda_l, p.epsilon_reg, p.tol), (2.0, 0.5, 1e-6));
+        assert_eq!(p.laplacian, Laplacian::Grid { rows: 4, cols: 5 });
+        assert_eq!(p.simplex, Simplex::W { rows: &rows });
+        assert_eq!(p.g, GModel::Matrix { update_every: 3 });
+        assert_eq!(
+            (p.stopping, p.simplex_solver),
+            (Stopping::Espm, SimplexSolver::EspmBisection)
+        );
+        let ours = SolverSpec {
+            shape: None,
+            g_update: false,
+            espm: false,
+            ..spec
+        }
+        .params();
+        assert_eq!(ours.laplacian, Laplacian::Identity);
+        assert_eq!(ours.g, GModel::Matrix { update_every: 0 });
+        assert_eq!(
+            (ours.stopping, ours.simplex_solver),
+            (Stopping::Relative, SimplexSolver::Newton)
+        );
+        let plain = SolverSpec {
+            identity_g: true,
+            ..spec
+        };
+        assert_eq!(plain.update_every(), 0);
+        assert_eq!(plain.params().g, GModel::Identity);
+    }
+}
