@@ -8,11 +8,12 @@ use edxs::init::{nndsvd, physics_w_whole_columns, NndsvdVariant};
 use edxs::io::counts::SpectrumImage;
 use edxs::model_options::ModelSpec;
 use edxs::pipeline::{
-    self, DecomposeRequest, FixW, InitChoice, MethodChoice, Prepared, SpectraCache, Start, Units,
+    self, DecomposeRequest, FixW, InitChoice, MethodChoice, Normalize, Prepared, SolverSpec,
+    SpectraCache, Start, Units,
 };
 use edxs_core::physics::BremsstrahlungUpdate;
-use edxs_core::solver::{GModel, GUpdate, Laplacian, NoGUpdate, Simplex, SimplexSolver, Stopping};
-use edxs_core::{Solver, SolverParams};
+use edxs_core::solver::{GUpdate, NoGUpdate, Simplex};
+use edxs_core::Solver;
 
 /// espm's `log_shift`: the floor of W and H.
 const EPS: f64 = 1e-14;
@@ -191,11 +192,10 @@ fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result
     let (method, _why) = request.method(data);
     let (mut recipe, set) = request.recipe(&model, data, method)?;
     let (m, k, p) = (model.n_columns(), req.k, data.pixels);
-    let f = if req.normalize == Some(true) && data.mean() > 0.0 {
-        k as f64 / (data.mean() * data.channels as f64)
-    } else {
-        1.0
-    };
+    // W and H returned in espm's normalised units only when normalize=True was asked (the
+    // pipeline scales its regularisation by the same factor, following `Recipe::normalized`).
+    let norm_f = Normalize::of(data, k, req.normalize == Some(true));
+    let f = norm_f.f;
     if let Some(Init::Custom { w, h }) = &req.init {
         if w.len() != m * k {
             bail!("W has {} entries, expected {m} x {k}", w.len());
@@ -218,10 +218,7 @@ fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result
     let prep = Prepared::new(&model, k)?;
     let fit = pipeline::fit(&prep, data, &recipe, &set, &mut SpectraCache::default())?;
     let (mut w, mut h) = (fit.w, fit.h);
-    if f != 1.0 {
-        w.iter_mut().for_each(|v| *v /= f);
-        h.iter_mut().for_each(|v| *v *= f);
-    }
+    norm_f.unscale(&mut w, &mut h);
     Ok(Output {
         g: fit.g,
         w,
@@ -298,57 +295,43 @@ fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> 
         Some(model) => model.simplex_rows().collect(),
         None => (0..m).collect(),
     };
-    // espm's `normalize` multiplies X by f; μ/f, λ·f and ε_reg/f on the raw counts give the same
-    // W with H/f, and keep the counts integers for the kernels.
-    let f = if normalize && data.mean() > 0.0 {
-        k as f64 / (data.mean() * l as f64)
-    } else {
-        1.0
-    };
-    let mu: Vec<f64> = mu_v.iter().map(|v| v / f).collect();
+    let norm_f = Normalize::of(data, k, normalize);
+    let f = norm_f.f;
+    let (mu, lambda_l, epsilon_reg) = norm_f.regularisation(&mu_v, lambda_l, epsilon_reg);
     let fixed_h: Option<Vec<f64>> = req.fixed_h.as_ref().map(|fh| {
         fh.iter()
             .map(|&v| if v >= 0.0 { v / f } else { v })
             .collect()
     });
-    let mut params = SolverParams::new(k, &rows);
-    params.mu = &mu;
-    params.epsilon_reg = epsilon_reg / f;
-    params.lambda_l = lambda_l * f;
-    params.laplacian = match data.shape {
-        Some((rows, cols)) => Laplacian::Grid { rows, cols },
-        None => Laplacian::Identity,
-    };
-    params.simplex = match (req.simplex_w, simplex_h) {
-        (true, _) => Simplex::W { rows: &rows },
-        (false, true) => Simplex::H,
-        (false, false) => Simplex::None,
-    };
-    params.fixed_w = req.fixed_w.as_deref();
-    params.fixed_h = fixed_h.as_deref();
-    params.tol = tol;
-    params.max_iter = max_iter;
-    params.simplex_solver = if req.espm {
-        SimplexSolver::EspmBisection
-    } else {
-        SimplexSolver::Newton
-    };
-    params.stopping = if req.espm {
-        Stopping::Espm
-    } else {
-        Stopping::Relative
-    };
     let brems = model.as_ref().is_some_and(|m| m.params().bremsstrahlung);
-    params.g = if matches!(g, GSpec::Identity) {
-        GModel::Identity
-    } else {
-        GModel::Matrix {
-            update_every: if req.g_update && brems { 3 } else { 0 },
-        }
+    let spec = SolverSpec {
+        k,
+        mu: &mu,
+        lambda_l,
+        epsilon_reg,
+        shape: data.shape,
+        simplex: match (req.simplex_w, simplex_h) {
+            (true, _) => Simplex::W { rows: &rows },
+            (false, true) => Simplex::H,
+            (false, false) => Simplex::None,
+        },
+        identity_g: matches!(g, GSpec::Identity),
+        g_update: req.g_update && brems,
+        fixed_w: req.fixed_w.as_deref(),
+        fixed_h: fixed_h.as_deref(),
+        tol,
+        max_iter,
+        espm: req.espm,
     };
-    let solver = Solver::new(params, l, m, p).map_err(|e| anyhow!("{e}"))?;
+    let solver = Solver::new(spec.params(), l, m, p).map_err(|e| anyhow!("{e}"))?;
 
-    let (mut w, mut h) = start(req, g, &gm, data, &rows, m, simplex_h, f)?;
+    let on = GInUse {
+        spec: g,
+        g: &gm,
+        m,
+        rows: &rows,
+    };
+    let (mut w, mut h) = start(req, data, &on, simplex_h, f)?;
     let mut model_scratch = vec![0.0; model.as_ref().map_or(0, |m| m.scratch_len())];
     let mut update: Box<dyn GUpdate<f64>> = match (&model, norm) {
         (Some(model), Some(norm)) if brems => Box::new(BremsstrahlungUpdate {
@@ -366,10 +349,7 @@ fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> 
         (&mut gm, &mut w, &mut h),
         update.as_mut(),
     )?;
-    if f != 1.0 {
-        w.iter_mut().for_each(|v| *v /= f);
-        h.iter_mut().for_each(|v| *v *= f);
-    }
+    norm_f.unscale(&mut w, &mut h);
     Ok(Output {
         g: gm,
         w,
@@ -383,18 +363,29 @@ fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> 
     })
 }
 
-/// W and H at the start (espm §4.4), in raw-count units.
-#[allow(clippy::too_many_arguments)]
+/// The G a direct fit runs on: as asked, as built (L x M, empty for the identity) and the rows of
+/// W on the simplex.
+struct GInUse<'a> {
+    spec: &'a GSpec,
+    g: &'a [f64],
+    m: usize,
+    rows: &'a [usize],
+}
+
+/// W and H at the start (espm §4.4), in raw-count units (`f`: espm's `normalize` factor).
 fn start(
     req: &Request,
-    g: &GSpec,
-    gm: &[f64],
     data: &SpectrumImage,
-    rows: &[usize],
-    m: usize,
+    on: &GInUse<'_>,
     simplex_h: bool,
     f: f64,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
+    let GInUse {
+        spec: g,
+        g: gm,
+        m,
+        rows,
+    } = *on;
     let (l, p, k) = (data.channels, data.pixels, req.k);
     if let Some(Init::Custom { w, h }) = &req.init {
         if w.len() != m * k {

@@ -15,7 +15,7 @@
 
 use super::fixed::fixed_w;
 use super::recipe::{Recipe, RunSettings};
-use super::solve::{raw_regularisation, solve};
+use super::solve::{raw_regularisation, solve, Problem, Run};
 use super::stages::State;
 use super::start::{brems_anchor, initial};
 use super::Prepared;
@@ -237,6 +237,13 @@ pub(super) fn grouped_fit(
         kkt_w: None,
         choice: None,
     };
+    let problem = Problem {
+        prep: grouped,
+        img: agg,
+        recipe,
+        reg: &reg,
+        set,
+    };
     let mut iterations = 0;
     let mut budget = set.max_iter;
     if recipe.anchor_iter > 0 {
@@ -250,21 +257,20 @@ pub(super) fn grouped_fit(
                 }
             }
         }
-        st = solve(grouped, agg, recipe, &reg, st, Some(&held), n, set)?;
+        let run = Run {
+            fixed: Some(&held),
+            max_iter: n,
+        };
+        st = solve(&problem, st, run)?;
         iterations += st.summary.map_or(0, |s| s.iterations);
         budget -= n;
     }
     if budget > 0 {
-        st = solve(
-            grouped,
-            agg,
-            recipe,
-            &reg,
-            st,
-            fixed.as_deref(),
-            budget,
-            set,
-        )?;
+        let run = Run {
+            fixed: fixed.as_deref(),
+            max_iter: budget,
+        };
+        st = solve(&problem, st, run)?;
         iterations += st.summary.map_or(0, |s| s.iterations);
     }
     st.g = full_g(prep, &st.w, recipe.g_update)?;

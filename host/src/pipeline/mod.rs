@@ -11,7 +11,8 @@
 //! fit does and its defaults), [`prepared`] (G built
 //! once), [`fit`](mod@fit) (the entry point and its result), `stages` (the order of the
 //! solver runs), [`bin`](mod@bin) (blocks of pixels), `start` and `maps_start` (where runs
-//! start), `fixed` (imposed W entries), `solve` (one solver run), `drive` (the binned fits'
+//! start), `fixed` (imposed W entries), `solve` (one solver run), [`spec`] (the core solver's parameters and espm's `normalize`,
+//! shared with the Python binding's direct fit), `drive` (the binned fits'
 //! multiplicative updates with a sparse stopping test), [`chan_groups`] (the binned fits on
 //! energy channels summed in groups), `score` (how the spectra candidates
 //! are told apart) and [`held_out`] (binomial thinning and held-out likelihood, shared with
@@ -29,6 +30,7 @@ pub mod recipe;
 pub mod request;
 mod score;
 pub mod solve;
+pub mod spec;
 mod stages;
 mod start;
 
@@ -43,4 +45,5 @@ pub use recipe::{
 pub use request::{CustomStart, DecomposeRequest, InitChoice, MethodChoice, SolverChoice, Units};
 pub use score::SpectraChoice;
 pub use solve::run_solver;
+pub use spec::{Normalize, SolverSpec, G_UPDATE_EVERY};
 pub use stages::SpectraCache;

@@ -13,7 +13,7 @@ pub struct Prepared<'m> {
     pub(super) rows: Vec<usize>,
     pub(super) brems_rows: Vec<usize>,
     pub(super) k: usize,
-    /// Channel groups of a grouped copy (prototype, [`super::chan_groups`]): `g` is then the
+    /// Channel groups of a grouped copy (the binned fits, [`super::chan_groups`]): `g` is then the
     /// grouped G and this holds the full-resolution G the bremsstrahlung update rewrites.
     pub(super) groups: Option<super::chan_groups::Grouping>,
 }

@@ -4,74 +4,77 @@
 use super::drive::{drive_sparse, KktData, SparseStop};
 use super::fit::history_row;
 use super::recipe::{HeldSolver, Recipe, RunSettings};
+use super::spec::{Normalize, SolverSpec};
 use super::stages::State;
 use super::Prepared;
 use crate::io::counts::SpectrumImage;
 use crate::parallel::ParallelExec;
 use anyhow::{anyhow, bail, Result};
 use edxs_core::physics::CachedBremsstrahlungUpdate;
-use edxs_core::solver::{
-    Counts, Exec, GModel, GUpdate, Laplacian, NoGUpdate, RunSummary, SerialExec, Simplex,
-    SimplexSolver, Stopping,
-};
-use edxs_core::{Solver, SolverParams};
+use edxs_core::solver::{Counts, Exec, GUpdate, NoGUpdate, RunSummary, SerialExec, Simplex};
+use edxs_core::Solver;
 
-/// μ, λ, ε_reg for the raw counts of `img`.
-pub(super) fn raw_regularisation(
-    img: &SpectrumImage,
-    recipe: &Recipe,
-    k: usize,
-) -> (Vec<f64>, f64, f64) {
-    if !recipe.normalized || img.mean() <= 0.0 {
-        return (recipe.mu.clone(), recipe.lambda, recipe.epsilon_reg);
-    }
-    // espm's `normalize`: the data scaled so that the mean pixel total is K. Scaling μ, λ and
-    // ε_reg instead leaves the counts integers (the compact kernels need exact f32 counts) and
-    // gives the same iterates, with H multiplied by 1/f.
-    let f = k as f64 / (img.mean() * img.channels as f64);
-    (
-        recipe.mu.iter().map(|m| m / f).collect(),
-        recipe.lambda * f,
-        recipe.epsilon_reg / f,
+/// μ, λ, ε_reg for the raw counts of `img` (espm's `normalize` when the recipe asks for it).
+pub(super) fn raw_regularisation(img: &SpectrumImage, recipe: &Recipe, k: usize) -> Reg {
+    Normalize::of(img, k, recipe.normalized).regularisation(
+        &recipe.mu,
+        recipe.lambda,
+        recipe.epsilon_reg,
     )
 }
 
+/// μ, λ_L, ε_reg on the raw counts.
 pub(super) type Reg = (Vec<f64>, f64, f64);
 
+/// What every solver run of one fit shares: the prepared model, the counts, the recipe, its
+/// regularisation on those counts and the run settings.
+#[derive(Clone, Copy)]
+pub(super) struct Problem<'a> {
+    /// The model with G built (grouped or not).
+    pub prep: &'a Prepared<'a>,
+    /// The counts the run fits.
+    pub img: &'a SpectrumImage,
+    /// What the fit does.
+    pub recipe: &'a Recipe,
+    /// μ, λ_L, ε_reg for `img`.
+    pub reg: &'a Reg,
+    /// Tolerance, threads and seed.
+    pub set: &'a RunSettings,
+}
+
+/// What one run of a fit holds and how long it may go.
+#[derive(Clone, Copy)]
+pub(super) struct Run<'a> {
+    /// W entries held (negative: free); all non-negative: the whole W is held.
+    pub fixed: Option<&'a [f64]>,
+    /// The run's iteration budget.
+    pub max_iter: usize,
+}
+
 /// One solver run from the state's (G, W, H).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn solve(
-    prep: &Prepared<'_>,
-    img: &SpectrumImage,
-    recipe: &Recipe,
-    reg: &Reg,
-    st: State,
-    fixed: Option<&[f64]>,
-    max_iter: usize,
-    set: &RunSettings,
-) -> Result<State> {
-    let whole = fixed.is_some_and(|f| f.iter().all(|v| *v >= 0.0));
-    // A channel-grouped fit (prototype) runs on the multiplicative path only: it alone knows
-    // how to update the grouped G.
+pub(super) fn solve(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<State> {
+    let (prep, recipe) = (pb.prep, pb.recipe);
+    let whole = run.fixed.is_some_and(|f| f.iter().all(|v| *v >= 0.0));
+    // A channel-grouped fit runs on the multiplicative path only: it alone knows how to update
+    // the grouped G.
     let fast = !recipe.plain && !recipe.compat_espm && !recipe.simplex_h && prep.groups.is_none();
     let newton = matches!(
         recipe.held_solver,
         HeldSolver::Newton | HeldSolver::NewtonJoint
     );
     let st = if whole && fast && newton {
-        let (mu, lambda, eps) = reg;
-        solve_newton_maps(prep, img, recipe, (mu, *lambda, *eps), st, max_iter, set)?
+        solve_newton_maps(pb, st, run.max_iter)?
     } else if fast && recipe.held_solver == HeldSolver::NewtonJoint && prep.k <= 8 {
-        solve_newton_joint(prep, img, recipe, reg, st, fixed, max_iter, set)?
+        solve_newton_joint(pb, st, run)?
     } else {
-        solve_held(prep, img, recipe, reg, st, (fixed, None), max_iter, set)?
+        solve_held(pb, st, run)?
     };
-    let stage = match fixed {
+    let stage = match run.fixed {
         _ if whole => "the maps stage (spectra held)",
         Some(_) => "the fit with W entries held (the continuum anchor or --fix)",
         None => "the joint fit of spectra and maps",
     };
-    finite_losses(&st, stage, img)?;
+    finite_losses(&st, stage, pb.img)?;
     Ok(st)
 }
 
@@ -103,18 +106,16 @@ fn finite_losses(st: &State, stage: &str, img: &SpectrumImage) -> Result<()> {
     Ok(())
 }
 
-/// One solver run from the state's (G, W, H) with W and H entries held.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn solve_held(
-    prep: &Prepared<'_>,
-    img: &SpectrumImage,
-    recipe: &Recipe,
-    (mu, lambda, eps): &Reg,
-    st: State,
-    (fixed, fixed_h): (Option<&[f64]>, Option<&[f64]>),
-    max_iter: usize,
-    set: &RunSettings,
-) -> Result<State> {
+/// One multiplicative-update run from the state's (G, W, H) with W entries held.
+pub(super) fn solve_held(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<State> {
+    let Problem {
+        prep,
+        img,
+        recipe,
+        reg: (mu, lambda, eps),
+        set,
+    } = *pb;
+    let (fixed, max_iter) = (run.fixed, run.max_iter);
     let State {
         mut g,
         mut w,
@@ -124,39 +125,25 @@ pub(super) fn solve_held(
     } = st;
     let (l, k) = (img.channels, prep.k);
     let m = if recipe.plain { l } else { g.len() / l };
-    let mut params = SolverParams::new(k, &prep.rows);
-    params.mu = mu;
-    params.epsilon_reg = *eps;
-    params.lambda_l = *lambda;
-    params.laplacian = match img.shape {
-        Some((rows, cols)) => Laplacian::Grid { rows, cols },
-        None => Laplacian::Identity,
-    };
     let g_update = recipe.g_update && !recipe.plain && prep.model.params().bremsstrahlung;
-    params.g = match (recipe.plain, g_update) {
-        (true, _) => GModel::Identity,
-        (false, update) => GModel::Matrix {
-            update_every: if update { 3 } else { 0 },
+    let spec = SolverSpec {
+        k,
+        mu,
+        lambda_l: *lambda,
+        epsilon_reg: *eps,
+        shape: img.shape,
+        simplex: match (recipe.simplex_h, recipe.plain) {
+            (true, _) => Simplex::H,
+            (false, true) => Simplex::None,
+            (false, false) => Simplex::W { rows: &prep.rows },
         },
-    };
-    params.simplex = match (recipe.simplex_h, recipe.plain) {
-        (true, _) => Simplex::H,
-        (false, true) => Simplex::None,
-        (false, false) => Simplex::W { rows: &prep.rows },
-    };
-    params.fixed_w = fixed;
-    params.fixed_h = fixed_h;
-    params.tol = set.tol;
-    params.max_iter = max_iter;
-    params.stopping = if recipe.compat_espm {
-        Stopping::Espm
-    } else {
-        Stopping::Relative
-    };
-    params.simplex_solver = if recipe.compat_espm {
-        SimplexSolver::EspmBisection
-    } else {
-        SimplexSolver::Newton
+        identity_g: recipe.plain,
+        g_update,
+        fixed_w: fixed,
+        fixed_h: None,
+        tol: set.tol,
+        max_iter,
+        espm: recipe.compat_espm,
     };
     let mut scratch = vec![0.0; prep.model.scratch_len()];
     let mut cache = vec![
@@ -183,7 +170,7 @@ pub(super) fn solve_held(
     } else {
         Box::new(NoGUpdate)
     };
-    let solver = Solver::new(params, l, m, img.pixels).map_err(|e| anyhow!("{e}"))?;
+    let solver = Solver::new(spec.params(), l, m, img.pixels).map_err(|e| anyhow!("{e}"))?;
     let espm_serial = recipe.compat_espm && recipe.simplex_h;
     if recipe.loss_every > 1 && !recipe.compat_espm && !recipe.plain && !recipe.simplex_h {
         let stop = SparseStop {
@@ -204,7 +191,7 @@ pub(super) fn solve_held(
         let (summary, history, (kkt_w, kkt_h)) = drive_sparse(
             &mut exec,
             (&mut g, &mut w, &mut h),
-            if g_update { 3 } else { 0 },
+            spec.update_every(),
             update.as_mut(),
             max_iter,
             &stop,
@@ -241,19 +228,17 @@ pub(super) fn solve_held(
 }
 
 /// One joint run by alternating Newton solves of the maps and the spectra.
-#[allow(clippy::too_many_arguments)]
-fn solve_newton_joint(
-    prep: &Prepared<'_>,
-    img: &SpectrumImage,
-    recipe: &Recipe,
-    (mu, lambda, eps): &Reg,
-    st: State,
-    fixed: Option<&[f64]>,
-    max_iter: usize,
-    set: &RunSettings,
-) -> Result<State> {
+fn solve_newton_joint(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<State> {
+    let Problem {
+        prep,
+        img,
+        recipe,
+        reg: (mu, lambda, eps),
+        set,
+    } = *pb;
+    let (fixed, max_iter) = (run.fixed, run.max_iter);
     let g_update = recipe.g_update && prep.model.params().bremsstrahlung;
-    let run = crate::fast::joint::JointRun {
+    let joint = crate::fast::joint::JointRun {
         g_update: g_update.then_some((prep.model, prep.norm)),
         simplex_rows: &prep.rows,
         fixed,
@@ -264,7 +249,7 @@ fn solve_newton_joint(
         tol: set.tol,
         threads: set.threads,
     };
-    let fit = crate::fast::joint::fit_joint(&run, img, st.g, st.w, st.h, prep.k)?;
+    let fit = crate::fast::joint::fit_joint(&joint, img, st.g, st.w, st.h, prep.k)?;
     Ok(State {
         g: fit.g,
         w: fit.w,
@@ -279,15 +264,15 @@ fn solve_newton_joint(
 
 /// One run with the whole W held, by the fast maps solver (G updated from W once, which is
 /// what the multiplicative path's updates every 3 iterations give with W held).
-pub(super) fn solve_newton_maps(
-    prep: &Prepared<'_>,
-    img: &SpectrumImage,
-    recipe: &Recipe,
-    (mu, lambda, eps): (&[f64], f64, f64),
-    st: State,
-    max_iter: usize,
-    set: &RunSettings,
-) -> Result<State> {
+pub(super) fn solve_newton_maps(pb: &Problem<'_>, st: State, max_iter: usize) -> Result<State> {
+    let Problem {
+        prep,
+        img,
+        recipe,
+        reg: (mu, lambda, eps),
+        set,
+    } = *pb;
+    let (lambda, eps) = (*lambda, *eps);
     let g_update = recipe.g_update && prep.model.params().bremsstrahlung;
     let run = crate::fast::held::HeldRun {
         g_update: g_update.then_some((prep.model, prep.norm)),

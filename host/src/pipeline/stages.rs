@@ -9,7 +9,7 @@ use super::fixed::fixed_w;
 use super::maps_start::weighted_ls_maps;
 use super::recipe::{FixW, Recipe, RunSettings, Start, CANDIDATES};
 use super::score::{HeldOutBlocks, SpectraChoice};
-use super::solve::{raw_regularisation, solve, Reg};
+use super::solve::{raw_regularisation, solve, Problem, Reg, Run};
 use super::start::{brems_anchor, initial};
 use super::Prepared;
 use crate::io::counts::SpectrumImage;
@@ -85,6 +85,13 @@ pub(super) fn fit_state(
         kkt_w: None,
         choice: None,
     };
+    let problem = Problem {
+        prep,
+        img,
+        recipe,
+        reg: &reg,
+        set,
+    };
     let mut iterations = 0;
     let mut budget = set.max_iter;
     if recipe.anchor_iter > 0 && !recipe.plain {
@@ -102,12 +109,20 @@ pub(super) fn fit_state(
                 }
             }
         }
-        st = solve(prep, img, recipe, &reg, st, Some(&held), n, set)?;
+        let run = Run {
+            fixed: Some(&held),
+            max_iter: n,
+        };
+        st = solve(&problem, st, run)?;
         iterations += st.iterations();
         budget -= n;
     }
     if budget > 0 {
-        st = solve(prep, img, recipe, &reg, st, fixed.as_deref(), budget, set)?;
+        let run = Run {
+            fixed: fixed.as_deref(),
+            max_iter: budget,
+        };
+        st = solve(&problem, st, run)?;
         iterations += st.iterations();
     }
     Ok((st, iterations, 0.0))
@@ -155,7 +170,18 @@ pub(super) fn two_stage(
     // The maps at full resolution with the spectra held: at low counts a free W would follow
     // the noise of single pixels, and at high counts the map penalties would bend the spectra.
     let held = st.w.clone();
-    st = solve(prep, img, recipe, reg, st, Some(&held), set.max_iter, set)?;
+    let problem = Problem {
+        prep,
+        img,
+        recipe,
+        reg,
+        set,
+    };
+    let run = Run {
+        fixed: Some(&held),
+        max_iter: set.max_iter,
+    };
+    st = solve(&problem, st, run)?;
     iterations += st.iterations();
     // Not done: the spectra again from every pixel with these maps held, then the maps
     // again. The regularised maps are biased (the log term shrinks the particles), and W
@@ -239,7 +265,18 @@ pub(super) fn spectra_stage(
     let maps_of = |mut st: State, on: &SpectrumImage, reg: &Reg| -> Result<State> {
         st.h = weighted_ls_maps(&d_of(&st.g, &st.w, img.channels, k), on, k);
         let held = st.w.clone();
-        solve(prep, on, &sub, reg, st, Some(&held), set.max_iter, set)
+        let problem = Problem {
+            prep,
+            img: on,
+            recipe: &sub,
+            reg,
+            set,
+        };
+        let run = Run {
+            fixed: Some(&held),
+            max_iter: set.max_iter,
+        };
+        solve(&problem, st, run)
     };
     // The best score, its candidate's index and state.
     let mut best: Option<(f64, usize, State)> = None;
