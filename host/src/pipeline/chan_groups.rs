@@ -13,11 +13,8 @@
 //! On the paper's 128² maps the binned image keeps 1980 → ~130 channels and a fifth to a
 //! third of its non-zeros (README "Speed", `docs/speed/channel_groups.md`).
 
-use super::fixed::fixed_w;
 use super::recipe::{Recipe, RunSettings};
-use super::solve::{raw_regularisation, solve, Problem, Run};
-use super::stages::State;
-use super::start::{brems_anchor, initial};
+use super::stages::{joint_fit, State};
 use super::Prepared;
 use crate::io::counts::SpectrumImage;
 use anyhow::{anyhow, Result};
@@ -222,57 +219,7 @@ pub(super) fn grouped_fit(
     recipe: &Recipe,
     set: &RunSettings,
 ) -> Result<(State, usize)> {
-    let k = prep.k;
-    let m = prep.model.n_columns();
-    let (_, mut w, h) = initial(prep, coarse, recipe, set.seed)?;
-    let fixed = fixed_w(prep, &recipe.fix, &mut w, m, recipe.compat_espm)?;
-    let reg = raw_regularisation(agg, recipe, k);
-    let mut st = State {
-        g: grouped.g.clone(),
-        w,
-        h,
-        summary: None,
-        history: Vec::new(),
-        kkt: None,
-        kkt_w: None,
-        choice: None,
-    };
-    let problem = Problem {
-        prep: grouped,
-        img: agg,
-        recipe,
-        reg: &reg,
-        set,
-    };
-    let mut iterations = 0;
-    let mut budget = set.max_iter;
-    if recipe.anchor_iter > 0 {
-        let n = recipe.anchor_iter.min(budget);
-        let mut held = fixed.clone().unwrap_or_else(|| vec![-1.0; m * k]);
-        for (row, v) in brems_anchor(prep, coarse)? {
-            for c in 0..k {
-                if held[row * k + c] < 0.0 {
-                    held[row * k + c] = v;
-                    st.w[row * k + c] = v;
-                }
-            }
-        }
-        let run = Run {
-            fixed: Some(&held),
-            max_iter: n,
-        };
-        st = solve(&problem, st, run)?;
-        iterations += st.summary.map_or(0, |s| s.iterations);
-        budget -= n;
-    }
-    if budget > 0 {
-        let run = Run {
-            fixed: fixed.as_deref(),
-            max_iter: budget,
-        };
-        st = solve(&problem, st, run)?;
-        iterations += st.summary.map_or(0, |s| s.iterations);
-    }
+    let (mut st, iterations) = joint_fit((prep, coarse), (grouped, agg), recipe, set)?;
     st.g = full_g(prep, &st.w, recipe.g_update)?;
     Ok((st, iterations))
 }

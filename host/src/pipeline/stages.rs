@@ -63,17 +63,37 @@ pub(super) fn fit_state(
     set: &RunSettings,
     cache: &mut SpectraCache,
 ) -> Result<(State, usize, f64)> {
-    let (l, k) = (img.channels, prep.k);
-    let reg = raw_regularisation(img, recipe, k);
     if recipe.two_stage_bin > 0 && !recipe.plain {
+        let reg = raw_regularisation(img, recipe, prep.k);
         return two_stage(prep, img, recipe, &reg, set, cache);
     }
+    let (st, iterations) = joint_fit((prep, img), (prep, img), recipe, set)?;
+    Ok((st, iterations, 0.0))
+}
+
+/// One joint fit: started (and its continuum anchored) from `start`'s model and image, run on
+/// `on`'s, which is the same pair or its channel-grouped copy (`chan_groups`). Returns the
+/// state (with `on`'s G) and the iterations.
+pub(super) fn joint_fit(
+    start: (&Prepared<'_>, &SpectrumImage),
+    (prep_on, img_on): (&Prepared<'_>, &SpectrumImage),
+    recipe: &Recipe,
+    set: &RunSettings,
+) -> Result<(State, usize)> {
+    let (prep, img) = start;
+    let (l, k) = (img.channels, prep.k);
+    let reg = raw_regularisation(img_on, recipe, k);
     let m = if recipe.plain {
         l
     } else {
         prep.model.n_columns()
     };
     let (g, mut w, h) = initial(prep, img, recipe, set.seed)?;
+    let g = if prep_on.groups.is_some() {
+        prep_on.g.clone()
+    } else {
+        g
+    };
     let fixed = fixed_w(prep, &recipe.fix, &mut w, m, recipe.compat_espm)?;
     let mut st = State {
         g,
@@ -86,8 +106,8 @@ pub(super) fn fit_state(
         choice: None,
     };
     let problem = Problem {
-        prep,
-        img,
+        prep: prep_on,
+        img: img_on,
         recipe,
         reg: &reg,
         set,
@@ -125,7 +145,7 @@ pub(super) fn fit_state(
         st = solve(&problem, st, run)?;
         iterations += st.iterations();
     }
-    Ok((st, iterations, 0.0))
+    Ok((st, iterations))
 }
 
 /// Spectra from binned images, then maps at full resolution with W held.
