@@ -3,7 +3,7 @@
 //! held (two-stage), with the spectra stages cached per image.
 
 use super::bin::bin;
-use super::chan_groups::{grouped_fit, ChannelGroups};
+use super::chan_groups::{grouped_fit, ChannelGroups, GROUPS_MIN_COUNTS};
 use super::fit::d_of;
 use super::fixed::fixed_w;
 use super::maps_start::weighted_ls_maps;
@@ -237,9 +237,12 @@ pub(super) fn spectra_stage(
         true => (RunSettings { threads: 1, ..*set }, set.threads),
         false => (*set, 1),
     };
-    // The binned fits on channels summed in groups (`chan_groups`), when that drops any.
+    // The binned fits on channels summed in groups (`chan_groups`), when the data hold enough
+    // counts for it (`GROUPS_MIN_COUNTS`) and that drops any channel.
+    let total: f64 = img.values.iter().sum();
     let grouped = recipe
         .channel_groups
+        .filter(|_| total >= GROUPS_MIN_COUNTS)
         .map(|w| prep.grouped(ChannelGroups::for_model(prep, &w)))
         .filter(|gp| gp.g.len() < prep.g.len());
     let n_groups = grouped
