@@ -10,8 +10,9 @@
 //! full-resolution binned image; the chosen W leaves the stage with the full-resolution G
 //! recomputed from it, so the scoring and the maps stage are unchanged.
 //!
-//! On the paper's 128² maps the binned image keeps 1980 → ~130 channels and a fifth to a
-//! third of its non-zeros (README "Speed", `docs/speed/channel_groups.md`).
+//! The spectra stage uses them from [`GROUPS_MIN_COUNTS`] counts up; on the paper's axis the
+//! default widths keep 167 of its 1980 channels (README "Speed",
+//! `docs/speed/channel_groups.md`).
 
 use super::recipe::{Recipe, RunSettings};
 use super::stages::{joint_fit, State};

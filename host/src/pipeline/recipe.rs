@@ -189,7 +189,8 @@ pub struct Recipe {
     /// after the other on every thread.
     pub candidates_side_by_side: bool,
     /// The spectra stage's binned fits run on channels summed in groups of these widths
-    /// ([`super::GroupWidths`]) instead of every channel.
+    /// ([`super::GroupWidths`]) instead of every channel, on data of at least
+    /// [`super::chan_groups::GROUPS_MIN_COUNTS`] counts.
     pub channel_groups: Option<super::chan_groups::GroupWidths>,
 }
 

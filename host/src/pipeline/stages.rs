@@ -239,10 +239,9 @@ pub(super) fn spectra_stage(
     };
     // The binned fits on channels summed in groups (`chan_groups`), when the data hold enough
     // counts for it (`GROUPS_MIN_COUNTS`) and that drops any channel.
-    let total: f64 = img.values.iter().sum();
     let grouped = recipe
         .channel_groups
-        .filter(|_| total >= GROUPS_MIN_COUNTS)
+        .filter(|_| img.values.iter().sum::<f64>() >= GROUPS_MIN_COUNTS)
         .map(|w| prep.grouped(ChannelGroups::for_model(prep, &w)))
         .filter(|gp| gp.g.len() < prep.g.len());
     let n_groups = grouped
