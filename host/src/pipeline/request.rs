@@ -167,7 +167,7 @@ impl DecomposeRequest {
                 "calibration not refined: --no-refine-calibration",
             )
         } else {
-            refine(spec, data, Bounds::default())
+            refine(spec, data, Bounds::default(), self.threads)
         }
     }
 
