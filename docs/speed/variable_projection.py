@@ -1,6 +1,7 @@
 # Prototype measured for docs/speed/variable_projection.md (numpy; run with a virtualenv that has
-# numpy): python3 variable_projection.py DATASET BIN, DATASET a folder under /tmp/ca/rob holding
-# an espm-simulated counts.npy (128x128x1980), and o_cal-DATASET/G.npy from `edxs decompose`.
+# numpy): python3 variable_projection.py DATASET BIN. DATASET names a folder under /tmp/ca/rob
+# holding espm-simulated data (counts.npy, 128x128x1980: `scripts/robustness.py --keep DIR` writes
+# them), and /tmp/s9/o_cal-DATASET/G.npy is the G of `edxs decompose` on it; edit the paths.
 
 import numpy as np, time, sys
 np.random.seed(0)
