@@ -21,6 +21,7 @@
 use super::maps::lap_vec;
 use super::newton::{is_pd, pass, PixelStats};
 use super::objective::MapsProblem;
+use edxs_core::solver::{LogSum, LANES};
 use rayon::prelude::*;
 
 /// Pixels per group of the reductions.
@@ -120,17 +121,33 @@ fn chol_solve<const K: usize>(l: &[[f64; K]; K], free: &[bool; K], r: &[f64]) ->
     z
 }
 
-/// The objective's pixel-separable part at one pixel minus the data log: Σ s·h + Σ μ ln(h+ε_reg).
-#[inline(always)]
-fn separable<const K: usize>(ctx: &Ctx<'_, K>, h: &[f64]) -> f64 {
-    let mut v = 0.0;
-    for c in 0..K {
-        v += ctx.s[c] * h[c];
-        if ctx.mu[c] != 0.0 {
-            v += ctx.mu[c] * (h[c] + ctx.pb.epsilon_reg).ln();
+/// Σ ln(h[px·K + c] + shift) over the pixels `range` of pixel-major `h`, by [`LogSum`].
+fn sum_ln_of<const K: usize>(
+    h: &[f64],
+    c: usize,
+    range: std::ops::Range<usize>,
+    shift: f64,
+) -> f64 {
+    let mut acc = LogSum::new();
+    let (mut y, mut x) = ([0.0f64; LANES], [1.0f64; LANES]);
+    let mut n = 0;
+    for px in range {
+        y[n] = 1.0;
+        x[n] = h[px * K + c] + shift;
+        n += 1;
+        if n == LANES {
+            acc.add(y, x);
+            n = 0;
         }
     }
-    v
+    if n > 0 {
+        for j in n..LANES {
+            y[j] = 0.0;
+            x[j] = 1.0;
+        }
+        acc.add(y, x);
+    }
+    acc.total()
 }
 
 /// One projected Newton step on H (pixel-major `hp`, with `stats` at `hp`); `eta` is the
@@ -337,27 +354,42 @@ pub(crate) fn newton_step<const K: usize>(
     let mut h1 = vec![0.0; p * K];
     let mut st1 = vec![PixelStats::<K>::default(); p];
     for _ in 0..50 {
-        for i in 0..p * K {
-            h1[i] = (hp[i] + t * x[i]).max(eps);
-        }
         let hp_ref = &*hp;
         let st0 = &*stats;
-        let h1_ref = &h1;
+        let x_ref = &x;
         let parts: Vec<(f64, f64, f64)> = pool.install(|| {
             st1.par_chunks_mut(GROUP)
+                .zip(h1.par_chunks_mut(GROUP * K))
                 .enumerate()
-                .map(|(gi, sc)| {
+                .map(|(gi, (sc, hc))| {
+                    let base = gi * GROUP;
+                    for (i, v) in hc.iter_mut().enumerate() {
+                        let e = base * K + i;
+                        *v = (hp_ref[e] + t * x_ref[e]).max(eps);
+                    }
                     let (mut df, mut lin, mut vis) = (0.0, 0.0, 0.0);
                     for (j, st) in sc.iter_mut().enumerate() {
-                        let px = gi * GROUP + j;
+                        let px = base + j;
                         let (a, b) = (pb.y.indptr[px], pb.y.indptr[px + 1]);
-                        let hv: &[f64; K] = h1_ref[px * K..][..K].try_into().unwrap();
+                        let hv: &[f64; K] = hc[j * K..][..K].try_into().unwrap();
                         *st = pass::<K>(&pb.y.indices[a..b], &pb.y.values[a..b], ctx.dc, hv);
                         vis += (b - a) as f64;
                         let h0 = &hp_ref[px * K..(px + 1) * K];
-                        df += separable(ctx, hv) - separable(ctx, h0) - (st.logv - st0[px].logv);
+                        df -= st.logv - st0[px].logv;
                         for c in 0..K {
+                            df += ctx.s[c] * (hv[c] - h0[c]);
                             lin += grad[px * K + c] * (hv[c] - h0[c]);
+                        }
+                    }
+                    // The log term's change over the group as a difference of two sums of
+                    // logarithms formed as products (`LogSum`): one multiplication per
+                    // entry instead of two `ln`, which cost as much as the pass itself.
+                    let range = base..base + sc.len();
+                    for c in 0..K {
+                        if ctx.mu[c] != 0.0 {
+                            let new = sum_ln_of::<K>(hc, c, 0..sc.len(), er);
+                            let old = sum_ln_of::<K>(hp_ref, c, range.clone(), er);
+                            df += ctx.mu[c] * (new - old);
                         }
                     }
                     (df, lin, vis)
