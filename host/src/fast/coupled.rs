@@ -122,7 +122,7 @@ fn chol_solve<const K: usize>(l: &[[f64; K]; K], free: &[bool; K], r: &[f64]) ->
 }
 
 /// Σ ln(h[px·K + c] + shift) over the pixels `range` of pixel-major `h`, by [`LogSum`].
-fn sum_ln_of<const K: usize>(
+pub(crate) fn sum_ln_of<const K: usize>(
     h: &[f64],
     c: usize,
     range: std::ops::Range<usize>,

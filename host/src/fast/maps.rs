@@ -123,18 +123,21 @@ fn loss_sums<const K: usize>(
     let mut rows = [0.0; K];
     let (mut logt, mut reg, mut lap) = (0.0, 0.0, 0.0);
     let mu: [f64; K] = core::array::from_fn(|c| pb.mu_of(c));
-    for px in range {
+    for px in range.clone() {
         let hv: &[f64; K] = hp[px * K..][..K].try_into().unwrap();
         logt += stats[px].logv;
         let lv = lap_vec::<K>(pb.laplacian, hp, px);
         for c in 0..K {
             rows[c] += hv[c];
-            if mu[c] != 0.0 {
-                reg += mu[c] * (hv[c] + pb.epsilon_reg).ln();
-            }
             if pb.lambda != 0.0 {
                 lap += hv[c] * lv[c];
             }
+        }
+    }
+    // As products (one multiplication per entry, not one `ln`).
+    for c in 0..K {
+        if mu[c] != 0.0 {
+            reg += mu[c] * super::coupled::sum_ln_of::<K>(hp, c, range.clone(), pb.epsilon_reg);
         }
     }
     (rows, logt, reg, lap)
