@@ -12,7 +12,7 @@
 //! intrinsics for compact counts) and `exec` ([`ParallelExec`], the groups on a rayon pool).
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 mod compact;
 mod exec;
 mod kernels;

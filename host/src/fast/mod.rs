@@ -17,6 +17,8 @@ pub mod kkt;
 pub mod kkt_w;
 pub mod maps;
 pub mod newton;
+#[cfg(target_arch = "x86_64")]
+mod newton_avx2;
 pub mod objective;
 pub mod spectra;
 

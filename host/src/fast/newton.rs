@@ -41,9 +41,28 @@ impl<const K: usize> Default for PixelStats<K> {
     }
 }
 
-/// One pass over a pixel's non-zeros (`idx`, `val`) with D̃ (`d`, L×K clipped at ε) at `h`.
+/// One pass over a pixel's non-zeros (`idx`, `val`) with D̃ (`d`, L×K clipped at ε) at `h`:
+/// the AVX2 kernel (`newton_avx2`) when the CPU has AVX2 and FMA and K ≤ 8, else
+/// [`pass_scalar`]. Σ y·ln(d·h) is the same bit for bit either way; the gradient and Hessian
+/// are summed in another order, so they differ in the last bits.
 #[inline(always)]
 pub fn pass<const K: usize>(idx: &[u32], val: &[f64], d: &[f64], h: &[f64; K]) -> PixelStats<K> {
+    #[cfg(target_arch = "x86_64")]
+    if K <= super::newton_avx2::MAX_K && super::newton_avx2::available() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { super::newton_avx2::pass::<K>(idx, val, d, h) };
+    }
+    pass_scalar(idx, val, d, h)
+}
+
+/// [`pass`] on any CPU: one non-zero at a time.
+#[inline(always)]
+pub fn pass_scalar<const K: usize>(
+    idx: &[u32],
+    val: &[f64],
+    d: &[f64],
+    h: &[f64; K],
+) -> PixelStats<K> {
     let mut st = PixelStats::<K>::default();
     let mut logs = LogSum::new();
     let (mut ly, mut lx) = ([0.0f64; LANES], [1.0f64; LANES]);

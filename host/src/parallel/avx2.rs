@@ -18,15 +18,15 @@ use std::ops::Range;
 
 const TWO_52: f64 = 4_503_599_627_370_496.0;
 
-/// Lane registers of a [`LogSum`].
-struct LogRegs {
+/// Lane registers of a [`LogSum`] (shared with the maps solver's pass, `fast::newton_avx2`).
+pub(crate) struct LogRegs {
     prod: __m256d,
     expo: __m256i,
 }
 
 impl LogRegs {
     #[inline(always)]
-    unsafe fn load(s: &LogSum) -> Self {
+    pub(crate) unsafe fn load(s: &LogSum) -> Self {
         LogRegs {
             prod: _mm256_loadu_pd(s.prod.as_ptr()),
             expo: _mm256_loadu_si256(s.expo.as_ptr() as *const __m256i),
@@ -34,7 +34,7 @@ impl LogRegs {
     }
 
     #[inline(always)]
-    unsafe fn store(&self, s: &mut LogSum) {
+    pub(crate) unsafe fn store(&self, s: &mut LogSum) {
         _mm256_storeu_pd(s.prod.as_mut_ptr(), self.prod);
         _mm256_storeu_si256(s.expo.as_mut_ptr() as *mut __m256i, self.expo);
     }
@@ -42,7 +42,7 @@ impl LogRegs {
     /// [`LogSum::add`] on four lanes, except the fallback: returns the mask of the lanes that
     /// need it (see [`fallback`]), so that the hot loop makes no call.
     #[inline(always)]
-    unsafe fn add(&mut self, y: __m256d, x: __m256d) -> i32 {
+    pub(crate) unsafe fn add(&mut self, y: __m256d, x: __m256d) -> i32 {
         let one = _mm256_set1_pd(1.0);
         let two52 = _mm256_set1_pd(TWO_52);
         let yb = _mm256_add_pd(y, two52);
@@ -84,7 +84,7 @@ impl LogRegs {
 
 /// The fallback of [`LogSum::add`] for the lanes in `bad`, in lane order.
 #[inline(never)]
-unsafe fn fallback(sum: &mut LogSum, bad: i32, y: __m256d, x: __m256d) {
+pub(crate) unsafe fn fallback(sum: &mut LogSum, bad: i32, y: __m256d, x: __m256d) {
     let (mut ya, mut xa) = ([0.0; LANES], [0.0; LANES]);
     _mm256_storeu_pd(ya.as_mut_ptr(), y);
     _mm256_storeu_pd(xa.as_mut_ptr(), x);
