@@ -5,7 +5,8 @@
 //! Four non-zeros per step, one per lane: their D rows are loaded and transposed in registers
 //! (D is L×K row-major), a = D_row·h, r = y/a and w = r/a are formed with the scalar pass's
 //! operations in its order (no fused multiply-add), so the log products, and hence Σ y·ln(a),
-//! are bit for bit the scalar pass's (each lane is one lane of its [`LogSum`]). The gradient
+//! are bit for bit the scalar pass's (each lane is one lane of its [`LogSum`], closed by the
+//! same [`one_ln`]). The gradient
 //! and Hessian accumulate per lane with fused multiply-adds and are summed across lanes at the
 //! end: they differ from the scalar pass's in the last bits only. Each result is a function of
 //! one pixel's data alone, so it does not depend on the thread count.
@@ -13,7 +14,7 @@
 // Lane- and component-indexed loops on purpose.
 #![allow(clippy::needless_range_loop)]
 
-use super::newton::{pass_scalar, PixelStats};
+use super::newton::{one_ln, pass_scalar, PixelStats};
 use crate::parallel::avx2::{fallback, LogRegs};
 use edxs_core::solver::{LogSum, LANES};
 use std::arch::x86_64::*;
@@ -209,7 +210,7 @@ pub(super) unsafe fn pass<const K: usize>(
             st.hs[j][i] = v;
         }
     }
-    st.logv = sum.total();
+    st.logv = one_ln(&sum);
     st
 }
 
@@ -273,7 +274,11 @@ mod tests {
             for i in 0..K {
                 close(got.g[i], want.g[i], &format!("{what}: g[{i}]"));
                 for j in 0..K {
-                    close(got.hs[i][j], want.hs[i][j], &format!("{what}: hs[{i}][{j}]"));
+                    close(
+                        got.hs[i][j],
+                        want.hs[i][j],
+                        &format!("{what}: hs[{i}][{j}]"),
+                    );
                 }
             }
             if len == 0 {
