@@ -13,25 +13,9 @@
 use edxs::fast::newton::{pass, pass_scalar, PixelStats};
 use std::time::Instant;
 
+use edxs_core::rng::Rng;
 const L: usize = 1980;
 const K: usize = 3;
-
-/// splitmix64: the same pixels on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Pixels in CSR form and D (L×K, a decaying background plus a few peaks, clipped at 1e-8).
 struct Data {
@@ -43,7 +27,7 @@ struct Data {
 }
 
 fn data(pixels: usize, per_pixel: usize) -> Data {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut d = vec![0.0; L * K];
     for l in 0..L {
         let e = l as f64 / L as f64;
@@ -55,16 +39,16 @@ fn data(pixels: usize, per_pixel: usize) -> Data {
     }
     let (mut indptr, mut idx, mut val, mut h) = (vec![0], Vec::new(), Vec::new(), Vec::new());
     for _ in 0..pixels {
-        let n = per_pixel / 2 + (rng.next() % per_pixel as u64) as usize;
-        let mut ch: Vec<u32> = (0..n).map(|_| (rng.next() % L as u64) as u32).collect();
+        let n = per_pixel / 2 + (rng.next_u64() % per_pixel as u64) as usize;
+        let mut ch: Vec<u32> = (0..n).map(|_| (rng.next_u64() % L as u64) as u32).collect();
         ch.sort_unstable();
         ch.dedup();
         for c in ch {
             idx.push(c);
-            val.push(1.0 + (rng.next() % 3) as f64);
+            val.push(1.0 + (rng.next_u64() % 3) as f64);
         }
         indptr.push(idx.len());
-        h.push(std::array::from_fn(|_| 100.0 * rng.unit() + 1e-6));
+        h.push(std::array::from_fn(|_| 100.0 * rng.uniform() + 1e-6));
     }
     Data {
         indptr,

@@ -218,34 +218,18 @@ pub(super) unsafe fn pass<const K: usize>(
 mod tests {
     use super::*;
 
-    /// splitmix64: reproducible pixels without a dependency.
-    struct Rng(u64);
+    use edxs_core::rng::Rng;
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
+    /// Uniform integer below `n`.
+    fn below(rng: &mut Rng, n: usize) -> usize {
+        (rng.next_u64() % n as u64) as usize
     }
 
-    /// Counts as the maps see them (1–3), with now and then a non-integer count or one above
-    /// the log products' range (both take LogSum's fallback).
     fn count(rng: &mut Rng) -> f64 {
-        match rng.below(20) {
-            0 => 0.5 + rng.unit() * 3.0,
-            1 => 16.0 + rng.below(200) as f64,
-            _ => 1.0 + rng.below(3) as f64,
+        match below(rng, 20) {
+            0 => 0.5 + rng.uniform() * 3.0,
+            1 => 16.0 + below(rng, 200) as f64,
+            _ => 1.0 + below(rng, 3) as f64,
         }
     }
 
@@ -259,12 +243,12 @@ mod tests {
     fn agree<const K: usize>(rng: &mut Rng, scale_d: f64, scale_h: f64) {
         let l = 37;
         let d: Vec<f64> = (0..l * K)
-            .map(|_| (1e-12f64).max(rng.unit()) * scale_d)
+            .map(|_| (1e-12f64).max(rng.uniform()) * scale_d)
             .collect();
         for len in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 70, 71] {
-            let idx: Vec<u32> = (0..len).map(|_| rng.below(l) as u32).collect();
+            let idx: Vec<u32> = (0..len).map(|_| below(rng, l) as u32).collect();
             let val: Vec<f64> = (0..len).map(|_| count(rng)).collect();
-            let h: [f64; K] = std::array::from_fn(|_| (1e-9 + rng.unit()) * scale_h);
+            let h: [f64; K] = std::array::from_fn(|_| (1e-9 + rng.uniform()) * scale_h);
             let want = pass_scalar::<K>(&idx, &val, &d, &h);
             // SAFETY: the caller checked `available`.
             let got = unsafe { pass::<K>(&idx, &val, &d, &h) };
@@ -300,7 +284,7 @@ mod tests {
             eprintln!("skipped: the CPU has no AVX2/FMA");
             return;
         }
-        let mut rng = Rng(7);
+        let mut rng = Rng::new(7);
         for _ in 0..20 {
             agree_all::<1>(&mut rng);
             agree_all::<2>(&mut rng);
