@@ -11,9 +11,9 @@
 //! `--scalar` measures the portable pass instead of the one chosen for the CPU.
 
 use edxs::fast::newton::{pass, pass_scalar, PixelStats};
+use edxs_core::rng::Rng;
 use std::time::Instant;
 
-use edxs_core::rng::Rng;
 const L: usize = 1980;
 const K: usize = 3;
 
