@@ -18,6 +18,7 @@
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
 use edxs_core::solver::{LogSum, LANES};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The data part of one pixel at its current abundances: Σ y·d/(d·h) (`g`), Σ y·ddᵀ/(d·h)²
 /// (`hs`, full K×K) and Σ y·ln(d·h) (`logv`).
@@ -41,6 +42,18 @@ impl<const K: usize> Default for PixelStats<K> {
     }
 }
 
+/// Set: [`pass`] runs [`pass_scalar`] on every CPU.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+static PORTABLE: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`pass`] run the portable loop on every CPU (`true`) or the CPU's fastest (`false`,
+/// the default), so that a whole solve on the portable path can be tested on a machine with
+/// AVX2. Process-wide: a test that sets it needs a test binary of its own.
+#[doc(hidden)]
+pub fn force_portable_pass(on: bool) {
+    PORTABLE.store(on, Ordering::Relaxed);
+}
+
 /// One pass over a pixel's non-zeros (`idx`, `val`) with D̃ (`d`, L×K clipped at ε) at `h`:
 /// the AVX2 kernel (`newton_avx2`) when the CPU has AVX2 and FMA and K ≤ 8, else
 /// [`pass_scalar`]. Σ y·ln(d·h) is the same bit for bit either way; the gradient and Hessian
@@ -48,7 +61,10 @@ impl<const K: usize> Default for PixelStats<K> {
 #[inline(always)]
 pub fn pass<const K: usize>(idx: &[u32], val: &[f64], d: &[f64], h: &[f64; K]) -> PixelStats<K> {
     #[cfg(target_arch = "x86_64")]
-    if K <= super::newton_avx2::MAX_K && super::newton_avx2::available() {
+    if K <= super::newton_avx2::MAX_K
+        && !PORTABLE.load(Ordering::Relaxed)
+        && super::newton_avx2::available()
+    {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { super::newton_avx2::pass::<K>(idx, val, d, h) };
     }
