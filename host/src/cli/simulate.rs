@@ -241,11 +241,11 @@ impl SimulateCmd {
             map_info.insert("renormalised_by".into(), fix.into());
             (h, rows, cols)
         };
+        // Again for maps read from files, whose shape is known only now.
         self.disk_plan(rows, cols, k, l)?;
         if cfg.phases.iter().all(|ph| ph.density == 0.0) {
             bail!("every phase has density 0: the image would hold no counts");
         }
-        self.disk_plan(rows, cols, k, l)?;
 
         let densities: Vec<f64> = cfg.phases.iter().map(|ph| ph.density).collect();
         let gw = sim::spectra_counts(&set.spectra, &densities, n, l);
