@@ -114,7 +114,13 @@ pub fn write_into(dir: &Path, out: &Outputs<'_>) -> Result<()> {
     // Figures.
     let (rows, cols) = data.shape.unwrap_or((1, p));
     let names: Vec<String> = (0..k).map(|c| format!("phase {c}")).collect();
-    plots::maps_png(&path("maps.png"), &r.h, k, rows, cols, &names)?;
+    plots::maps_png(
+        &path("maps.png"),
+        MatRef::new("H", &r.h, k, rows * cols)?,
+        rows,
+        cols,
+        &names,
+    )?;
     let energy: Vec<f64> = (0..l).map(|i| model.energy(i)).collect();
     let markers: Vec<(String, f64)> = prm
         .elements

@@ -26,18 +26,22 @@ fn colour(t: f64) -> RGBColor {
     RGBColor(c.0, c.1, c.2)
 }
 
-/// One panel per phase: the abundance map (K×P, row-major scan `rows`×`cols`) with a colour
-/// bar, the phase name and the scan size.
+/// One panel per phase: the abundance maps (`h`, K×P, each row a row-major scan
+/// `rows`×`cols`) with a colour bar, the phase name and the scan size; a scan that does not
+/// hold P pixels is an error naming both rather than a panic mid-figure.
 pub fn maps_png(
     path: &Path,
-    h: &[f64],
-    k: usize,
+    h: MatRef<'_, f64>,
     rows: usize,
     cols: usize,
     names: &[String],
 ) -> Result<()> {
+    let (k, p) = (h.rows(), h.cols());
+    if k == 0 || rows.checked_mul(cols) != Some(p) {
+        bail!("drawing maps: a {rows}x{cols} scan for {k} maps of {p} pixels");
+    }
+    let h = h.as_slice();
     font();
-    let p = rows * cols;
     let cell = (360 / rows.max(cols)).clamp(1, 8) as u32;
     let (mw, mh) = (cols as u32 * cell, rows as u32 * cell);
     let panel_w = mw + 110;
@@ -276,5 +280,20 @@ mod tests {
             e.to_string().contains("3 energies for 2 channels of D"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn maps_whose_scan_does_not_hold_their_pixels_are_an_error_naming_both() {
+        let h = [0.5; 12];
+        let h = MatRef::new("H", &h, 2, 6).unwrap();
+        let path = Path::new("never-written-maps.png");
+        let e = maps_png(path, h, 2, 4, &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("a 2x4 scan for 2 maps of 6 pixels"),
+            "{e}"
+        );
+        let e = maps_png(path, h, usize::MAX, 2, &[]).unwrap_err();
+        assert!(e.to_string().contains("maps of 6 pixels"), "{e}");
+        assert!(!path.exists());
     }
 }
