@@ -19,9 +19,8 @@
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
 use super::maps::lap_vec;
-use super::newton::{is_pd, pass, PixelStats};
+use super::newton::{is_pd, pass, sum_ln_of, PixelStats};
 use super::objective::MapsProblem;
-use edxs_core::solver::{LogSum, LANES};
 use rayon::prelude::*;
 
 /// Pixels per group of the reductions.
@@ -119,35 +118,6 @@ fn chol_solve<const K: usize>(l: &[[f64; K]; K], free: &[bool; K], r: &[f64]) ->
         z[i] = if l[i][i] > 0.0 { s / l[i][i] } else { 0.0 };
     }
     z
-}
-
-/// Σ ln(h[px·K + c] + shift) over the pixels `range` of pixel-major `h`, by [`LogSum`].
-pub(crate) fn sum_ln_of<const K: usize>(
-    h: &[f64],
-    c: usize,
-    range: std::ops::Range<usize>,
-    shift: f64,
-) -> f64 {
-    let mut acc = LogSum::new();
-    let (mut y, mut x) = ([0.0f64; LANES], [1.0f64; LANES]);
-    let mut n = 0;
-    for px in range {
-        y[n] = 1.0;
-        x[n] = h[px * K + c] + shift;
-        n += 1;
-        if n == LANES {
-            acc.add(y, x);
-            n = 0;
-        }
-    }
-    if n > 0 {
-        for j in n..LANES {
-            y[j] = 0.0;
-            x[j] = 1.0;
-        }
-        acc.add(y, x);
-    }
-    acc.total()
 }
 
 /// One projected Newton step on H (pixel-major `hp`, with `stats` at `hp`); `eta` is the

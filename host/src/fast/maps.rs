@@ -137,7 +137,7 @@ fn loss_sums<const K: usize>(
     // As products (one multiplication per entry, not one `ln`).
     for c in 0..K {
         if mu[c] != 0.0 {
-            reg += mu[c] * super::coupled::sum_ln_of::<K>(hp, c, range.clone(), pb.epsilon_reg);
+            reg += mu[c] * super::newton::sum_ln_of::<K>(hp, c, range.clone(), pb.epsilon_reg);
         }
     }
     (rows, logt, reg, lap)

@@ -80,9 +80,7 @@ pub fn pass_scalar<const K: usize>(
     h: &[f64; K],
 ) -> PixelStats<K> {
     let mut st = PixelStats::<K>::default();
-    let mut logs = LogSum::new();
-    let (mut ly, mut lx) = ([0.0f64; LANES], [1.0f64; LANES]);
-    let mut n = 0;
+    let mut logs = LogBatch::new();
     for (&li, &y) in idx.iter().zip(val) {
         let row: &[f64; K] = d[li as usize * K..][..K].try_into().unwrap();
         let mut a = 0.0;
@@ -99,28 +97,77 @@ pub fn pass_scalar<const K: usize>(
                 st.hs[i][j] += wi * row[j];
             }
         }
-        ly[n] = y;
-        lx[n] = a;
-        n += 1;
-        if n == LANES {
-            logs.add(ly, lx);
-            n = 0;
-        }
-    }
-    if n > 0 {
-        for j in n..LANES {
-            ly[j] = 0.0;
-            lx[j] = 1.0;
-        }
-        logs.add(ly, lx);
+        logs.push(y, a);
     }
     for i in 0..K {
         for j in 0..i {
             st.hs[i][j] = st.hs[j][i];
         }
     }
-    st.logv = one_ln(&logs);
+    st.logv = one_ln(&logs.finish());
     st
+}
+
+/// Terms y·ln(x) fed one at a time into the lanes of a [`LogSum`], [`LANES`] at a time (the
+/// last batch padded with y = 0, x = 1), for the loops that meet their terms one by one.
+pub(crate) struct LogBatch {
+    sum: LogSum,
+    y: [f64; LANES],
+    x: [f64; LANES],
+    n: usize,
+}
+
+impl LogBatch {
+    /// No terms yet.
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        LogBatch {
+            sum: LogSum::new(),
+            y: [0.0; LANES],
+            x: [1.0; LANES],
+            n: 0,
+        }
+    }
+
+    /// Adds y·ln(x).
+    #[inline(always)]
+    pub(crate) fn push(&mut self, y: f64, x: f64) {
+        self.y[self.n] = y;
+        self.x[self.n] = x;
+        self.n += 1;
+        if self.n == LANES {
+            self.sum.add(self.y, self.x);
+            self.n = 0;
+        }
+    }
+
+    /// The sum with the last, partial batch added.
+    #[inline(always)]
+    pub(crate) fn finish(mut self) -> LogSum {
+        if self.n > 0 {
+            for j in self.n..LANES {
+                self.y[j] = 0.0;
+                self.x[j] = 1.0;
+            }
+            self.sum.add(self.y, self.x);
+        }
+        self.sum
+    }
+}
+
+/// Σ ln(h[px·K + c] + shift) over the pixels `range` of pixel-major `h`, through [`LogBatch`]
+/// (a multiplication per entry instead of an `ln`).
+pub(crate) fn sum_ln_of<const K: usize>(
+    h: &[f64],
+    c: usize,
+    range: std::ops::Range<usize>,
+    shift: f64,
+) -> f64 {
+    let mut acc = LogBatch::new();
+    for px in range {
+        acc.push(1.0, h[px * K + c] + shift);
+    }
+    acc.finish().total()
 }
 
 /// [`LogSum::total`] with one logarithm instead of one per lane: the lanes' products (each in
