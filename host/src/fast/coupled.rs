@@ -63,7 +63,23 @@ fn sum_groups(
             .map(|g| f(g * GROUP..((g + 1) * GROUP).min(p)))
             .collect()
     });
+    in_group_order(&parts)
+}
+
+/// Per-group partial sums added in group order: the order every reduction here keeps, so that
+/// results do not depend on the thread count.
+fn in_group_order(parts: &[f64]) -> f64 {
     parts.iter().fold(0.0, |a, v| a + v)
+}
+
+/// Σ a·b over one group's entries, in entry order.
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (x, y) in a.iter().zip(b) {
+        s += x * y;
+    }
+    s
 }
 
 /// Cholesky factor (lower) of `a` on `free` (entries off `free` left 0), with a ridge that
@@ -214,15 +230,11 @@ pub(crate) fn newton_step<const K: usize>(
                     for j in 0..yc.len() / K {
                         matvec_px(x, base + j, &mut yc[j * K..(j + 1) * K]);
                     }
-                    let mut s = 0.0;
-                    for (i, v) in yc.iter().enumerate() {
-                        s += x[base * K + i] * v;
-                    }
-                    s
+                    dot(&x[base * K..base * K + yc.len()], yc)
                 })
                 .collect()
         });
-        parts.iter().fold(0.0, |a, v| a + v)
+        in_group_order(&parts)
     };
     // z = M⁻¹·r on one group of pixels starting at `base`.
     let precond_group = |base: usize, r: &[f64], z: &mut [f64]| {
@@ -246,15 +258,11 @@ pub(crate) fn newton_step<const K: usize>(
                 .enumerate()
                 .map(|(gi, (zc, rc))| {
                     precond_group(gi * GROUP, rc, zc);
-                    let mut s = 0.0;
-                    for (a, b) in rc.iter().zip(zc.iter()) {
-                        s += a * b;
-                    }
-                    s
+                    dot(rc, zc)
                 })
                 .collect()
         });
-        parts.iter().fold(0.0, |a, v| a + v)
+        in_group_order(&parts)
     };
     let mut rz = precond_dot(&r, &mut z);
     let mut d = z.clone();
@@ -282,15 +290,11 @@ pub(crate) fn newton_step<const K: usize>(
                         rc[i] -= alpha * apc[i];
                     }
                     precond_group(gi * GROUP, rc, zc);
-                    let mut s = 0.0;
-                    for (a, b) in rc.iter().zip(zc.iter()) {
-                        s += a * b;
-                    }
-                    s
+                    dot(rc, zc)
                 })
                 .collect()
         });
-        let rz_new = parts.iter().fold(0.0, |a, v| a + v);
+        let rz_new = in_group_order(&parts);
         let beta = rz_new / rz;
         rz = rz_new;
         pool.install(|| {
