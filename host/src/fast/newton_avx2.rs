@@ -15,7 +15,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::newton::{one_ln, pass_scalar, PixelStats};
-use crate::parallel::avx2::{fallback, LogRegs};
+use crate::parallel::avx2::{fallback, lane_sum, transpose4, LogRegs};
 use edxs_core::solver::{LogSum, LANES};
 use std::arch::x86_64::*;
 
@@ -67,17 +67,8 @@ unsafe fn rows<const K: usize>(d: *const f64, c: &[usize; LANES]) -> [__m256d; K
                     _mm256_maskload_pd(at(j), _mm256_set_epi64x(0, -1, -1, -1))
                 }
             };
-            let (r0, r1, r2, r3) = (load(0), load(1), load(2), load(3));
-            let t0 = _mm256_unpacklo_pd(r0, r1);
-            let t1 = _mm256_unpackhi_pd(r0, r1);
-            let t2 = _mm256_unpacklo_pd(r2, r3);
-            let t3 = _mm256_unpackhi_pd(r2, r3);
-            out[b] = _mm256_permute2f128_pd::<0x20>(t0, t2);
-            out[b + 1] = _mm256_permute2f128_pd::<0x20>(t1, t3);
-            out[b + 2] = _mm256_permute2f128_pd::<0x31>(t0, t2);
-            if nb == 4 {
-                out[b + 3] = _mm256_permute2f128_pd::<0x31>(t1, t3);
-            }
+            let t = transpose4([load(0), load(1), load(2), load(3)]);
+            out[b..b + nb].copy_from_slice(&t[..nb]);
         }
         b += nb;
     }
@@ -125,14 +116,6 @@ unsafe fn step<const K: usize>(
         }
     }
     (a, regs.add(y, a))
-}
-
-/// The lanes of `v` summed in lane order.
-#[inline(always)]
-unsafe fn lane_sum(v: __m256d) -> f64 {
-    let mut a = [0.0; LANES];
-    _mm256_storeu_pd(a.as_mut_ptr(), v);
-    ((a[0] + a[1]) + a[2]) + a[3]
 }
 
 /// [`pass_scalar`] with AVX2 and FMA, for K ≤ [`MAX_K`] (larger K, or a channel outside D,

@@ -146,22 +146,13 @@ unsafe fn gather_dh<const K: usize>(
         let b = dv.cols[0];
         dg[0] = _mm256_set_pd(*b.add(c[3]), *b.add(c[2]), *b.add(c[1]), *b.add(c[0]));
     } else {
-        let r0 = _mm256_loadu_pd(dv.rows4.add(4 * c[0]));
-        let r1 = _mm256_loadu_pd(dv.rows4.add(4 * c[1]));
-        let r2 = _mm256_loadu_pd(dv.rows4.add(4 * c[2]));
-        let r3 = _mm256_loadu_pd(dv.rows4.add(4 * c[3]));
-        let t0 = _mm256_unpacklo_pd(r0, r1);
-        let t1 = _mm256_unpackhi_pd(r0, r1);
-        let t2 = _mm256_unpacklo_pd(r2, r3);
-        let t3 = _mm256_unpackhi_pd(r2, r3);
-        dg[0] = _mm256_permute2f128_pd::<0x20>(t0, t2);
-        dg[1] = _mm256_permute2f128_pd::<0x20>(t1, t3);
-        if K >= 3 {
-            dg[2] = _mm256_permute2f128_pd::<0x31>(t0, t2);
-        }
-        if K >= 4 {
-            dg[3] = _mm256_permute2f128_pd::<0x31>(t1, t3);
-        }
+        let t = transpose4([
+            _mm256_loadu_pd(dv.rows4.add(4 * c[0])),
+            _mm256_loadu_pd(dv.rows4.add(4 * c[1])),
+            _mm256_loadu_pd(dv.rows4.add(4 * c[2])),
+            _mm256_loadu_pd(dv.rows4.add(4 * c[3])),
+        ]);
+        dg[..K.min(4)].copy_from_slice(&t[..K.min(4)]);
     }
     let mut dh = _mm256_setzero_pd();
     for k in 0..K {
@@ -260,17 +251,31 @@ unsafe fn data_term<const K: usize, const MODE: u8>(
             fallback(sum, bad, y, x);
         }
     }
-    let mut out = [0.0; K];
-    for k in 0..K {
-        let mut a = [0.0; LANES];
-        _mm256_storeu_pd(a.as_mut_ptr(), acc[k]);
-        let mut s = a[0];
-        for v in &a[1..] {
-            s += *v;
-        }
-        out[k] = s;
-    }
-    out
+    std::array::from_fn(|k| lane_sum(acc[k]))
+}
+
+/// The four rows `r` (four entries each) as four columns: lane j of column i is row j's
+/// entry i.
+#[inline(always)]
+pub(crate) unsafe fn transpose4(r: [__m256d; 4]) -> [__m256d; 4] {
+    let t0 = _mm256_unpacklo_pd(r[0], r[1]);
+    let t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    let t2 = _mm256_unpacklo_pd(r[2], r[3]);
+    let t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    [
+        _mm256_permute2f128_pd::<0x20>(t0, t2),
+        _mm256_permute2f128_pd::<0x20>(t1, t3),
+        _mm256_permute2f128_pd::<0x31>(t0, t2),
+        _mm256_permute2f128_pd::<0x31>(t1, t3),
+    ]
+}
+
+/// The lanes of `v` summed in lane order, ((v₀ + v₁) + v₂) + v₃.
+#[inline(always)]
+pub(crate) unsafe fn lane_sum(v: __m256d) -> f64 {
+    let mut a = [0.0; LANES];
+    _mm256_storeu_pd(a.as_mut_ptr(), v);
+    ((a[0] + a[1]) + a[2]) + a[3]
 }
 
 /// One pixel's abundances as the scatter of R reads them: broadcast to every lane, as
