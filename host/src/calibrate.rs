@@ -310,7 +310,8 @@ pub fn refine_spectrum(
             points
                 .par_iter()
                 .map_init(
-                    || p.fresh(),
+                    // A worker's own buffers; its evaluations are counted below.
+                    || p.clone(),
                     |q, t| {
                         q.a.clone_from(&a0);
                         (q.deviance(*t), q.a.clone())
@@ -328,7 +329,7 @@ pub fn refine_spectrum(
         }
     };
     let points = (0..=grid(0, 0).1)
-        .flat_map(|i| (0..=grid(1, 0).1).map(move |j| [grid(0, i).0, grid(1, j).0, 1.0]))
+        .flat_map(|i| (0..=grid(1, 0).1).map(move |j| [grid(0, i).0, grid(1, j).0, x[2]]))
         .collect();
     scan(&mut p, points, &mut x, &mut best);
     let points = (0..=grid(2, 0).1)
@@ -450,6 +451,7 @@ fn nelder_mead(
 }
 
 /// The profile deviance of the summed spectrum as a function of the calibration.
+#[derive(Clone)]
 struct Profile<'a> {
     spec: &'a ModelSpec,
     sum: &'a [f64],
@@ -482,20 +484,6 @@ impl<'a> Profile<'a> {
             saturated,
             evaluations: 0,
         })
-    }
-
-    /// A profile of the same spectrum with its own buffers and no evaluations (for a worker).
-    fn fresh(&self) -> Self {
-        Profile {
-            spec: self.spec,
-            sum: self.sum,
-            columns: self.columns.clone(),
-            a: self.a.clone(),
-            g: vec![0.0; self.g.len()],
-            scratch: vec![0.0; self.scratch.len()],
-            saturated: self.saturated,
-            evaluations: 0,
-        }
     }
 
     /// The calibration of (channel-width factor, offset change in channels, peak-width
