@@ -166,8 +166,9 @@ impl SpectraProblem<'_> {
         parts.iter().sum()
     }
 
-    /// The curvature and gradient sums at D (one pass over the non-zeros).
-    fn sums(&self, d: &[f64], pool: &rayon::ThreadPool) -> Sums {
+    /// The curvature and gradient sums at D (one pass over the non-zeros), and Σ y ln(d̃·h̃)
+    /// when `with_log` (a logarithm per non-zero, as costly as the rest of the pass).
+    fn sums(&self, d: &[f64], pool: &rayon::ThreadPool, with_log: bool) -> Sums {
         let (l, k) = (self.y.channels, self.k);
         let parts: Vec<Sums> = pool.install(|| {
             self.groups()
@@ -179,7 +180,9 @@ impl SpectraProblem<'_> {
                         logt: 0.0,
                     };
                     self.each_count(d, r, |li, y, hv, x| {
-                        s.logt += y * x.ln();
+                        if with_log {
+                            s.logt += y * x.ln();
+                        }
                         let r1 = y / x;
                         let r2 = r1 / x;
                         let a = &mut s.a[li * k..][..k];
@@ -231,6 +234,11 @@ impl SpectraProblem<'_> {
 
     /// The W-dependent loss from D and the column sums of H.
     fn loss(&self, d: &[f64], hs: &[f64], pool: &rayon::ThreadPool) -> f64 {
+        self.linear_term(d, hs) - self.log_term(d, pool)
+    }
+
+    /// Σ_k (Σ_l d̃_lk)(Σ_p h̃_kp): the loss's part without the data's logarithms.
+    fn linear_term(&self, d: &[f64], hs: &[f64]) -> f64 {
         let k = self.k;
         let mut lin = 0.0;
         for row in d.chunks_exact(k) {
@@ -238,7 +246,7 @@ impl SpectraProblem<'_> {
                 lin += row[c].max(self.eps) * hs[c];
             }
         }
-        lin - self.log_term(d, pool)
+        lin
     }
 }
 
@@ -290,12 +298,22 @@ pub fn newton_w(
     let movable: Vec<usize> = (0..m * k).filter(|&i| !is_fixed(i)).collect();
     let mut rep = WReport::default();
     let mut d = pb.d_of(w);
-    let mut f = pb.loss(&d, &hs, pool);
-    rep.passes += 1;
-    rep.initial = f;
-    for _ in 0..steps {
-        let s = pb.sums(&d, pool);
+    // The start's loss comes with the first curvature pass, which sums its logarithms; later
+    // steps start where the line search left, whose loss it computed.
+    let mut f = if steps == 0 {
         rep.passes += 1;
+        pb.loss(&d, &hs, pool)
+    } else {
+        f64::NAN
+    };
+    rep.initial = f;
+    for step in 0..steps {
+        let s = pb.sums(&d, pool, step == 0);
+        rep.passes += 1;
+        if step == 0 {
+            f = pb.linear_term(&d, &hs) - s.logt;
+            rep.initial = f;
+        }
         // Gradient and Hessian over the movable entries.
         let n = movable.len();
         if n == 0 {
