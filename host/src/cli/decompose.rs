@@ -156,8 +156,9 @@ pub struct DecomposeCmd {
     /// multiplicative updates), `previous` (the default before the spectra stage's sparse
     /// stopping test and side-by-side candidates: the loss after every iteration, one binned
     /// fit at a time, every channel), `full-channels` (the binned fits on every channel
-    /// instead of channel groups).
-    #[arg(long, hide = true, value_parser = ["newton", "newton-joint", "multiplicative", "previous", "full-channels"])]
+    /// instead of channel groups), `plain-updates` (the binned fits by the multiplicative
+    /// updates alone, without extrapolation and Newton steps on W).
+    #[arg(long, hide = true, value_parser = ["newton", "newton-joint", "multiplicative", "previous", "full-channels", "plain-updates"])]
     pub solver: Option<String>,
     /// Units of μ, λ and ε_reg: `normalized` (the default; espm's `normalize=True` units,
     /// counts scaled so that the mean pixel total is K, the units of the paper's values) or
@@ -320,6 +321,7 @@ impl DecomposeCmd {
             Some("multiplicative") => SolverChoice::Multiplicative,
             Some("previous") => SolverChoice::Previous,
             Some("full-channels") => SolverChoice::FullChannels,
+            Some("plain-updates") => SolverChoice::PlainUpdates,
             _ => SolverChoice::Default,
         };
         let custom = (self.w0.is_some() || self.h0.is_some()).then(|| CustomStart {

@@ -84,6 +84,9 @@ pub enum SolverChoice {
     Previous,
     /// The spectra stage's binned fits on every channel (as before channel groups).
     FullChannels,
+    /// The spectra stage's binned fits by the multiplicative updates alone, without
+    /// extrapolation or Newton steps on W (as before those).
+    PlainUpdates,
 }
 
 /// A decomposition as asked: every `None` takes the resolved method's default.
@@ -320,12 +323,18 @@ impl DecomposeRequest {
             SolverChoice::NewtonJoint => recipe.held_solver = HeldSolver::NewtonJoint,
             SolverChoice::Multiplicative => recipe.held_solver = HeldSolver::Multiplicative,
             SolverChoice::Previous => {
+                recipe.extrapolate = false;
+                recipe.w_newton_every = 0;
                 recipe.loss_every = 1;
                 recipe.kkt_tol = 0.0;
                 recipe.candidates_side_by_side = false;
                 recipe.channel_groups = None;
             }
             SolverChoice::FullChannels => recipe.channel_groups = None,
+            SolverChoice::PlainUpdates => {
+                recipe.extrapolate = false;
+                recipe.w_newton_every = 0;
+            }
             SolverChoice::Default => {}
         }
         if let Some(f) = parse_fixes(&self.fix, model, k)? {

@@ -173,6 +173,7 @@ pub(super) fn solve_held(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<St
     let solver = Solver::new(spec.params(), l, m, img.pixels).map_err(|e| anyhow!("{e}"))?;
     let espm_serial = recipe.compat_espm && recipe.simplex_h;
     if recipe.loss_every > 1 && !recipe.compat_espm && !recipe.plain && !recipe.simplex_h {
+        let accelerate = img.pixels >= super::recipe::STAGE_ACCEL_MIN_PIXELS;
         let stop = SparseStop {
             every: recipe.loss_every,
             tol: set.tol,
@@ -186,6 +187,8 @@ pub(super) fn solve_held(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<St
                 lambda: *lambda,
                 threads: set.threads,
             },
+            extrapolate: recipe.extrapolate && accelerate,
+            w_newton_every: if accelerate { recipe.w_newton_every } else { 0 },
         };
         let mut exec = ParallelExec::new(&solver, img.counts(), set.threads)?;
         let (summary, history, (kkt_w, kkt_h)) = drive_sparse(

@@ -227,6 +227,8 @@ pub(super) fn spectra_stage(
     sub.held_solver = recipe.held_solver;
     sub.loss_every = recipe.loss_every;
     sub.kkt_tol = recipe.kkt_tol;
+    sub.extrapolate = recipe.extrapolate;
+    sub.w_newton_every = recipe.w_newton_every;
     // A single fit lands in a wrong local minimum for some noise draws (one phase rotated into
     // another), each binning for different draws, so several binnings are tried.
     // The binned images are small (19² to 64² blocks by default), too small for threads to
