@@ -146,9 +146,9 @@ pub(super) fn drive_sparse(
         if check {
             let mut terms = exec.loss(g, w, h).map_err(err)?;
             if let Some(x) = ex.as_mut() {
-                if terms.total() > last_check {
+                if !x.plain && terms.total() > last_check {
                     // The extrapolated steps went uphill: back to the last checked iterate,
-                    // and on from there with a smaller step.
+                    // on from there by plain updates for one window, then a smaller step.
                     x.restart(w, h);
                     if update_every > 0 {
                         g_update.update(g, w, k).map_err(gerr)?;
@@ -258,6 +258,11 @@ pub(super) fn drive_sparse(
 struct Extrapolation {
     /// Past the transient: the steps are extrapolated.
     on: bool,
+    /// The window after a return runs plain updates and is accepted whatever its loss: the
+    /// continuum update of G between checks can raise the loss by itself, and rejecting that
+    /// window again and again held a fit at one iterate until its iteration cap (seen with a
+    /// Newton step every fifth check).
+    plain: bool,
     beta: f64,
     beta_max: f64,
     prev_w: Vec<f64>,
@@ -282,6 +287,7 @@ impl Extrapolation {
     fn new(w: &[f64], h: &[f64]) -> Self {
         Self {
             on: false,
+            plain: false,
             beta: Self::BETA0,
             beta_max: Self::BETA_CAP,
             prev_w: w.to_vec(),
@@ -294,6 +300,7 @@ impl Extrapolation {
     /// The checked iterate (w, h) did not rise: it becomes the return point. After a jump that
     /// was not an update (`jumped`), the momentum starts again from it.
     fn accept(&mut self, w: &[f64], h: &[f64], jumped: bool) {
+        self.plain = false;
         self.ck_w.copy_from_slice(w);
         self.ck_h.copy_from_slice(h);
         if jumped {
@@ -303,7 +310,8 @@ impl Extrapolation {
         self.beta_max = (self.beta_max * Self::GROW_MAX).min(Self::BETA_CAP);
     }
 
-    /// Back to the last accepted iterate, with a smaller step and a lower cap.
+    /// Back to the last accepted iterate, with a smaller step and a lower cap, after a window
+    /// of plain updates.
     fn restart(&mut self, w: &mut [f64], h: &mut [f64]) {
         w.copy_from_slice(&self.ck_w);
         h.copy_from_slice(&self.ck_h);
@@ -311,6 +319,7 @@ impl Extrapolation {
         self.prev_h.copy_from_slice(h);
         self.beta_max = self.beta;
         self.beta /= Self::SHRINK;
+        self.plain = true;
     }
 
     /// (w, h), the last update's output, moves on by β times its step; the free entries of
@@ -322,7 +331,7 @@ impl Extrapolation {
         (simplex_rows, fixed): (&[usize], Option<&[f64]>),
         k: usize,
     ) {
-        if !self.on {
+        if !self.on || self.plain {
             self.prev_w.copy_from_slice(w);
             self.prev_h.copy_from_slice(h);
             return;
@@ -606,5 +615,32 @@ mod tests {
             assert!((sum - 1.0).abs() < 1e-9, "phase {c}: {sum}");
         }
         assert!(r.w.iter().chain(&r.h).all(|v| v.is_finite() && *v >= 0.0));
+    }
+
+    #[test]
+    fn after_a_return_one_window_runs_plain_then_the_momentum_resumes() {
+        let rows = [0, 1];
+        let (k, w0, h0) = (1, vec![0.5, 0.5, 2.0], vec![1.0, 2.0]);
+        let mut x = Extrapolation::new(&w0, &h0);
+        x.on = true;
+        // An update moved (w, h); the extrapolation carries them further.
+        let (mut w, mut h) = (vec![0.6, 0.4, 2.5], vec![1.5, 1.5]);
+        x.extrapolate(&mut w, &mut h, (&rows, None), k);
+        assert!(w[0] > 0.6 && h[0] > 1.5 && w[2] > 2.5, "{w:?} {h:?}");
+        assert!((w[0] + w[1] - 1.0).abs() < 1e-12);
+        // Uphill at the check: back to the checked point, and the next window is plain.
+        x.restart(&mut w, &mut h);
+        assert_eq!((&w, &h), (&w0, &h0));
+        let (mut w2, mut h2) = (vec![0.7, 0.3, 3.0], vec![2.0, 1.0]);
+        let before = (w2.clone(), h2.clone());
+        x.extrapolate(&mut w2, &mut h2, (&rows, None), k);
+        assert_eq!((&w2, &h2), (&before.0, &before.1));
+        // Accepted whatever its loss; then the momentum resumes, with a smaller step.
+        x.accept(&w2, &h2, false);
+        let beta = x.beta;
+        assert!(beta < Extrapolation::BETA0);
+        let (mut w3, mut h3) = (vec![0.8, 0.2, 3.5], vec![2.5, 0.5]);
+        x.extrapolate(&mut w3, &mut h3, (&rows, None), k);
+        assert!((h3[0] - (2.5 + beta * 0.5)).abs() < 1e-12, "{h3:?}");
     }
 }
