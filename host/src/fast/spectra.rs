@@ -129,6 +129,16 @@ impl SpectraProblem<'_> {
         r: std::ops::Range<usize>,
         mut f: impl FnMut(usize, f64, &[f64], f64),
     ) {
+        let (k, eps) = (self.k, self.eps);
+        self.each_nonzero(r, |li, y, hv| {
+            let row = &d[li * k..][..k];
+            let x: f64 = row.iter().zip(hv).map(|(a, b)| a.max(eps) * b).sum();
+            f(li, y, hv, x);
+        });
+    }
+
+    /// Calls `f(channel, y, h̃)` for every non-zero count of the pixels `r`.
+    fn each_nonzero(&self, r: std::ops::Range<usize>, mut f: impl FnMut(usize, f64, &[f64])) {
         let (k, p, eps) = (self.k, self.y.pixels, self.eps);
         let mut hv = vec![0.0; k];
         for px in r {
@@ -137,13 +147,9 @@ impl SpectraProblem<'_> {
             }
             for i in self.y.indptr[px]..self.y.indptr[px + 1] {
                 let y = self.y.values[i];
-                if y == 0.0 {
-                    continue;
+                if y != 0.0 {
+                    f(self.y.indices[i] as usize, y, &hv);
                 }
-                let li = self.y.indices[i] as usize;
-                let row = &d[li * k..][..k];
-                let x: f64 = row.iter().zip(&hv).map(|(a, b)| a.max(eps) * b).sum();
-                f(li, y, &hv, x);
             }
         }
     }
@@ -234,33 +240,22 @@ impl SpectraProblem<'_> {
     /// convergence the ratios are within 1e-3 of one and ln(1 + u) is a short series, no
     /// logarithm.
     fn log_change(&self, d0: &[f64], d1: &[f64], pool: &rayon::ThreadPool) -> f64 {
-        let (k, p, eps) = (self.k, self.y.pixels, self.eps);
+        let (k, eps) = (self.k, self.eps);
         let parts: Vec<f64> = pool.install(|| {
             self.groups()
                 .into_par_iter()
                 .map(|r| {
                     let mut acc = 0.0;
-                    let mut hv = vec![0.0; k];
-                    for px in r {
+                    self.each_nonzero(r, |li, y, hv| {
+                        let (r0, r1) = (&d0[li * k..][..k], &d1[li * k..][..k]);
+                        let (mut x0, mut dx) = (0.0, 0.0);
                         for c in 0..k {
-                            hv[c] = self.h[c * p + px].max(eps);
+                            let (a0, a1) = (r0[c].max(eps), r1[c].max(eps));
+                            x0 += a0 * hv[c];
+                            dx += (a1 - a0) * hv[c];
                         }
-                        for i in self.y.indptr[px]..self.y.indptr[px + 1] {
-                            let y = self.y.values[i];
-                            if y == 0.0 {
-                                continue;
-                            }
-                            let li = self.y.indices[i] as usize;
-                            let (r0, r1) = (&d0[li * k..][..k], &d1[li * k..][..k]);
-                            let (mut x0, mut dx) = (0.0, 0.0);
-                            for c in 0..k {
-                                let (a0, a1) = (r0[c].max(eps), r1[c].max(eps));
-                                x0 += a0 * hv[c];
-                                dx += (a1 - a0) * hv[c];
-                            }
-                            acc += y * ln_1p(dx / x0);
-                        }
-                    }
+                        acc += y * ln_1p(dx / x0);
+                    });
                     acc
                 })
                 .collect()
