@@ -221,14 +221,21 @@ pub(super) fn spectra_stage(
     // the phases' spectra. A light log penalty (μ = 0.001, ε = 0.01) keeps particle phases out
     // of the pure-matrix blocks; λ is left out, since together they favour over-pure particle
     // spectra.
-    let mut sub = Recipe::espm(0.001, 0.0, 0.01, recipe.start.clone(), recipe.anchor_iter);
-    sub.fix = recipe.fix.clone();
-    sub.g_update = recipe.g_update;
-    sub.held_solver = recipe.held_solver;
-    sub.loss_every = recipe.loss_every;
-    sub.kkt_tol = recipe.kkt_tol;
-    sub.extrapolate = recipe.extrapolate;
-    sub.w_newton_every = recipe.w_newton_every;
+    // The rest (the start, the anchor, imposed entries, the G update and how the runs are
+    // solved and stopped) is the pipeline's own; the fields named here are the binned fits'.
+    let sub = Recipe {
+        plain: false,
+        mu: vec![0.001],
+        lambda: 0.0,
+        epsilon_reg: 0.01,
+        normalized: true,
+        two_stage_bin: 0,
+        simplex_h: false,
+        compat_espm: false,
+        candidates_side_by_side: false,
+        channel_groups: None,
+        ..recipe.clone()
+    };
     // A single fit lands in a wrong local minimum for some noise draws (one phase rotated into
     // another), each binning for different draws, so several binnings are tried.
     // The binned images are small (19² to 64² blocks by default), too small for threads to
