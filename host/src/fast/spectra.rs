@@ -302,18 +302,13 @@ pub fn newton_w(
             .filter(|&&r| is_fixed(r * k + c))
             .map(|&r| w[r * k + c])
             .sum();
-        let free: f64 = pb
-            .simplex_rows
-            .iter()
-            .filter(|&&r| !is_fixed(r * k + c))
-            .map(|&r| w[r * k + c])
+        let free: f64 = free_simplex_entries(pb.simplex_rows, pb.fixed, k, c)
+            .map(|i| w[i])
             .sum();
         let target = 1.0 - held;
         if free > 0.0 && target > 0.0 && (free - target).abs() > 1e-12 * target {
-            for &r in pb.simplex_rows {
-                if !is_fixed(r * k + c) {
-                    w[r * k + c] *= target / free;
-                }
+            for i in free_simplex_entries(pb.simplex_rows, pb.fixed, k, c) {
+                w[i] *= target / free;
             }
         }
     }
@@ -327,7 +322,8 @@ pub fn newton_w(
     // The loss is followed as its change from the start (f = 0 there): the line search needs
     // only differences, which `log_change` forms without a logarithm per non-zero.
     let mut f = 0.0;
-    let scale = pb.linear_term(&d, &hs).abs().max(1.0);
+    let mut lin = pb.linear_term(&d, &hs);
+    let scale = lin.abs().max(1.0);
     for _ in 0..steps {
         let s = pb.sums(&d, pool);
         rep.passes += 1;
@@ -386,14 +382,14 @@ pub fn newton_w(
                 trial[i] = (w[i] + t * dir[a]).max(lb);
             }
             let dt = pb.d_of(&trial);
-            let ft = f + pb.linear_term(&dt, &hs)
-                - pb.linear_term(&d, &hs)
-                - pb.log_change(&d, &dt, pool);
+            let lin_t = pb.linear_term(&dt, &hs);
+            let ft = f + lin_t - lin - pb.log_change(&d, &dt, pool);
             rep.passes += 1;
             if ft.is_finite() && ft <= f + 1e-4 * t * slope {
                 w.copy_from_slice(&trial);
                 d = dt;
                 f = ft;
+                lin = lin_t;
                 accepted = true;
                 break;
             }
@@ -409,6 +405,18 @@ pub fn newton_w(
         return Err(anyhow!("the spectra step reached a non-finite loss"));
     }
     Ok(rep)
+}
+
+/// Indices in W (M×K, row-major) of column `c`'s entries on the `simplex_rows` that `fixed`
+/// (≥ 0: held) leaves free.
+pub(crate) fn free_simplex_entries<'a>(
+    simplex_rows: &'a [usize],
+    fixed: Option<&'a [f64]>,
+    k: usize,
+    c: usize,
+) -> impl Iterator<Item = usize> + 'a {
+    let rows = simplex_rows.iter().map(move |&r| r * k + c);
+    rows.filter(move |&i| fixed.is_none_or(|f| f[i] < 0.0))
 }
 
 /// ln(1 + u): its series to u⁶ for |u| ≤ 1e-3 (truncation below 2e-19 relative), `ln_1p`

@@ -24,7 +24,7 @@
 
 use super::fit::history_row;
 use crate::fast::kkt_w::w_kkt_residual;
-use crate::fast::spectra::{newton_w, SpectraProblem};
+use crate::fast::spectra::{free_simplex_entries, newton_w, SpectraProblem};
 use crate::fast::{gw, kkt_residual, MapsProblem};
 use crate::io::counts::SpectrumImage;
 use anyhow::{anyhow, Result};
@@ -76,13 +76,10 @@ pub(super) struct KktData<'a> {
 }
 
 impl KktData<'_> {
-    /// (KKT of W with H held, KKT of H with W held) at (G, W, H).
-    pub fn residuals(&self, g: &[f64], w: &[f64], h: &[f64], k: usize) -> Result<(f64, f64)> {
-        let (l, m) = (self.img.channels, w.len() / k);
-        let y = self.img.as_ref();
-        let pool = crate::fast::pool(self.threads)?;
-        let sp = SpectraProblem {
-            y,
+    /// The W subproblem at (G, H): the Newton step's and the W residual's.
+    fn spectra<'b>(&'b self, g: &'b [f64], h: &'b [f64], m: usize, k: usize) -> SpectraProblem<'b> {
+        SpectraProblem {
+            y: self.img.as_ref(),
             g,
             m,
             k,
@@ -90,8 +87,20 @@ impl KktData<'_> {
             simplex_rows: self.simplex_rows,
             fixed: self.fixed,
             eps: 1e-14,
-        };
-        let kw = w_kkt_residual(&sp, w, &pool)?;
+        }
+    }
+
+    /// (KKT of W with H held, KKT of H with W held) at (G, W, H), on `pool`'s threads.
+    pub fn residuals(
+        &self,
+        (g, w, h): (&[f64], &[f64], &[f64]),
+        k: usize,
+        pool: &rayon::ThreadPool,
+    ) -> Result<(f64, f64)> {
+        let (l, m) = (self.img.channels, w.len() / k);
+        let y = self.img.as_ref();
+        let sp = self.spectra(g, h, m, k);
+        let kw = w_kkt_residual(&sp, w, pool)?;
         let d = gw(g, w, l, m, k);
         let laplacian = match self.img.shape {
             Some((rows, cols)) => Laplacian::Grid { rows, cols },
@@ -163,16 +172,7 @@ pub(super) fn drive_sparse(
             if newton_turn {
                 // An entry of W near zero leaves it at the multiplicative updates' pace, a
                 // factor per iteration; the Newton step moves it as far as its gradient says.
-                let sp = SpectraProblem {
-                    y: stop.kkt.img.as_ref(),
-                    g,
-                    m: w.len() / k,
-                    k,
-                    h,
-                    simplex_rows: stop.kkt.simplex_rows,
-                    fixed: stop.kkt.fixed,
-                    eps: 1e-14,
-                };
+                let sp = stop.kkt.spectra(g, h, w.len() / k, k);
                 newton_w(&sp, w, W_NEWTON_STEPS, 0.0, &pool)?;
                 terms = exec.loss(g, w, h).map_err(err)?;
             }
@@ -206,7 +206,7 @@ pub(super) fn drive_sparse(
             // non-zeros.
             let kkt_turn = (it / every).is_multiple_of(KKT_EVERY_CHECKS);
             if stop.kkt_tol > 0.0 && change <= 100.0 * stop.tol && kkt_turn {
-                let (kw, kh) = stop.kkt.residuals(g, w, h, k)?;
+                let (kw, kh) = stop.kkt.residuals((g, w, h), k, &pool)?;
                 if kw.max(kh) <= stop.kkt_tol {
                     reason = StopReason::LossConverged;
                     break;
@@ -232,7 +232,7 @@ pub(super) fn drive_sparse(
         h.copy_from_slice(&h_best);
         final_loss = exec.loss(g, w, h).map_err(err)?.total();
     }
-    let kkt = stop.kkt.residuals(g, w, h, k)?;
+    let kkt = stop.kkt.residuals((g, w, h), k, &pool)?;
     Ok((
         RunSummary {
             iterations: it,
@@ -336,10 +336,10 @@ impl Extrapolation {
             self.prev_h.copy_from_slice(h);
             return;
         }
-        let free = |i: usize| fixed.is_none_or(|f| f[i] < 0.0);
         let free_sum = |w: &[f64], c: usize| -> f64 {
-            let rows = simplex_rows.iter().map(|&r| r * k + c);
-            rows.filter(|&i| free(i)).map(|i| w[i]).sum()
+            free_simplex_entries(simplex_rows, fixed, k, c)
+                .map(|i| w[i])
+                .sum()
         };
         let beta = self.beta;
         let step = |x: &mut [f64], prev: &mut [f64]| {
@@ -355,7 +355,7 @@ impl Extrapolation {
         for (c, &target) in sums.iter().enumerate() {
             let now = free_sum(w, c);
             if now > 0.0 {
-                for i in simplex_rows.iter().map(|&r| r * k + c).filter(|&i| free(i)) {
+                for i in free_simplex_entries(simplex_rows, fixed, k, c) {
                     w[i] *= target / now;
                 }
             }
@@ -468,7 +468,8 @@ mod tests {
                     &mut |_| {},
                 )
                 .unwrap();
-            let kkt = stop.kkt.residuals(&g, &w, &h, k).unwrap();
+            let pool = crate::fast::pool(threads).unwrap();
+            let kkt = stop.kkt.residuals((&g, &w, &h), k, &pool).unwrap();
             return Run {
                 w,
                 h,
