@@ -14,17 +14,16 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python3 -m venv "$work/A"
 python3 -m venv "$work/B"
-"$work/A/bin/pip" install -q --disable-pip-version-check pytest scipy "espm==1.1.3" exspy &
+bash scripts/pip_install.sh "$work/A" pytest scipy "espm==1.1.3" exspy &
 pa=$!
-"$work/B/bin/pip" install -q --disable-pip-version-check pytest scipy "hyperspy>=2.5" exspy \
-  dask numba pandas &
+bash scripts/pip_install.sh "$work/B" pytest scipy "hyperspy>=2.5" exspy dask numba pandas &
 pb=$!
 wait $pa
 wait $pb
 t1=$(date +%s)
-"$work/A/bin/pip" install -q --disable-pip-version-check ./python
-"$work/A/bin/pip" wheel -q --disable-pip-version-check --no-deps -w "$work/wheels" ./python
-"$work/B/bin/pip" install -q --disable-pip-version-check "$work"/wheels/edxs-*.whl
+bash scripts/pip_install.sh "$work/A" ./python
+"$work/A/bin/pip" wheel -q --disable-pip-version-check --retries 10 --timeout 60 --no-deps -w "$work/wheels" ./python
+bash scripts/pip_install.sh "$work/B" "$work"/wheels/edxs-*.whl
 t2=$(date +%s)
 # Each test runs in one venv only, where it means something: A the espm comparisons, B the
 # rest (estimator, HyperSpy in memory and lazy, real map, vendor files).
