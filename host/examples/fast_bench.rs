@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         tol: 1e-8,
         threads,
         seed: 0,
+        observe: None,
     };
     let mut series: Vec<Series> = Vec::new();
     println!("threads: {threads} (0 = one per core)");

@@ -126,6 +126,7 @@ fn random_starts_at_low_counts_never_give_nan() {
             tol: 0.0,
             threads: 1,
             seed,
+            observe: None,
         };
         for m in &methods {
             let o = repro::run_method(&prep, &data, m, &set, &mut repro::SpectraCache::default())

@@ -73,6 +73,7 @@ impl ReproCmd {
             tol: self.tol,
             threads: self.threads,
             seed: self.seed,
+            observe: None,
         };
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut names: Vec<String> = Vec::new();

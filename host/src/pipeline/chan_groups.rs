@@ -341,6 +341,7 @@ mod tests {
             tol: 1e-8,
             threads: 1,
             seed: 0,
+            observe: None,
         };
         // 64² at 293 counts/pixel: 1.2 M counts; 32² at 293: 0.3 M.
         for (side, grouped) in [(64, true), (32, false)] {
@@ -421,6 +422,7 @@ mod tests {
             tol: 1e-8,
             threads: 1,
             seed: 0,
+            observe: None,
         };
         let (st, grouped_iter) = grouped_fit((&prep, &gp), (img, &agg), &sub, &set).unwrap();
         // The checked losses of the last run never rise.

@@ -23,6 +23,7 @@
 //! of the iterations, at a smaller W residual (`docs/speed/spectra_stage.md`).
 
 use super::fit::history_row;
+use super::recipe::{CheckPoint, Observer};
 use crate::fast::kkt_w::w_kkt_residual;
 use crate::fast::spectra::{free_simplex_entries, newton_w, SpectraProblem};
 use crate::fast::{gw, kkt_residual, MapsProblem};
@@ -55,6 +56,8 @@ pub(super) struct SparseStop<'a> {
     pub extrapolate: bool,
     /// Loss checks between two Newton steps on W with H held (0: none).
     pub w_newton_every: usize,
+    /// A benchmark's observer of every check (None: no residuals computed).
+    pub observe: Option<Observer>,
 }
 
 /// What the KKT residuals of a joint state need besides G, W and H.
@@ -148,6 +151,9 @@ pub(super) fn drive_sparse(
     let mut it = 0;
     let mut ex = stop.extrapolate.then(|| Extrapolation::new(w, h));
     let pool = crate::fast::pool(stop.kkt.threads)?;
+    let clock = std::time::Instant::now();
+    // The observer's own time (its residuals), left out of the seconds it is shown.
+    let mut observed = std::time::Duration::ZERO;
     while it < max_iter {
         exec.step(g, w, h).map_err(err)?;
         it += 1;
@@ -190,6 +196,24 @@ pub(super) fn drive_sparse(
                 best = f;
                 w_best.copy_from_slice(w);
                 h_best.copy_from_slice(h);
+            }
+            if let Some(Observer(see)) = stop.observe {
+                let seconds = (clock.elapsed() - observed).as_secs_f64();
+                let t = std::time::Instant::now();
+                let (kkt_w, kkt_h) = stop.kkt.residuals((g, w, h), k, &pool)?;
+                let done = see(&CheckPoint {
+                    pixels: stop.kkt.img.pixels,
+                    iteration: it,
+                    seconds,
+                    loss: f,
+                    kkt_w,
+                    kkt_h,
+                });
+                observed += t.elapsed();
+                if done {
+                    reason = StopReason::LossConverged;
+                    break;
+                }
             }
             if it >= max_iter {
                 break;
@@ -456,6 +480,7 @@ mod tests {
             },
             extrapolate,
             w_newton_every,
+            observe: None,
         };
         if core {
             let mut drv = vec![0.0; solver.driver_len()];

@@ -39,8 +39,9 @@ pub use chan_groups::{ChannelGroups, GroupWidths};
 pub use fit::{d_of, fit, history_row, Fit};
 pub use prepared::Prepared;
 pub use recipe::{
-    default_recipe, FixW, HeldSolver, Method, Recipe, RunSettings, Start, CANDIDATES, LOSS_EVERY,
-    STAGE_ANCHOR_ITER, STAGE_KKT_TOL, STAGE_W_NEWTON_EVERY, TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
+    default_recipe, CheckPoint, FixW, HeldSolver, Method, Observer, Recipe, RunSettings, Start,
+    CANDIDATES, LOSS_EVERY, STAGE_ANCHOR_ITER, STAGE_KKT_TOL, STAGE_W_NEWTON_EVERY,
+    TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
 };
 pub use request::{CustomStart, DecomposeRequest, InitChoice, MethodChoice, SolverChoice, Units};
 pub use score::SpectraChoice;

@@ -116,6 +116,7 @@ pub fn default_recipe(
         tol,
         threads,
         seed,
+        observe: None,
     };
     (method, recipe, set, why)
 }
@@ -277,4 +278,35 @@ pub struct RunSettings {
     pub threads: usize,
     /// Seed of every initialisation.
     pub seed: u64,
+    /// Sees every loss check of the binned fits (benchmarks; None in every program run).
+    pub observe: Option<Observer>,
+}
+
+/// One loss check of a binned fit, as an [`Observer`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckPoint {
+    /// Pixels (blocks) of the fitted image: tells the candidates' binnings apart.
+    pub pixels: usize,
+    /// Iterations of this run so far.
+    pub iteration: usize,
+    /// The run's seconds so far, without the observer's own time (the residuals below).
+    pub seconds: f64,
+    /// The objective.
+    pub loss: f64,
+    /// KKT residual of W with H held.
+    pub kkt_w: f64,
+    /// KKT residual of H with W held.
+    pub kkt_h: f64,
+}
+
+/// A benchmark's view of the binned fits' loss checks, called from the fits' threads; it
+/// returns true to end the run at that check. Its KKT residuals cost two passes over the
+/// non-zeros per check, so only benchmarks set one (`examples/binned_kkt.rs`).
+#[derive(Clone, Copy)]
+pub struct Observer(pub &'static (dyn Fn(&CheckPoint) -> bool + Sync));
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }

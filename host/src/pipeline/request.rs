@@ -345,6 +345,7 @@ impl DecomposeRequest {
             tol,
             threads: self.threads,
             seed: self.seed,
+            observe: None,
         };
         Ok((recipe, set))
     }
