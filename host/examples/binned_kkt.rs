@@ -1,6 +1,8 @@
 //! The spectra stage's binned fits, plain multiplicative updates against the default
-//! accelerated ones (extrapolation and Newton steps on W, `pipeline::drive`): KKT residual
-//! against time, iterations and seconds to a residual of `--kkt`.
+//! accelerated ones (extrapolation and Newton steps on W, `pipeline::drive`) and against the
+//! accelerated ones ended by coupled Newton steps on W and H (`decompose --solver
+//! newton-tail`, `fast::schur`): KKT residual against time, iterations and seconds to a
+//! residual of `--kkt`.
 //!
 //! ```sh
 //! cargo run --release -p edxs --example binned_kkt -- [--size 128] [--doses 293,18] \
@@ -15,19 +17,14 @@
 //! over the non-zeros per check, and that time is left out of the seconds. Prints one row per
 //! candidate binning and draws the largest binned image's curves (one per dose and method).
 
+#[path = "common/args.rs"]
+mod args;
+use args::{arg, paper_data};
 use edxs::pipeline::{self, CheckPoint, Observer, Prepared, Recipe, RunSettings, SpectraCache};
 use edxs::report::kkt_plot::{kkt_png, Series};
 use edxs::repro;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The checks seen, in arrival order, and the residual that ends a fit.
 struct Seen {
@@ -66,10 +63,7 @@ fn curves(checks: &[CheckPoint]) -> BTreeMap<usize, Vec<(usize, f64, f64)>> {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let size: usize = arg(&args, "--size", 128);
-    let doses: String = arg(&args, "--doses", "293,18".to_string());
-    let seed: u64 = arg(&args, "--seed", 42);
-    let threads: usize = arg(&args, "--threads", 0);
+    let (size, doses, seed, threads) = paper_data(&args);
     let target: f64 = arg(&args, "--kkt", 1e-6);
     let max_iter: usize = arg(&args, "--max-iter", 10000);
     let png: String = arg(
@@ -101,12 +95,16 @@ fn main() -> anyhow::Result<()> {
     for dose in doses.split(',').map(|d| d.trim().parse::<f64>()) {
         let dose = dose?;
         let data = repro::paper_dataset(size, dose, seed)?;
-        for (name, accelerate) in [("plain MU", false), ("accelerated", true)] {
-            // `decompose`'s default recipe for these data (fast_bench's), accelerated or not.
+        for name in ["plain MU", "accelerated", "Newton tail"] {
+            // `decompose`'s default recipe for these data (fast_bench's), and its variants.
             let mut recipe = Recipe::two_stage(0.004, 0.1, 0.01, pipeline::auto_bin(dose));
-            if !accelerate {
-                recipe.extrapolate = false;
-                recipe.w_newton_every = 0;
+            match name {
+                "plain MU" => {
+                    recipe.extrapolate = false;
+                    recipe.w_newton_every = 0;
+                }
+                "Newton tail" => recipe.newton_tail = Some(pipeline::NEWTON_TAIL_FROM),
+                _ => {}
             }
             SEEN.get().expect("set").checks.lock().expect("ok").clear();
             pipeline::fit(
@@ -145,6 +143,7 @@ fn main() -> anyhow::Result<()> {
         std::path::Path::new(&png),
         &format!("binned fits of the spectra stage ({size}x{size} paper data): KKT residual against time"),
         &series,
+        1,
     )?;
     println!("wrote {png}");
     Ok(())

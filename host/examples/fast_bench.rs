@@ -20,6 +20,9 @@
 //! step 1 and holds the true spectra (large images: `--size 512 --doses 100 --mu-cap 0`);
 //! `--skip-mu-pipeline` runs step 1 with the Newton sweeps only.
 
+#[path = "common/args.rs"]
+mod args;
+use args::{arg, paper_data};
 use edxs::fast::{kkt_residual, objective, solve_maps, MapsOptions, MapsProblem};
 use edxs::parallel::ParallelExec;
 use edxs::pipeline::{self, HeldSolver, Prepared, Recipe, RunSettings, SpectraCache};
@@ -28,14 +31,6 @@ use edxs::repro;
 use edxs_core::solver::{Exec, GModel, Laplacian, Simplex};
 use edxs_core::{Solver, SolverParams};
 use std::time::Instant;
-
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -52,10 +47,7 @@ fn peak_rss_mib() -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let size: usize = arg(&args, "--size", 128);
-    let doses: String = arg(&args, "--doses", "293,18".to_string());
-    let seed: u64 = arg(&args, "--seed", 42);
-    let threads: usize = arg(&args, "--threads", 0);
+    let (size, doses, seed, threads) = paper_data(&args);
     let mu_cap: f64 = arg(&args, "--mu-cap", 60.0);
     let png: String = arg(&args, "--png", "docs/speed/kkt_vs_time.png".to_string());
     let k = repro::K;
@@ -210,6 +202,7 @@ fn main() -> anyhow::Result<()> {
             "maps with the spectra held, {size}x{size}x1980, K = 3: KKT residual against time"
         ),
         &series,
+        2,
     )?;
     println!("\nwrote {png}; peak RSS {:.0} MiB", peak_rss_mib());
     Ok(())

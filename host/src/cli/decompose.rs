@@ -158,7 +158,7 @@ pub struct DecomposeCmd {
     /// fit at a time, every channel), `full-channels` (the binned fits on every channel
     /// instead of channel groups), `plain-updates` (the binned fits by the multiplicative
     /// updates alone, without extrapolation and Newton steps on W).
-    #[arg(long, hide = true, value_parser = ["newton", "newton-joint", "multiplicative", "previous", "full-channels", "plain-updates"])]
+    #[arg(long, hide = true, value_parser = ["newton", "newton-joint", "newton-tail", "multiplicative", "previous", "full-channels", "plain-updates"])]
     pub solver: Option<String>,
     /// Units of μ, λ and ε_reg: `normalized` (the default; espm's `normalize=True` units,
     /// counts scaled so that the mean pixel total is K, the units of the paper's values) or
@@ -318,6 +318,7 @@ impl DecomposeCmd {
         };
         let solver = match self.solver.as_deref() {
             Some("newton-joint") => SolverChoice::NewtonJoint,
+            Some("newton-tail") => SolverChoice::NewtonTail,
             Some("multiplicative") => SolverChoice::Multiplicative,
             Some("previous") => SolverChoice::Previous,
             Some("full-channels") => SolverChoice::FullChannels,

@@ -20,6 +20,7 @@ pub mod newton;
 #[cfg(target_arch = "x86_64")]
 mod newton_avx2;
 pub mod objective;
+pub mod schur;
 pub mod spectra;
 
 pub use kkt::kkt_residual;

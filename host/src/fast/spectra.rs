@@ -295,23 +295,7 @@ pub fn newton_w(
     }
     // Each column's free element entries sum to one minus its held ones (the start may be off
     // by rounding; an infeasible start would make every step's sum constraint wrong).
-    for c in 0..k {
-        let held: f64 = pb
-            .simplex_rows
-            .iter()
-            .filter(|&&r| is_fixed(r * k + c))
-            .map(|&r| w[r * k + c])
-            .sum();
-        let free: f64 = free_simplex_entries(pb.simplex_rows, pb.fixed, k, c)
-            .map(|i| w[i])
-            .sum();
-        let target = 1.0 - held;
-        if free > 0.0 && target > 0.0 && (free - target).abs() > 1e-12 * target {
-            for i in free_simplex_entries(pb.simplex_rows, pb.fixed, k, c) {
-                w[i] *= target / free;
-            }
-        }
-    }
+    onto_simplex(pb, w);
     let hs = pb.h_sums();
     let gsum: Vec<f64> = (0..m)
         .map(|j| (0..l).map(|li| pb.g[li * m + j]).sum())
@@ -332,39 +316,7 @@ pub fn newton_w(
         if n == 0 {
             break;
         }
-        let grad: Vec<f64> = movable
-            .iter()
-            .map(|&i| {
-                let (j, c) = (i / k, i % k);
-                gsum[j] * hs[c]
-                    - (0..l)
-                        .map(|li| pb.g[li * m + j] * s.a[li * k + c])
-                        .sum::<f64>()
-            })
-            .collect();
-        let mut hess = vec![0.0; n * n];
-        for li in 0..l {
-            let grow = &pb.g[li * m..(li + 1) * m];
-            let bl = &s.b[li * k * k..(li + 1) * k * k];
-            for (a, &ia) in movable.iter().enumerate() {
-                let ga = grow[ia / k];
-                if ga == 0.0 {
-                    continue;
-                }
-                let ca = ia % k;
-                for (b, &ib) in movable.iter().enumerate().skip(a) {
-                    let gb = grow[ib / k];
-                    if gb != 0.0 {
-                        hess[a * n + b] += ga * gb * bl[ca * k + ib % k];
-                    }
-                }
-            }
-        }
-        for a in 0..n {
-            for b in 0..a {
-                hess[a * n + b] = hess[b * n + a];
-            }
-        }
+        let (grad, hess) = w_gradient_hessian(pb, &movable, (&gsum, &hs), (&s.a, &s.b));
         let Some(dir) = qp_step(&hess, &grad, &movable, &simplex, k, |i| w[i] - lb) else {
             break;
         };
@@ -407,6 +359,76 @@ pub fn newton_w(
     Ok(rep)
 }
 
+/// Rescales each column's free element entries of W to sum to one minus its held ones, when
+/// they are off by more than rounding.
+pub(super) fn onto_simplex(pb: &SpectraProblem<'_>, w: &mut [f64]) {
+    let k = pb.k;
+    for c in 0..k {
+        let held: f64 = pb
+            .simplex_rows
+            .iter()
+            .filter(|&&r| pb.fixed.is_some_and(|f| f[r * k + c] >= 0.0))
+            .map(|&r| w[r * k + c])
+            .sum();
+        let free: f64 = free_simplex_entries(pb.simplex_rows, pb.fixed, k, c)
+            .map(|i| w[i])
+            .sum();
+        let target = 1.0 - held;
+        if free > 0.0 && target > 0.0 && (free - target).abs() > 1e-12 * target {
+            for i in free_simplex_entries(pb.simplex_rows, pb.fixed, k, c) {
+                w[i] *= target / free;
+            }
+        }
+    }
+}
+
+/// The loss's gradient and Hessian (n×n, full) in W's `movable` entries with the maps held,
+/// from G's column sums, H's row sums (`gsum`, `hs`) and the per-channel sums a_lk, B_l (K×K,
+/// full) of one pass over the non-zeros: ∇ = gsum_j·hs_c − Σ_l g_lj·a_lc and
+/// ∇² = Σ_l (g_l g_lᵀ) ⊗ B_l.
+pub(super) fn w_gradient_hessian(
+    pb: &SpectraProblem<'_>,
+    movable: &[usize],
+    (gsum, hs): (&[f64], &[f64]),
+    (a_sum, b_sum): (&[f64], &[f64]),
+) -> (Vec<f64>, Vec<f64>) {
+    let (l, m, k, n) = (pb.y.channels, pb.m, pb.k, movable.len());
+    let grad: Vec<f64> = movable
+        .iter()
+        .map(|&i| {
+            let (j, c) = (i / k, i % k);
+            gsum[j] * hs[c]
+                - (0..l)
+                    .map(|li| pb.g[li * m + j] * a_sum[li * k + c])
+                    .sum::<f64>()
+        })
+        .collect();
+    let mut hess = vec![0.0; n * n];
+    for li in 0..l {
+        let grow = &pb.g[li * m..(li + 1) * m];
+        let bl = &b_sum[li * k * k..(li + 1) * k * k];
+        for (a, &ia) in movable.iter().enumerate() {
+            let ga = grow[ia / k];
+            if ga == 0.0 {
+                continue;
+            }
+            let ca = ia % k;
+            for (b, &ib) in movable.iter().enumerate().skip(a) {
+                let gb = grow[ib / k];
+                if gb != 0.0 {
+                    hess[a * n + b] += ga * gb * bl[ca * k + ib % k];
+                }
+            }
+        }
+    }
+    for a in 0..n {
+        for b in 0..a {
+            hess[a * n + b] = hess[b * n + a];
+        }
+    }
+    (grad, hess)
+}
+
 /// Indices in W (M×K, row-major) of column `c`'s entries on the `simplex_rows` that `fixed`
 /// (≥ 0: held) leaves free.
 pub(crate) fn free_simplex_entries<'a>(
@@ -422,7 +444,7 @@ pub(crate) fn free_simplex_entries<'a>(
 /// ln(1 + u): its series to u⁶ for |u| ≤ 1e-3 (truncation below 2e-19 relative), `ln_1p`
 /// beyond.
 #[inline(always)]
-fn ln_1p(u: f64) -> f64 {
+pub(super) fn ln_1p(u: f64) -> f64 {
     if u.abs() <= 1e-3 {
         u * (1.0 - u * (0.5 - u * (1.0 / 3.0 - u * (0.25 - u * (0.2 - u * (1.0 / 6.0))))))
     } else {
@@ -434,7 +456,7 @@ fn ln_1p(u: f64) -> f64 {
 /// phase's element entries summing to zero and d_i ≥ −room(i) (no entry below its bound), by
 /// the primal active-set method from d = 0 (at most a few dozen small solves, no pass over the
 /// data). None when a system cannot be solved.
-fn qp_step(
+pub(super) fn qp_step(
     hess: &[f64],
     grad: &[f64],
     movable: &[usize],

@@ -40,8 +40,8 @@ pub use fit::{d_of, fit, history_row, Fit};
 pub use prepared::Prepared;
 pub use recipe::{
     default_recipe, CheckPoint, FixW, HeldSolver, Method, Observer, Recipe, RunSettings, Start,
-    CANDIDATES, LOSS_EVERY, STAGE_ANCHOR_ITER, STAGE_KKT_TOL, STAGE_W_NEWTON_EVERY,
-    TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
+    CANDIDATES, LOSS_EVERY, NEWTON_TAIL_FROM, STAGE_ANCHOR_ITER, STAGE_KKT_TOL,
+    STAGE_W_NEWTON_EVERY, TWO_STAGE_MAX_ITER, TWO_STAGE_TOL,
 };
 pub use request::{CustomStart, DecomposeRequest, InitChoice, MethodChoice, SolverChoice, Units};
 pub use score::SpectraChoice;

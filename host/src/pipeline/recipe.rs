@@ -40,6 +40,11 @@ pub const STAGE_W_NEWTON_EVERY: usize = 3;
 /// the same on average over six samplings.
 pub const STAGE_ACCEL_MIN_PIXELS: usize = 100;
 
+/// Mean relative loss change per iteration from which `decompose --solver newton-tail` ends
+/// the binned fits by coupled Newton steps (the extrapolation's start; not the default:
+/// `docs/speed/joint_newton.md`).
+pub const NEWTON_TAIL_FROM: f64 = 1e-5;
+
 /// The fit `edxs decompose` performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -205,6 +210,9 @@ pub struct Recipe {
     /// Multiplicative-update runs with `loss_every` > 1 take a Newton step on W with H held
     /// every this many loss checks (0: never).
     pub w_newton_every: usize,
+    /// Mean relative loss change per iteration below which those runs go on by coupled Newton
+    /// steps on W and H (`fast::schur`; None: the updates to the end).
+    pub newton_tail: Option<f64>,
     /// The spectra stage's binned fits run side by side, one thread each, instead of one
     /// after the other on every thread.
     pub candidates_side_by_side: bool,
@@ -247,6 +255,7 @@ impl Recipe {
             kkt_tol: 0.0,
             extrapolate: false,
             w_newton_every: 0,
+            newton_tail: None,
             candidates_side_by_side: false,
             channel_groups: None,
         }

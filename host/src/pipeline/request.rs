@@ -2,7 +2,7 @@
 //! binding fill a [`DecomposeRequest`] from their options, and it resolves the method for the
 //! data and makes the one [`Recipe`] the driver runs, so both front ends get the same defaults.
 
-use super::recipe::{FixW, HeldSolver, Method, Recipe, RunSettings, Start};
+use super::recipe::{FixW, HeldSolver, Method, Recipe, RunSettings, Start, NEWTON_TAIL_FROM};
 use super::{auto_bin_for, cannot_bin};
 use crate::calibrate::{refine, Bounds, Refinement};
 use crate::io::counts::SpectrumImage;
@@ -78,6 +78,9 @@ pub enum SolverChoice {
     Default,
     /// Newton for the joint fits too.
     NewtonJoint,
+    /// The spectra stage's binned fits end by coupled Newton steps on W and H once the
+    /// updates slow down (`fast::schur`; measured, not the default).
+    NewtonTail,
     /// Everything by the multiplicative updates.
     Multiplicative,
     /// The spectra stage as before its sparse stopping test and side-by-side candidates.
@@ -321,10 +324,12 @@ impl DecomposeRequest {
         recipe.compat_espm = self.compat_espm;
         match self.solver {
             SolverChoice::NewtonJoint => recipe.held_solver = HeldSolver::NewtonJoint,
+            SolverChoice::NewtonTail => recipe.newton_tail = Some(NEWTON_TAIL_FROM),
             SolverChoice::Multiplicative => recipe.held_solver = HeldSolver::Multiplicative,
             SolverChoice::Previous => {
                 recipe.extrapolate = false;
                 recipe.w_newton_every = 0;
+                recipe.newton_tail = None;
                 recipe.loss_every = 1;
                 recipe.kkt_tol = 0.0;
                 recipe.candidates_side_by_side = false;
@@ -334,6 +339,7 @@ impl DecomposeRequest {
             SolverChoice::PlainUpdates => {
                 recipe.extrapolate = false;
                 recipe.w_newton_every = 0;
+                recipe.newton_tail = None;
             }
             SolverChoice::Default => {}
         }

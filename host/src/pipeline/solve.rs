@@ -190,6 +190,7 @@ pub(super) fn solve_held(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<St
             extrapolate: recipe.extrapolate && accelerate,
             w_newton_every: if accelerate { recipe.w_newton_every } else { 0 },
             observe: set.observe,
+            newton_tail: recipe.newton_tail.filter(|_| accelerate),
         };
         let mut exec = ParallelExec::new(&solver, img.counts(), set.threads)?;
         let (summary, history, (kkt_w, kkt_h)) = drive_sparse(

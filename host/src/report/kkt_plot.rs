@@ -9,8 +9,10 @@ use std::path::Path;
 /// One curve: its label and (seconds, KKT residual) points.
 pub type Series = (String, Vec<(f64, f64)>);
 
-/// Draws every series as residual against seconds (both axes logarithmic) into `path`.
-pub fn kkt_png(path: &Path, title: &str, series: &[Series]) -> Result<()> {
+/// Draws every series as residual against seconds (both axes logarithmic) into `path`; each
+/// run of `per_colour` consecutive series (the methods on one problem) shares a colour, and a
+/// series whose label names MU is drawn thin.
+pub fn kkt_png(path: &Path, title: &str, series: &[Series], per_colour: usize) -> Result<()> {
     font();
     let pts = series
         .iter()
@@ -46,15 +48,20 @@ pub fn kkt_png(path: &Path, title: &str, series: &[Series]) -> Result<()> {
         .draw()
         .map_err(err("kkt plot"))?;
     for (i, (label, pts)) in series.iter().enumerate() {
-        // Each method's curve and the other method's on the same problem share a colour.
-        let c = Palette99::pick(i / 2).to_rgba();
+        let c = Palette99::pick(i / per_colour.max(1)).to_rgba();
         let dashed = label.contains("MU");
         let data: Vec<(f64, f64)> = pts
             .iter()
             .copied()
             .filter(|(t, r)| *t > 0.0 && *r > 0.0)
             .collect();
-        let style = ShapeStyle::from(&c).stroke_width(if dashed { 1 } else { 3 });
+        // Within a colour: MU thin, then the methods thicker in turn.
+        let width = if dashed {
+            1
+        } else {
+            2 + (i % per_colour.max(1)) as u32
+        };
+        let style = ShapeStyle::from(&c).stroke_width(width);
         chart
             .draw_series(LineSeries::new(data, style))
             .map_err(err("kkt plot"))?
