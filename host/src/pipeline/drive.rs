@@ -182,6 +182,7 @@ pub(super) fn drive_sparse(
             loss,
             kkt_w,
             kkt_h,
+            held: stop.kkt.fixed.is_some(),
         });
         *observed += t.elapsed();
         Ok(done)

@@ -306,6 +306,9 @@ pub struct CheckPoint {
     pub kkt_w: f64,
     /// KKT residual of H with W held.
     pub kkt_h: f64,
+    /// Entries of W are held in this run (the continuum anchor before the free run, or
+    /// `--fix`).
+    pub held: bool,
 }
 
 /// A benchmark's view of the binned fits' loss checks, called from the fits' threads; it
