@@ -22,7 +22,9 @@
 // K×K blocks and free-entry lists are indexed on purpose; `!(x > 0)` also catches NaN.
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
-use super::spectra::{ln_1p, onto_simplex, qp_step, w_gradient_hessian, SpectraProblem};
+use super::spectra::{
+    ln_1p, mirror_upper, onto_simplex, qp_step, w_gradient_hessian, SpectraProblem,
+};
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
 
@@ -243,20 +245,13 @@ pub fn coupled_step(
     let sp = SpectraProblem { h, ..*pb };
     sp.validate(w)?;
     let (l, m, k, p, eps) = (pb.y.channels, pb.m, pb.k, pb.y.pixels, pb.eps);
-    let is_fixed = |i: usize| pb.fixed.is_some_and(|f| f[i] >= 0.0);
-    let mut simplex = vec![false; m];
-    for &r in pb.simplex_rows {
-        simplex[r] = true;
-    }
-    let movable: Vec<usize> = (0..m * k).filter(|&i| !is_fixed(i)).collect();
+    let (simplex, movable) = pb.entries();
     let n = movable.len();
     let mut rep = CoupledReport::default();
     if n == 0 {
         return Ok(rep);
     }
-    let gsum: Vec<f64> = (0..m)
-        .map(|j| (0..l).map(|li| pb.g[li * m + j]).sum())
-        .collect();
+    let gsum = pb.g_sums();
     let d = sp.d_of(w);
     let dsum: Vec<f64> = (0..k)
         .map(|c| d.chunks_exact(k).map(|row| row[c].max(eps)).sum())
@@ -318,11 +313,7 @@ pub fn coupled_step(
                             }
                         }
                     }
-                    for c in 0..k {
-                        for c2 in 0..c {
-                            hpp[c * k + c2] = hpp[c2 * k + c];
-                        }
-                    }
+                    mirror_upper(&mut hpp, k);
                     // The maps' gradient with the log term, and their curvature without it:
                     // the log term's negative curvature, near-cancelling the data's on small
                     // maps, made H_pp⁻¹ large and the reduced matrix indefinite, and the
@@ -400,13 +391,7 @@ pub fn coupled_step(
         .map(|c| h[c * p..(c + 1) * p].iter().map(|v| v.max(eps)).sum())
         .collect();
     // W's curvature blocks B_l in full, as `w_gradient_hessian` reads them.
-    for bl in b_sum.chunks_exact_mut(k * k) {
-        for c in 0..k {
-            for c2 in 0..c {
-                bl[c * k + c2] = bl[c2 * k + c];
-            }
-        }
-    }
+    mirror_upper(&mut b_sum, k);
     let (grad_w, hww) = w_gradient_hessian(pb, &movable, (&gsum, &hs), (&a_sum, &b_sum));
     let mut s = vec![0.0; n * n];
     for a in 0..n {

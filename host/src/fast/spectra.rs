@@ -206,14 +206,27 @@ impl SpectraProblem<'_> {
             out.a.iter_mut().zip(&s.a).for_each(|(o, v)| *o += v);
             out.b.iter_mut().zip(&s.b).for_each(|(o, v)| *o += v);
         }
-        for bl in out.b.chunks_exact_mut(k * k) {
-            for c in 0..k {
-                for c2 in 0..c {
-                    bl[c * k + c2] = bl[c2 * k + c];
-                }
-            }
-        }
+        mirror_upper(&mut out.b, k);
         out
+    }
+
+    /// Which rows of W are on the simplex, and W's entries (M×K, row-major) not held.
+    pub(super) fn entries(&self) -> (Vec<bool>, Vec<usize>) {
+        let mut simplex = vec![false; self.m];
+        for &r in self.simplex_rows {
+            simplex[r] = true;
+        }
+        let held = |i: usize| self.fixed.is_some_and(|f| f[i] >= 0.0);
+        let movable = (0..self.m * self.k).filter(|&i| !held(i)).collect();
+        (simplex, movable)
+    }
+
+    /// Σ_l g_lj per column j of G.
+    pub(super) fn g_sums(&self) -> Vec<f64> {
+        let (l, m) = (self.y.channels, self.m);
+        (0..m)
+            .map(|j| (0..l).map(|li| self.g[li * m + j]).sum())
+            .collect()
     }
 
     /// Σ_p max(h_kp, ε) per component.
@@ -286,21 +299,14 @@ pub fn newton_w(
     pool: &rayon::ThreadPool,
 ) -> Result<WReport> {
     pb.validate(w)?;
-    let (l, m, k) = (pb.y.channels, pb.m, pb.k);
+    let k = pb.k;
     let lb = 0.0;
-    let is_fixed = |i: usize| pb.fixed.is_some_and(|f| f[i] >= 0.0);
-    let mut simplex = vec![false; m];
-    for &r in pb.simplex_rows {
-        simplex[r] = true;
-    }
+    let (simplex, movable) = pb.entries();
     // Each column's free element entries sum to one minus its held ones (the start may be off
     // by rounding; an infeasible start would make every step's sum constraint wrong).
     onto_simplex(pb, w);
     let hs = pb.h_sums();
-    let gsum: Vec<f64> = (0..m)
-        .map(|j| (0..l).map(|li| pb.g[li * m + j]).sum())
-        .collect();
-    let movable: Vec<usize> = (0..m * k).filter(|&i| !is_fixed(i)).collect();
+    let gsum = pb.g_sums();
     let mut rep = WReport::default();
     let mut d = pb.d_of(w);
     // The loss is followed as its change from the start (f = 0 there): the line search needs
@@ -357,6 +363,18 @@ pub fn newton_w(
         return Err(anyhow!("the spectra step reached a non-finite loss"));
     }
     Ok(rep)
+}
+
+/// Fills the lower triangle of each K×K block in `blocks` from its upper one (the sums
+/// gather only c ≤ c2).
+pub(super) fn mirror_upper(blocks: &mut [f64], k: usize) {
+    for bl in blocks.chunks_exact_mut(k * k) {
+        for c in 0..k {
+            for c2 in 0..c {
+                bl[c * k + c2] = bl[c2 * k + c];
+            }
+        }
+    }
 }
 
 /// Rescales each column's free element entries of W to sum to one minus its held ones, when
