@@ -14,6 +14,13 @@ export CARGO_TERM_COLOR=never
 failures=()
 fail() { echo "FAILED: $*"; failures+=("$*"); }
 step() { echo; echo "--- $*"; }
+# A build that fails is tried once more: a landing failed on rust-lld killed by SIGBUS (a
+# crash of the linker, as on a full disk), not on the code; a real compile error fails twice.
+build() {
+  cargo build "$@" && return 0
+  echo "build failed; trying once more ($(df -h . | awk 'NR == 2 { print $4 " free" }'))"
+  cargo build "$@"
+}
 
 for tool in qemu-system-arm qemu-system-riscv32 readelf timeout; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool not found"; exit 1; }
@@ -57,7 +64,7 @@ run_example() {
   shift 2
   local elf="target/$target/release/$package" log="target/$package.out" defmt
   step "$package ($target)"
-  if ! cargo build -q --release -p "$package" --target "$target"; then
+  if ! build -q --release -p "$package" --target "$target"; then
     fail "build $package"
     return
   fi
@@ -132,7 +139,7 @@ run_stream edxs-fw-rv32 riscv32imac-unknown-none-elf rv32 "${riscv[@]}"
 # The same RV32 streaming source with the F extension (QEMU virt's CPU has it): the difference
 # is what soft float costs. Skipped, visibly, when the Rust target is not installed.
 if rustup target list --installed 2>/dev/null | grep -qx riscv32imafc-unknown-none-elf; then
-  if cargo build -q --release -p edxs-fw-rv32 --bin edxs-fw-rv32-stream \
+  if build -q --release -p edxs-fw-rv32 --bin edxs-fw-rv32-stream \
     --target riscv32imafc-unknown-none-elf; then
     run_stream edxs-fw-rv32 riscv32imafc-unknown-none-elf rv32f "${riscv[@]}"
   else
