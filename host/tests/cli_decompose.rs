@@ -698,6 +698,21 @@ density = 1.2
             kkt.is_finite() && kkt <= 1e-4,
             "seed {seed}: KKT residual {kkt}"
         );
+        // Where the time went: every part measured, and the fit's parts within the fit.
+        let t = &res["timings"];
+        let secs = |key: &str| {
+            let v = t[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("timings.{key}: {t}"));
+            assert!(v.is_finite() && v >= 0.0, "timings.{key}: {t}");
+            v
+        };
+        let parts = secs("binned_fits") + secs("candidate_choice") + secs("maps");
+        assert!(
+            parts > 0.0 && parts <= secs("fit") && secs("fit") == res["seconds"],
+            "{t}"
+        );
+        assert!(secs("load") > 0.0 && secs("calibration") > 0.0, "{t}");
         let o = edxs(&[
             "evaluate",
             out.to_str().unwrap(),

@@ -6,7 +6,7 @@ use crate::pipeline::{
     self, CustomStart, DecomposeRequest, InitChoice, Method, MethodChoice, Prepared, SolverChoice,
     SpectraCache, Units,
 };
-use crate::report::decomposition::{self, Outputs};
+use crate::report::decomposition::{self, Outputs, Timings};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use edxs_core::EdxsModel;
@@ -138,6 +138,9 @@ pub struct DecomposeCmd {
     /// What the calibration refinement did, once run.
     #[arg(skip)]
     pub calibration: Option<crate::calibrate::Refinement>,
+    /// Wall seconds spent reading the input, once read (results.json's `timings`).
+    #[arg(skip)]
+    pub load_seconds: Option<f64>,
     /// The fit: `auto` (the default) runs the two-stage pipeline on 2-D scans that can be
     /// binned and says why when it falls back to the joint fit; `two-stage` is edxs's pipeline
     /// (the phase spectra from the image binned to about 250 counts per pixel or more, blocks
@@ -194,6 +197,7 @@ impl DecomposeCmd {
 
     /// Loads, decomposes, writes the outputs and prints the compositions.
     pub fn run(&self) -> Result<()> {
+        let t0 = std::time::Instant::now();
         crate::io::output::check_dir("--out", &self.out, &[&self.input])?;
         let shape = self.shape.as_deref().map(parse_shape).transpose()?;
         let range = self.range.energy_range.as_deref();
@@ -215,6 +219,7 @@ impl DecomposeCmd {
                 self.input.display()
             );
         }
+        let load_seconds = t0.elapsed().as_secs_f64();
         let refinement = self.request().calibrate(&spec, &data);
         if let Some(line) = refinement.line() {
             eprintln!("edxs: {line}");
@@ -226,6 +231,7 @@ impl DecomposeCmd {
         let model = spec.model()?;
         let mut cmd = self.clone();
         cmd.calibration = Some(refinement);
+        cmd.load_seconds = Some(load_seconds);
         cmd.fit_with_k(&model, &data)
     }
 
@@ -301,6 +307,10 @@ impl DecomposeCmd {
             k,
             parameters,
             rank: self.rank.as_ref(),
+            before_fit: Timings {
+                load: self.load_seconds,
+                calibration: self.calibration.as_ref().map(|c| c.seconds),
+            },
         };
         decomposition::write(&self.out, &outputs)?;
         print!("{}", decomposition::summary(model, &result, k, &self.out));

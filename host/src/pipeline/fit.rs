@@ -34,6 +34,21 @@ pub struct Fit {
     /// How the two-stage pipeline chose its spectra among the binned candidates (None for a
     /// joint fit).
     pub spectra_choice: Option<super::SpectraChoice>,
+    /// Where the two-stage pipeline's time went (None for a joint fit; a spectra stage taken
+    /// from the cache keeps the seconds it took when it ran).
+    pub stage_seconds: Option<StageSeconds>,
+}
+
+/// Wall seconds of the two-stage pipeline's parts (results.json's `timings`), so that a user
+/// sees where a run's time goes without a profiler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct StageSeconds {
+    /// The binned fits of the spectra candidates (side by side).
+    pub binned_fits: f64,
+    /// Scoring the candidates, then the chosen spectra's maps on every pixel.
+    pub candidate_choice: f64,
+    /// The maps at full resolution with the spectra held.
+    pub maps: f64,
 }
 
 impl Fit {
@@ -102,5 +117,6 @@ pub fn fit(
         kkt: st.kkt,
         kkt_spectra: st.kkt_w,
         spectra_choice: st.choice,
+        stage_seconds: st.stages,
     })
 }

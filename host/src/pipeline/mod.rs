@@ -36,7 +36,7 @@ mod start;
 
 pub use bin::{auto_bin, auto_bin_for, bin, cannot_bin, MAX_BINNED_SIDE};
 pub use chan_groups::{ChannelGroups, GroupWidths};
-pub use fit::{d_of, fit, history_row, Fit};
+pub use fit::{d_of, fit, history_row, Fit, StageSeconds};
 pub use prepared::Prepared;
 pub use recipe::{
     default_recipe, CheckPoint, FixW, HeldSolver, Method, Observer, Recipe, RunSettings, Start,

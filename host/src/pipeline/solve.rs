@@ -121,6 +121,7 @@ pub(super) fn solve_held(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<St
         mut w,
         mut h,
         choice,
+        stages,
         ..
     } = st;
     let (l, k) = (img.channels, prep.k);
@@ -210,6 +211,7 @@ pub(super) fn solve_held(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<St
             kkt: Some(kkt_h),
             kkt_w: Some(kkt_w),
             choice,
+            stages,
         });
     }
     let (summary, history) = run_solver(
@@ -229,6 +231,7 @@ pub(super) fn solve_held(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<St
         kkt: None,
         kkt_w: None,
         choice,
+        stages,
     })
 }
 
@@ -264,6 +267,7 @@ fn solve_newton_joint(pb: &Problem<'_>, st: State, run: Run<'_>) -> Result<State
         kkt: Some(fit.kkt),
         kkt_w: None,
         choice: st.choice,
+        stages: st.stages,
     })
 }
 
@@ -298,6 +302,7 @@ pub(super) fn solve_newton_maps(pb: &Problem<'_>, st: State, max_iter: usize) ->
         kkt: Some(fit.report.kkt),
         kkt_w: st.kkt_w,
         choice: st.choice,
+        stages: st.stages,
     })
 }
 

@@ -4,7 +4,7 @@
 
 use super::bin::bin;
 use super::chan_groups::{grouped_fit, ChannelGroups, GROUPS_MIN_COUNTS};
-use super::fit::d_of;
+use super::fit::{d_of, StageSeconds};
 use super::fixed::fixed_w;
 use super::maps_start::weighted_ls_maps;
 use super::recipe::{FixW, Recipe, RunSettings, Start, CANDIDATES};
@@ -31,6 +31,8 @@ pub(super) struct State {
     pub(super) kkt_w: Option<f64>,
     /// How the spectra stage chose these spectra among its candidates.
     pub(super) choice: Option<SpectraChoice>,
+    /// Wall seconds of the two-stage pipeline's parts, as far as they have run.
+    pub(super) stages: Option<StageSeconds>,
 }
 
 impl State {
@@ -104,6 +106,7 @@ pub(super) fn joint_fit(
         kkt: None,
         kkt_w: None,
         choice: None,
+        stages: None,
     };
     let problem = Problem {
         prep: prep_on,
@@ -201,7 +204,11 @@ pub(super) fn two_stage(
         fixed: Some(&held),
         max_iter: set.max_iter,
     };
+    let t0 = std::time::Instant::now();
     st = solve(&problem, st, run)?;
+    if let Some(s) = st.stages.as_mut() {
+        s.maps = t0.elapsed().as_secs_f64();
+    }
     iterations += st.iterations();
     // Not done: the spectra again from every pixel with these maps held, then the maps
     // again. The regularised maps are biased (the log term shrinks the particles), and W
@@ -256,6 +263,7 @@ pub(super) fn spectra_stage(
     let n_groups = grouped
         .as_ref()
         .map(|gp| gp.g.len() / prep.model.n_columns());
+    let t0 = std::time::Instant::now();
     let fits: Vec<Result<(State, usize)>> = crate::fast::pool(side)?.install(|| {
         (b0..b0 + CANDIDATES)
             .into_par_iter()
@@ -281,6 +289,8 @@ pub(super) fn spectra_stage(
             })
             .collect()
     });
+    let binned_fits = t0.elapsed().as_secs_f64();
+    let t0 = std::time::Instant::now();
     let mut cands = Vec::new();
     let mut iterations = 0;
     for fit in fits {
@@ -361,5 +371,10 @@ pub(super) fn spectra_stage(
         st = maps_of(st, img, &sub_reg)?;
         iterations += st.iterations();
     }
+    st.stages = Some(StageSeconds {
+        binned_fits,
+        candidate_choice: t0.elapsed().as_secs_f64(),
+        maps: 0.0,
+    });
     Ok((st, iterations))
 }

@@ -30,6 +30,17 @@ pub struct Outputs<'a> {
     pub parameters: serde_json::Value,
     /// The rank curve of `-k auto`, written to results.json and rank.png.
     pub rank: Option<&'a RankReport>,
+    /// Wall seconds of what ran before the fit, for results.json's `timings`.
+    pub before_fit: Timings,
+}
+
+/// Wall seconds of what ran before the fit (None: not run, or not measured by the caller).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Reading (and cropping) the input.
+    pub load: Option<f64>,
+    /// The calibration refinement.
+    pub calibration: Option<f64>,
 }
 
 /// Writes every output file into the folder `out_dir` (`--out`), which replaces any earlier
@@ -101,6 +112,16 @@ pub fn write_into(dir: &Path, out: &Outputs<'_>) -> Result<()> {
         "stop_reason": format!("{:?}", r.summary.reason),
         "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
         "seconds": r.seconds,
+        // Where the time went: the fit's parts are the two-stage pipeline's (null for a joint
+        // fit); `fit` is all of `seconds`, `rank` (of -k auto) is not included.
+        "timings": {
+            "load": out.before_fit.load,
+            "calibration": out.before_fit.calibration,
+            "binned_fits": r.stage_seconds.map(|s| s.binned_fits),
+            "candidate_choice": r.stage_seconds.map(|s| s.candidate_choice),
+            "maps": r.stage_seconds.map(|s| s.maps),
+            "fit": r.seconds,
+        },
         "loss_history": r.history.iter().map(|h| h[0]).collect::<Vec<_>>(),
         "W": r.w.chunks(k).map(|row| row.to_vec()).collect::<Vec<_>>(),
         "phases": shares,
