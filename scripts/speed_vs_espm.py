@@ -14,7 +14,8 @@ makes them, seed 42), this script times:
 3. the same with `--old` (the previous default's spectra stage, for the objective and time
    before),
 and prints both times, the ratio edxs / (one espm iteration), the final objective of each
-edxs run and the KKT residuals results.json reports. The machine may be shared: the figures
+edxs run, the KKT residuals results.json reports and its `timings` (where the wall time went,
+each part also in espm iterations). The machine may be shared: the figures
 that count are the ratios measured in the same run; CPU seconds are the least disturbed.
 """
 import argparse
@@ -89,6 +90,11 @@ def main():
                   f"{wall / espm_it:6.1f} espm iterations (wall / one espm iteration); "
                   f"objective {loss:.10e}; KKT maps {r.get('kkt_residual')}, spectra "
                   f"{r.get('kkt_residual_spectra')}", flush=True)
+            t = r.get("timings") or {}
+            parts = ["load", "calibration", "binned_fits", "candidate_choice", "maps"]
+            print("    where the wall time went: " + ", ".join(
+                f"{p} {t[p]:.3f} s ({t[p] / espm_it:.1f} espm it.)" for p in parts
+                if t.get(p) is not None), flush=True)
 
 
 if __name__ == "__main__":
