@@ -1,4 +1,5 @@
-//! G construction cost for typical configurations (figures printed by criterion).
+//! G construction cost for typical configurations, and the calibration refinement that builds
+//! G a few hundred times (figures printed by criterion).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use edxs_core::{EdxsModel, Element, ModelParams};
@@ -29,5 +30,50 @@ fn bench_build_g(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_build_g);
+/// The refinement on the paper's model (12 elements, 1980 channels) from a summed spectrum
+/// whose axis is 1 % wider and peaks 10 % wider than nominal, on one thread.
+fn bench_calibration(c: &mut Criterion) {
+    use edxs::calibrate::{refine_spectrum, Bounds, Calibration};
+    let opts = edxs::model_options::ModelOptions {
+        elements: "O,Ca,Si,Fe,Mg,Al,Cu,Hf,Ti,Sm,Lu,Nd"
+            .split(',')
+            .map(String::from)
+            .collect(),
+        e0: Some(200.0),
+        offset: Some(0.3),
+        scale: Some(0.01),
+        width_slope: 0.01,
+        width_intercept: 0.065,
+        thickness: Some(1e-5),
+        density: Some(4.5),
+        toa: Some(35.0),
+        ..Default::default()
+    };
+    let spec = opts.spec(&Default::default(), Some(1980), "bench").unwrap();
+    let n = Calibration::of(&spec);
+    let truth = Calibration {
+        scale_kev: n.scale_kev * 1.01,
+        width_slope: n.width_slope * 1.1,
+        width_intercept: n.width_intercept * 1.1,
+        ..n
+    };
+    let shifted = truth.apply(&spec);
+    let model = shifted.model().unwrap();
+    let m = model.n_columns();
+    let mut g = vec![0.0; model.g_len()];
+    let mut scratch = vec![0.0; model.scratch_len()];
+    model.build_g(&mut g, &mut scratch).unwrap();
+    let sum: Vec<f64> = g
+        .chunks_exact(m)
+        .map(|row| row.iter().enumerate().map(|(j, v)| v * 1e5 * (1 + j % 5) as f64).sum())
+        .collect();
+    let mut group = c.benchmark_group("calibration");
+    group.sample_size(10);
+    group.bench_function("refinement paper 1980x14, 1 thread", |b| {
+        b.iter(|| refine_spectrum(&spec, black_box(&sum), Bounds::default(), 1))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_build_g, bench_calibration);
 criterion_main!(benches);
