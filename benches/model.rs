@@ -65,7 +65,12 @@ fn bench_calibration(c: &mut Criterion) {
     model.build_g(&mut g, &mut scratch).unwrap();
     let sum: Vec<f64> = g
         .chunks_exact(m)
-        .map(|row| row.iter().enumerate().map(|(j, v)| v * 1e5 * (1 + j % 5) as f64).sum())
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(j, v)| v * 1e5 * (1 + j % 5) as f64)
+                .sum()
+        })
         .collect();
     let mut group = c.benchmark_group("calibration");
     group.sample_size(10);
