@@ -57,7 +57,7 @@ class SmoothNMF:
 
     A drop-in for `espm.estimators.SmoothNMF` 1.1.3: same constructor parameters, meanings and
     defaults, same attributes after `fit` (`W_`, `H_`, `G_`, `losses_`, `n_iter_`,
-    `components_`, ...), usable as `s.decomposition(algorithm=edxs.SmoothNMF(...))` in HyperSpy.
+    `components_`, ...), plus edxs's `method_` and `timings_`, usable as `s.decomposition(algorithm=edxs.SmoothNMF(...))` in HyperSpy.
 
     `compat="espm"` reproduces espm 1.1.3's iterates (its simplex bisection, stopping rules and
     start of W), and parameters left at None take espm's defaults (mu=0, lambda_L=0.0,
@@ -380,6 +380,10 @@ class SmoothNMF:
         self.stop_reason_ = res["stop_reason"]
         #: "two-stage", "joint" (edxs decompose's driver) or "direct" (plain or identity G).
         self.method_ = res["method"]
+        #: Wall seconds of the fit's parts, as `edxs decompose`'s results.json `timings`
+        #: (None where a part did not run): calibration, binned_fits, candidate_choice, maps
+        #: (the two-stage pipeline's) and fit (the whole solve).
+        self.timings_ = dict(res["timings"])
         self.n_components_ = k
         self.GWH_numel_ = L * P
         self.reconstruction_err_ = float(self.losses_[-1]) if len(self.losses_) else np.nan

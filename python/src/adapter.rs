@@ -9,7 +9,7 @@ use edxs::io::counts::SpectrumImage;
 use edxs::model_options::ModelSpec;
 use edxs::pipeline::{
     self, DecomposeRequest, FixW, InitChoice, MethodChoice, Normalize, Prepared, SolverSpec,
-    SpectraCache, Start, Units,
+    SpectraCache, StageSeconds, Start, Units,
 };
 use edxs_core::physics::BremsstrahlungUpdate;
 use edxs_core::solver::{GUpdate, NoGUpdate, Simplex};
@@ -117,6 +117,25 @@ pub struct Output {
     pub norm_factor: f64,
     /// "joint", "two-stage" or "direct" (a G the pipeline does not take).
     pub method: String,
+    /// Wall seconds of the fit's parts, as results.json's `timings` (None: not part of this
+    /// fit): calibration, binned_fits, candidate_choice, maps, and fit (the whole solve).
+    pub timings: Vec<(&'static str, Option<f64>)>,
+}
+
+/// The timings of a fit: the calibration's seconds (None when it was not refined), the
+/// two-stage pipeline's parts (None for other fits) and the whole solve's.
+fn timings(
+    calibration: Option<f64>,
+    stages: Option<StageSeconds>,
+    fit: f64,
+) -> Vec<(&'static str, Option<f64>)> {
+    vec![
+        ("calibration", calibration),
+        ("binned_fits", stages.map(|s| s.binned_fits)),
+        ("candidate_choice", stages.map(|s| s.candidate_choice)),
+        ("maps", stages.map(|s| s.maps)),
+        ("fit", Some(fit)),
+    ]
 }
 
 /// Fits `data` (P pixels × L channels, per-pixel sparse) with `g` and `req`: a physics model
@@ -180,7 +199,10 @@ fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result
     let request = decompose_request(req, custom)?;
     // `edxs decompose`'s calibration refinement (none with espm's solver); the G returned is
     // the refined model's.
-    let spec = request.calibrate(spec, data).refined.apply(spec);
+    let refinement = request.calibrate(spec, data);
+    let calibration_seconds =
+        (request.refine_calibration && !request.compat_espm).then_some(refinement.seconds);
+    let spec = refinement.refined.apply(spec);
     let model = spec.model()?;
     if model.n_channels() != data.channels {
         bail!(
@@ -234,6 +256,7 @@ fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result
             "joint"
         }
         .into(),
+        timings: timings(calibration_seconds, fit.stage_seconds, fit.seconds),
     })
 }
 
@@ -341,6 +364,7 @@ fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> 
         }),
         _ => Box::new(NoGUpdate),
     };
+    let t0 = std::time::Instant::now();
     let (summary, history) = pipeline::run_solver(
         &solver,
         data.counts(),
@@ -360,6 +384,7 @@ fn fit_direct(g: &GSpec, data: &SpectrumImage, req: &Request) -> Result<Output> 
         reason: format!("{:?}", summary.reason),
         norm_factor: f,
         method: "direct".into(),
+        timings: timings(None, None, t0.elapsed().as_secs_f64()),
     })
 }
 

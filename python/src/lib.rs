@@ -328,6 +328,11 @@ fn fit<'py>(
     d.set_item("stop_reason", out.reason)?;
     d.set_item("norm_factor", out.norm_factor)?;
     d.set_item("method", out.method)?;
+    let timings = PyDict::new(py);
+    for (part, secs) in out.timings {
+        timings.set_item(part, secs)?;
+    }
+    d.set_item("timings", timings)?;
     Ok(d)
 }
 

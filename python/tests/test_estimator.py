@@ -102,6 +102,15 @@ def test_attributes_and_inverse(pixels, paper_model, reference):
                                rtol=1e-3)
     losses = est.get_losses()
     assert set(losses.dtype.names) >= {"full_loss", "KL_div_loss", "rel_W", "rel_H"}
+    # Where the time went, as results.json's timings: every part of the two-stage pipeline
+    # measured and within the whole solve; a direct fit has no pipeline parts.
+    t = est.timings_
+    assert est.method_ == "two-stage", est.method_
+    parts = [t["binned_fits"], t["candidate_choice"], t["maps"]]
+    assert all(v is not None and v >= 0 for v in parts + [t["fit"], t["calibration"]]), t
+    assert 0 < sum(parts) <= t["fit"], t
+    assert plain.method_ != "two-stage" and plain.timings_["binned_fits"] is None, plain.timings_
+    assert plain.timings_["fit"] > 0, plain.timings_
 
 
 def test_transform_holds_the_spectra(pixels, paper_model):
