@@ -145,6 +145,12 @@ fn a_perturbed_channel_width_and_peak_width_are_refined_and_the_phases_improve()
     let c = &res["parameters"]["calibration"];
     assert_eq!(c["applied"], false, "{c}");
     assert_eq!(res["model"]["scale_kev"].as_f64().unwrap(), 0.01);
+    // Not refined, so not timed: null, as a part that did not run, not 0 s.
+    assert!(
+        res["timings"]["calibration"].is_null(),
+        "{}",
+        res["timings"]
+    );
     let nominal_angle = mean_angle(&sim, &nominal_out);
     eprintln!("mean angle: {refined_angle:.2}° refined, {nominal_angle:.2}° nominal");
     // Measured: about 1° against 16°.

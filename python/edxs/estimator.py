@@ -57,7 +57,8 @@ class SmoothNMF:
 
     A drop-in for `espm.estimators.SmoothNMF` 1.1.3: same constructor parameters, meanings and
     defaults, same attributes after `fit` (`W_`, `H_`, `G_`, `losses_`, `n_iter_`,
-    `components_`, ...), plus edxs's `method_` and `timings_`, usable as `s.decomposition(algorithm=edxs.SmoothNMF(...))` in HyperSpy.
+    `components_`, ...), plus edxs's `method_` and `timings_`, usable as
+    `s.decomposition(algorithm=edxs.SmoothNMF(...))` in HyperSpy.
 
     `compat="espm"` reproduces espm 1.1.3's iterates (its simplex bisection, stopping rules and
     start of W), and parameters left at None take espm's defaults (mu=0, lambda_L=0.0,

@@ -129,13 +129,10 @@ fn timings(
     stages: Option<StageSeconds>,
     fit: f64,
 ) -> Vec<(&'static str, Option<f64>)> {
-    vec![
-        ("calibration", calibration),
-        ("binned_fits", stages.map(|s| s.binned_fits)),
-        ("candidate_choice", stages.map(|s| s.candidate_choice)),
-        ("maps", stages.map(|s| s.maps)),
-        ("fit", Some(fit)),
-    ]
+    let mut t = vec![("calibration", calibration)];
+    t.extend(StageSeconds::parts(stages));
+    t.push(("fit", Some(fit)));
+    t
 }
 
 /// Fits `data` (P pixels × L channels, per-pixel sparse) with `g` and `req`: a physics model
@@ -200,8 +197,7 @@ fn fit_pipeline(spec: &ModelSpec, data: &SpectrumImage, req: &Request) -> Result
     // `edxs decompose`'s calibration refinement (none with espm's solver); the G returned is
     // the refined model's.
     let refinement = request.calibrate(spec, data);
-    let calibration_seconds =
-        (request.refine_calibration && !request.compat_espm).then_some(refinement.seconds);
+    let calibration_seconds = request.refines_calibration().then_some(refinement.seconds);
     let spec = refinement.refined.apply(spec);
     let model = spec.model()?;
     if model.n_channels() != data.channels {

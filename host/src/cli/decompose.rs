@@ -309,7 +309,9 @@ impl DecomposeCmd {
             rank: self.rank.as_ref(),
             before_fit: Timings {
                 load: self.load_seconds,
-                calibration: self.calibration.as_ref().map(|c| c.seconds),
+                calibration: (self.calibration.as_ref())
+                    .filter(|_| request.refines_calibration())
+                    .map(|c| c.seconds),
             },
         };
         decomposition::write(&self.out, &outputs)?;

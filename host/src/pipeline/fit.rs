@@ -41,7 +41,7 @@ pub struct Fit {
 
 /// Wall seconds of the two-stage pipeline's parts (results.json's `timings`), so that a user
 /// sees where a run's time goes without a profiler.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StageSeconds {
     /// The binned fits of the spectra candidates (side by side).
     pub binned_fits: f64,
@@ -49,6 +49,18 @@ pub struct StageSeconds {
     pub candidate_choice: f64,
     /// The maps at full resolution with the spectra held.
     pub maps: f64,
+}
+
+impl StageSeconds {
+    /// Each part under its name in results.json's `timings` (and the Python binding's), None
+    /// for a fit without the two-stage pipeline.
+    pub fn parts(stages: Option<Self>) -> [(&'static str, Option<f64>); 3] {
+        [
+            ("binned_fits", stages.map(|s| s.binned_fits)),
+            ("candidate_choice", stages.map(|s| s.candidate_choice)),
+            ("maps", stages.map(|s| s.maps)),
+        ]
+    }
 }
 
 impl Fit {

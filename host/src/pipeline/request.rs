@@ -161,19 +161,24 @@ impl DecomposeRequest {
         }
     }
 
+    /// Whether [`calibrate`](Self::calibrate) refines (never with espm's behaviour).
+    pub fn refines_calibration(&self) -> bool {
+        self.refine_calibration && !self.compat_espm
+    }
+
     /// The calibration refinement of this run, or why there is none (never with espm's
     /// behaviour).
     pub fn calibrate(&self, spec: &ModelSpec, data: &SpectrumImage) -> Refinement {
-        if self.compat_espm {
+        if self.refines_calibration() {
+            refine(spec, data, Bounds::default(), self.threads)
+        } else if self.compat_espm {
             Refinement::off(spec, data, "calibration not refined: --compat espm")
-        } else if !self.refine_calibration {
+        } else {
             Refinement::off(
                 spec,
                 data,
                 "calibration not refined: --no-refine-calibration",
             )
-        } else {
-            refine(spec, data, Bounds::default(), self.threads)
         }
     }
 

@@ -5,7 +5,7 @@
 use super::plots;
 use crate::io::counts::SpectrumImage;
 use crate::io::{atomic, npy};
-use crate::pipeline::Fit;
+use crate::pipeline::{Fit, StageSeconds};
 use crate::quant;
 use crate::rank::RankReport;
 use anyhow::{Context, Result};
@@ -112,20 +112,20 @@ pub fn write_into(dir: &Path, out: &Outputs<'_>) -> Result<()> {
         "stop_reason": format!("{:?}", r.summary.reason),
         "initial_loss": r.summary.initial_loss, "final_loss": r.summary.final_loss,
         "seconds": r.seconds,
-        // Where the time went: the fit's parts are the two-stage pipeline's (null for a joint
-        // fit); `fit` is all of `seconds`, `rank` (of -k auto) is not included.
+        // Where the time went: the fit's parts (below) are the two-stage pipeline's (null for
+        // a joint fit); `fit` is all of `seconds`, `rank` (of -k auto) is not included.
         "timings": {
             "load": out.before_fit.load,
             "calibration": out.before_fit.calibration,
-            "binned_fits": r.stage_seconds.map(|s| s.binned_fits),
-            "candidate_choice": r.stage_seconds.map(|s| s.candidate_choice),
-            "maps": r.stage_seconds.map(|s| s.maps),
             "fit": r.seconds,
         },
         "loss_history": r.history.iter().map(|h| h[0]).collect::<Vec<_>>(),
         "W": r.w.chunks(k).map(|row| row.to_vec()).collect::<Vec<_>>(),
         "phases": shares,
     });
+    for (part, secs) in StageSeconds::parts(r.stage_seconds) {
+        results["timings"][part] = serde_json::json!(secs);
+    }
     if let Some(report) = out.rank {
         results["rank"] = serde_json::to_value(report).context("serialising the rank curve")?;
         crate::report::rank_plot::rank_png(&path("rank.png"), report)?;
